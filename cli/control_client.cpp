@@ -1,0 +1,91 @@
+#include "cli/control_client.hpp"
+
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cmath>
+#include <cstring>
+
+#include <grpcpp/grpcpp.h>
+
+namespace p2pd::cli {
+namespace {
+
+// Why the socket cannot be used, in the OS's words; empty when it accepts.
+std::string probe_socket(const std::filesystem::path& path) {
+  struct stat st{};
+  if (::stat(path.c_str(), &st) != 0) {
+    if (errno == ENOENT) return fmt::format("no p2pd control socket at {} (is p2pd running? see --socket)", path.string());
+    return fmt::format("cannot access {}: {}", path.string(), std::strerror(errno));
+  }
+  if (!S_ISSOCK(st.st_mode)) return fmt::format("{} is not a socket", path.string());
+  sockaddr_un addr{};
+  if (path.native().size() + 1 > sizeof addr.sun_path) return fmt::format("socket path {} is too long", path.string());
+  addr.sun_family = AF_UNIX;
+  std::memcpy(addr.sun_path, path.c_str(), path.native().size() + 1);
+  const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return {};
+  const int rc = ::connect(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof addr);
+  const int err = errno;
+  ::close(fd);
+  if (rc == 0) return {};
+  if (err == EACCES || err == EPERM) {
+    return fmt::format("permission denied on {} (only its owner and group may use it)", path.string());
+  }
+  if (err == ECONNREFUSED) return fmt::format("p2pd is not running (nothing listens on {})", path.string());
+  return fmt::format("cannot connect to {}: {}", path.string(), std::strerror(err));
+}
+
+}  // namespace
+
+ControlClient::ControlClient(const GlobalOptions& options) : m_options(options) {
+  grpc::ChannelArguments args;
+  args.SetMaxReceiveMessageSize(64 << 20);
+  auto channel = grpc::CreateCustomChannel("unix:" + options.socket.string(), grpc::InsecureChannelCredentials(), args);
+  m_stub = proto::Control::NewStub(channel);
+}
+
+std::unique_ptr<grpc::ClientContext> ControlClient::make_context() const {
+  auto context = std::make_unique<grpc::ClientContext>();
+  context->set_deadline(std::chrono::system_clock::now() + m_options.timeout);
+  return context;
+}
+
+Error ControlClient::explain(const grpc::Status& status) const {
+  switch (status.error_code()) {
+    case grpc::StatusCode::UNAVAILABLE: {
+      std::string cause = probe_socket(m_options.socket);
+      if (cause.empty()) cause = fmt::format("p2pd at {} is unavailable: {}", m_options.socket.string(), status.error_message());
+      return Error{ErrorCode::unavailable, cause};
+    }
+    case grpc::StatusCode::DEADLINE_EXCEEDED: {
+      std::string cause = probe_socket(m_options.socket);
+      if (!cause.empty()) return Error{ErrorCode::unavailable, cause};
+      return make_error(ErrorCode::timed_out, "p2pd did not answer within {:g} s (see --timeout)",
+                        static_cast<double>(m_options.timeout.count()) / 1000.0);
+    }
+    case grpc::StatusCode::INVALID_ARGUMENT:
+      return Error{ErrorCode::invalid_argument, status.error_message()};
+    case grpc::StatusCode::NOT_FOUND:
+      return Error{ErrorCode::not_found, status.error_message()};
+    case grpc::StatusCode::PERMISSION_DENIED:
+      return Error{ErrorCode::permission_denied, status.error_message()};
+    case grpc::StatusCode::UNIMPLEMENTED:
+      return make_error(ErrorCode::unavailable, "this p2pd does not support the request (is it older than p2pctl?)");
+    default:
+      return make_error(ErrorCode::internal, "p2pd: {}", status.error_message());
+  }
+}
+
+Result<proto::StatusReply> ControlClient::status() {
+  auto context = make_context();
+  proto::StatusReply reply;
+  grpc::Status rpc = m_stub->Status(context.get(), proto::StatusRequest{}, &reply);
+  if (!rpc.ok()) return explain(rpc);
+  return reply;
+}
+
+}  // namespace p2pd::cli

@@ -1,0 +1,108 @@
+#include "common/atomic_file.hpp"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+namespace p2pd {
+namespace {
+
+Error os_error(std::string_view what, const std::filesystem::path& path) {
+  const int err = errno;
+  return make_error(err == EACCES || err == EPERM ? ErrorCode::permission_denied : ErrorCode::io, "{} {}: {}", what,
+                    path.string(), std::strerror(err));
+}
+
+class FileDescriptor {
+ public:
+  explicit FileDescriptor(int fd) : m_fd(fd) {}
+  ~FileDescriptor() {
+    if (m_fd >= 0) ::close(m_fd);
+  }
+  FileDescriptor(const FileDescriptor&) = delete;
+  FileDescriptor& operator=(const FileDescriptor&) = delete;
+  [[nodiscard]] int get() const { return m_fd; }
+
+ private:
+  int m_fd;
+};
+
+}  // namespace
+
+Result<void> write_file_atomically(const std::filesystem::path& path, std::span<const char> data, mode_t mode) {
+  const std::filesystem::path tmp = path.string() + ".tmp";
+  ::unlink(tmp.c_str());
+  {
+    FileDescriptor fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode));
+    if (fd.get() < 0) return os_error("cannot create", tmp);
+    std::size_t written = 0;
+    while (written < data.size()) {
+      const ssize_t n = ::write(fd.get(), data.data() + written, data.size() - written);
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        auto err = os_error("cannot write", tmp);
+        ::unlink(tmp.c_str());
+        return err;
+      }
+      written += static_cast<std::size_t>(n);
+    }
+    if (::fsync(fd.get()) != 0) {
+      auto err = os_error("cannot fsync", tmp);
+      ::unlink(tmp.c_str());
+      return err;
+    }
+  }
+  if (::rename(tmp.c_str(), path.c_str()) != 0) {
+    auto err = os_error("cannot rename onto", path);
+    ::unlink(tmp.c_str());
+    return err;
+  }
+  const auto dir = path.has_parent_path() ? path.parent_path() : std::filesystem::path(".");
+  FileDescriptor dir_fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (dir_fd.get() < 0 || ::fsync(dir_fd.get()) != 0) return os_error("cannot fsync directory", dir);
+  return {};
+}
+
+Result<std::string> read_small_file(const std::filesystem::path& path, std::size_t max_bytes) {
+  FileDescriptor fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (fd.get() < 0) {
+    if (errno == ENOENT) return make_error(ErrorCode::not_found, "{} does not exist", path.string());
+    return os_error("cannot open", path);
+  }
+  struct stat st{};
+  if (::fstat(fd.get(), &st) != 0) return os_error("cannot stat", path);
+  if (!S_ISREG(st.st_mode)) return make_error(ErrorCode::invalid_argument, "{} is not a regular file", path.string());
+  std::string out;
+  char buffer[8192];
+  for (;;) {
+    const ssize_t n = ::read(fd.get(), buffer, sizeof buffer);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return os_error("cannot read", path);
+    }
+    if (n == 0) break;
+    if (out.size() + static_cast<std::size_t>(n) > max_bytes) {
+      return make_error(ErrorCode::corrupt, "{} is larger than {} bytes", path.string(), max_bytes);
+    }
+    out.append(buffer, static_cast<std::size_t>(n));
+  }
+  return out;
+}
+
+Result<void> create_directories(const std::filesystem::path& path, mode_t mode) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec)) return {};
+  if (path.has_parent_path() && path.parent_path() != path) {
+    if (auto parent = create_directories(path.parent_path(), 0755); !parent) return parent;
+  }
+  if (::mkdir(path.c_str(), mode) != 0 && errno != EEXIST) return os_error("cannot create directory", path);
+  if (!std::filesystem::is_directory(path, ec)) {
+    return make_error(ErrorCode::already_exists, "{} exists and is not a directory", path.string());
+  }
+  return {};
+}
+
+}  // namespace p2pd

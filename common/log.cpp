@@ -1,0 +1,108 @@
+#include "common/log.hpp"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <ctime>
+#include <mutex>
+#include <string>
+
+namespace p2pd::log {
+namespace {
+
+std::atomic<Level> g_level{Level::info};
+std::atomic<bool> g_journal{false};
+std::mutex g_write_mutex;
+
+// sd-daemon(3) priorities: 7 debug, 6 info, 4 warning, 3 err.
+int syslog_priority(Level level) {
+  switch (level) {
+    case Level::trace:
+    case Level::debug: return 7;
+    case Level::info: return 6;
+    case Level::warn: return 4;
+    case Level::error: return 3;
+  }
+  return 6;
+}
+
+bool stderr_is_journal() {
+  const char* stream = std::getenv("JOURNAL_STREAM");
+  if (stream == nullptr) return false;
+  struct stat st{};
+  if (fstat(STDERR_FILENO, &st) != 0) return false;
+  unsigned long long dev = 0, ino = 0;
+  if (std::sscanf(stream, "%llu:%llu", &dev, &ino) != 2) return false;
+  return dev == static_cast<unsigned long long>(st.st_dev) && ino == static_cast<unsigned long long>(st.st_ino);
+}
+
+}  // namespace
+
+std::optional<Level> parse_level(std::string_view text) {
+  if (text == "trace") return Level::trace;
+  if (text == "debug") return Level::debug;
+  if (text == "info") return Level::info;
+  if (text == "warn" || text == "warning") return Level::warn;
+  if (text == "error") return Level::error;
+  return std::nullopt;
+}
+
+std::string_view to_string(Level level) {
+  switch (level) {
+    case Level::trace: return "trace";
+    case Level::debug: return "debug";
+    case Level::info: return "info";
+    case Level::warn: return "warn";
+    case Level::error: return "error";
+  }
+  return "?";
+}
+
+std::string_view to_string(Category category) {
+  switch (category) {
+    case Category::node: return "node";
+    case Category::control: return "control";
+    case Category::net: return "net";
+    case Category::exec: return "exec";
+    case Category::config: return "config";
+    case Category::chord: return "chord";
+    case Category::raft: return "raft";
+    case Category::sched: return "sched";
+    case Category::store: return "store";
+    case Category::nat: return "nat";
+    case Category::trace: return "trace";
+  }
+  return "?";
+}
+
+void set_level(Level level) { g_level.store(level, std::memory_order_relaxed); }
+Level level() { return g_level.load(std::memory_order_relaxed); }
+bool enabled(Level l) { return l >= g_level.load(std::memory_order_relaxed); }
+
+void init_from_environment(std::string_view /*program*/) { g_journal.store(stderr_is_journal()); }
+
+void write(Level level, Category category, std::string_view message) {
+  std::string line;
+  if (g_journal.load(std::memory_order_relaxed)) {
+    line = fmt::format("<{}>{}: {}\n", syslog_priority(level), to_string(category), message);
+  } else {
+    const auto now = std::chrono::system_clock::now();
+    const auto secs = std::chrono::system_clock::to_time_t(now);
+    const auto millis =
+        std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count() % 1000;
+    std::tm tm{};
+    gmtime_r(&secs, &tm);
+    line = fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z {:<5} {}: {}\n", tm.tm_year + 1900,
+                       tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, millis, to_string(level),
+                       to_string(category), message);
+  }
+  std::lock_guard lock(g_write_mutex);
+  std::fwrite(line.data(), 1, line.size(), stderr);
+  std::fflush(stderr);
+}
+
+}  // namespace p2pd::log

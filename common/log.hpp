@@ -1,0 +1,51 @@
+#pragma once
+// Process-wide logging by level and category (Bitcoin Core style). Lines go to
+// stderr; under journald (JOURNAL_STREAM names our stderr) they carry an
+// sd-daemon "<N>" priority prefix instead of a timestamp, so the journal keeps
+// levels and does not show two timestamps.
+
+#include <optional>
+#include <string_view>
+
+#include <fmt/format.h>
+
+namespace p2pd::log {
+
+enum class Level { trace = 0, debug, info, warn, error };
+enum class Category { node, control, net, exec, config, chord, raft, sched, store, nat, trace };
+
+std::optional<Level> parse_level(std::string_view text);
+std::string_view to_string(Level level);
+std::string_view to_string(Category category);
+
+void set_level(Level level);
+Level level();
+bool enabled(Level level);
+
+// Decides the line format from the environment; call once at start-up.
+void init_from_environment(std::string_view program);
+
+void write(Level level, Category category, std::string_view message);
+
+template <class... Args>
+void trace(Category c, fmt::format_string<Args...> f, Args&&... args) {
+  if (enabled(Level::trace)) write(Level::trace, c, fmt::format(f, std::forward<Args>(args)...));
+}
+template <class... Args>
+void debug(Category c, fmt::format_string<Args...> f, Args&&... args) {
+  if (enabled(Level::debug)) write(Level::debug, c, fmt::format(f, std::forward<Args>(args)...));
+}
+template <class... Args>
+void info(Category c, fmt::format_string<Args...> f, Args&&... args) {
+  if (enabled(Level::info)) write(Level::info, c, fmt::format(f, std::forward<Args>(args)...));
+}
+template <class... Args>
+void warn(Category c, fmt::format_string<Args...> f, Args&&... args) {
+  if (enabled(Level::warn)) write(Level::warn, c, fmt::format(f, std::forward<Args>(args)...));
+}
+template <class... Args>
+void error(Category c, fmt::format_string<Args...> f, Args&&... args) {
+  if (enabled(Level::error)) write(Level::error, c, fmt::format(f, std::forward<Args>(args)...));
+}
+
+}  // namespace p2pd::log

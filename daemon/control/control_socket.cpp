@@ -1,0 +1,91 @@
+#include "daemon/control/control_socket.hpp"
+
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "common/atomic_file.hpp"
+#include "common/log.hpp"
+
+namespace p2pd::control {
+namespace {
+
+// True when something accepts connections on the unix socket at `path`.
+Result<bool> socket_is_live(const std::filesystem::path& path) {
+  const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return make_error(ErrorCode::io, "socket(): {}", std::strerror(errno));
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::memcpy(addr.sun_path, path.c_str(), path.native().size() + 1);
+  const int rc = ::connect(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof addr);
+  const int err = errno;
+  ::close(fd);
+  if (rc == 0) return true;
+  if (err == ECONNREFUSED || err == ENOENT) return false;
+  if (err == EACCES || err == EPERM) {
+    return make_error(ErrorCode::permission_denied, "cannot probe existing control socket {}: {}", path.string(),
+                      std::strerror(err));
+  }
+  // EAGAIN: a live listener with a full backlog.
+  if (err == EAGAIN) return true;
+  return make_error(ErrorCode::io, "cannot probe existing control socket {}: {}", path.string(), std::strerror(err));
+}
+
+}  // namespace
+
+Result<void> prepare_control_socket_path(const std::filesystem::path& path) {
+  if (path.native().size() + 1 > sizeof(sockaddr_un{}.sun_path)) {
+    return make_error(ErrorCode::invalid_argument, "control socket path {} is too long ({} bytes, at most {})",
+                      path.string(), path.native().size(), sizeof(sockaddr_un{}.sun_path) - 1);
+  }
+  if (path.has_parent_path()) {
+    if (auto made = create_directories(path.parent_path(), kControlDirMode); !made) {
+      return make_error(made.error().code, "control socket: {}", made.error().message);
+    }
+  }
+  struct stat st{};
+  if (::lstat(path.c_str(), &st) != 0) {
+    if (errno == ENOENT) return {};
+    return make_error(ErrorCode::io, "cannot stat {}: {}", path.string(), std::strerror(errno));
+  }
+  if (!S_ISSOCK(st.st_mode)) {
+    return make_error(ErrorCode::already_exists, "{} exists and is not a socket; refusing to replace it",
+                      path.string());
+  }
+  auto live = socket_is_live(path);
+  if (!live) return live.error();
+  if (*live) {
+    return make_error(ErrorCode::already_exists, "another p2pd is serving on control socket {}", path.string());
+  }
+  if (::unlink(path.c_str()) != 0 && errno != ENOENT) {
+    return make_error(ErrorCode::io, "cannot remove stale control socket {}: {}", path.string(), std::strerror(errno));
+  }
+  log::info(log::Category::control, "removed stale control socket {}", path.string());
+  return {};
+}
+
+Result<ino_t> restrict_control_socket(const std::filesystem::path& path) {
+  if (::chmod(path.c_str(), kControlSocketMode) != 0) {
+    return make_error(ErrorCode::io, "cannot chmod {}: {}", path.string(), std::strerror(errno));
+  }
+  struct stat st{};
+  if (::lstat(path.c_str(), &st) != 0 || !S_ISSOCK(st.st_mode)) {
+    return make_error(ErrorCode::io, "control socket {} vanished after bind", path.string());
+  }
+  if ((st.st_mode & 07777) != kControlSocketMode) {
+    return make_error(ErrorCode::permission_denied, "control socket {} has mode {:o}, expected {:o}", path.string(),
+                      st.st_mode & 07777, kControlSocketMode);
+  }
+  return st.st_ino;
+}
+
+void remove_control_socket(const std::filesystem::path& path, ino_t inode) {
+  struct stat st{};
+  if (::lstat(path.c_str(), &st) == 0 && S_ISSOCK(st.st_mode) && st.st_ino == inode) ::unlink(path.c_str());
+}
+
+}  // namespace p2pd::control

@@ -1,0 +1,27 @@
+#pragma once
+// The control socket's file-system side (DESIGN.md, "Security stance": the
+// socket is guarded by file permissions). gRPC binds it; these functions make
+// the path safe to bind and lock its mode down afterwards.
+
+#include <filesystem>
+#include <sys/types.h>
+
+#include "common/result.hpp"
+
+namespace p2pd::control {
+
+inline constexpr mode_t kControlSocketMode = 0660;  // owner and group, never others
+inline constexpr mode_t kControlDirMode = 0750;
+
+// Creates the parent directory if missing; removes a stale socket left by a
+// dead daemon; refuses when a live daemon answers on it or when the path is
+// something other than a socket.
+Result<void> prepare_control_socket_path(const std::filesystem::path& path);
+
+// Sets the mode after bind and checks it took; returns the socket's inode so
+// shutdown removes only our own socket.
+Result<ino_t> restrict_control_socket(const std::filesystem::path& path);
+
+void remove_control_socket(const std::filesystem::path& path, ino_t inode);
+
+}  // namespace p2pd::control

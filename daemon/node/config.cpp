@@ -1,0 +1,191 @@
+#include "daemon/node/config.hpp"
+
+#include <map>
+#include <set>
+#include <sstream>
+
+#include <boost/program_options.hpp>
+
+#include "common/default_paths.hpp"
+#include "daemon/node/config_file.hpp"
+
+namespace po = boost::program_options;
+
+namespace p2pd::node {
+namespace {
+
+// Options that only make sense on the command line.
+const std::set<std::string> kCommandLineOnly = {"help", "version", "config"};
+const std::set<std::string> kRepeatable = {"bootstrap", "stun"};
+
+struct OptionGroups {
+  po::options_description general{"General"};
+  po::options_description network{"Network (peers)"};
+  po::options_description control{"Control (p2pctl)"};
+  po::options_description storage{"Storage"};
+  po::options_description execution{"Execution"};
+  po::options_description all{"p2pd options"};
+};
+
+OptionGroups make_options() {
+  OptionGroups g;
+  g.general.add_options()
+      ("help,h", "print this help and exit")
+      ("version,V", "print the version and exit")
+      ("config", po::value<std::string>()->value_name("FILE"),
+       "INI-style config file with the same keys as the long options (default: /etc/p2pd/p2pd.conf if present)")
+      ("log-level", po::value<std::string>()->value_name("LEVEL"),
+       "trace|debug|info|warn|error (default: info); SIGHUP re-reads it");
+  g.network.add_options()
+      ("listen", po::value<std::string>()->value_name("HOST:PORT"),
+       "peer RPC address (TCP); port 0 picks a free one (default: 0.0.0.0:7420)")
+      ("advertise", po::value<std::string>()->value_name("HOST:PORT"),
+       "address to announce to peers instead of the discovered one")
+      ("bootstrap", po::value<std::vector<std::string>>()->value_name("HOST:PORT"),
+       "a peer of the pool to join; repeatable. None: start a new pool")
+      ("stun", po::value<std::vector<std::string>>()->value_name("HOST:PORT"),
+       "a STUN server (RFC 8489) to learn the public address; repeatable");
+  g.control.add_options()
+      ("control-socket", po::value<std::string>()->value_name("PATH"),
+       "the local gRPC unix socket p2pctl uses (default: /run/p2pd/p2pd.sock as root, "
+       "else $XDG_RUNTIME_DIR/p2pd.sock)");
+  g.storage.add_options()
+      ("state-dir", po::value<std::string>()->value_name("DIR"),
+       "node identity, Raft log, blobs, traces (default: /var/lib/p2pd as root, else ~/.local/state/p2pd)");
+  g.execution.add_options()
+      ("executor", po::value<std::string>()->value_name("auto|cuda|cpu"),
+       "where shards run; auto uses a GPU when one works (default: auto)");
+  g.all.add(g.general).add(g.network).add(g.control).add(g.storage).add(g.execution);
+  return g;
+}
+
+std::string help_text(const OptionGroups& g) {
+  std::ostringstream out;
+  out << "Usage: p2pd [OPTIONS]\n\n"
+         "p2pd is the peer daemon of a volunteer GPU compute pool: it joins the pool\n"
+         "(--bootstrap), serves peers on --listen and is driven by p2pctl over\n"
+         "--control-socket. Command-line options override the config file, which\n"
+         "overrides the defaults. SIGTERM/SIGINT stop it cleanly; SIGHUP re-reads the\n"
+         "config file.\n\n"
+      << g.general << '\n' << g.network << '\n' << g.control << '\n' << g.storage << '\n' << g.execution;
+  return out.str();
+}
+
+// Applies one option's value to the config. `where` prefixes any error: the
+// option as typed, or FILE:LINE.
+Result<void> apply_value(NodeConfig& config, const std::string& key, const std::string& value,
+                         const std::string& where) {
+  auto fail = [&](const Error& e) { return Error{ErrorCode::invalid_argument, where + ": " + e.message}; };
+  if (key == "listen") {
+    auto hp = parse_host_port(value, /*allow_port_zero=*/true);
+    if (!hp) return fail(hp.error());
+    config.listen = *hp;
+  } else if (key == "advertise") {
+    auto hp = parse_host_port(value, false);
+    if (!hp) return fail(hp.error());
+    config.advertise = *hp;
+  } else if (key == "bootstrap" || key == "stun") {
+    auto hp = parse_host_port(value, false);
+    if (!hp) return fail(hp.error());
+    (key == "bootstrap" ? config.bootstrap : config.stun).push_back(*hp);
+  } else if (key == "control-socket" || key == "state-dir") {
+    if (value.empty()) return fail(make_error(ErrorCode::invalid_argument, "needs a path"));
+    (key == "control-socket" ? config.control_socket : config.state_dir) = std::filesystem::path(value);
+  } else if (key == "executor") {
+    if (value == "auto") config.executor = ExecutorChoice::automatic;
+    else if (value == "cuda") config.executor = ExecutorChoice::cuda;
+    else if (value == "cpu") config.executor = ExecutorChoice::cpu;
+    else return fail(make_error(ErrorCode::invalid_argument, "'{}' is not one of auto, cuda, cpu", value));
+  } else if (key == "log-level") {
+    auto level = log::parse_level(value);
+    if (!level) {
+      return fail(make_error(ErrorCode::invalid_argument, "'{}' is not one of trace, debug, info, warn, error", value));
+    }
+    config.log_level = *level;
+  } else {
+    return fail(make_error(ErrorCode::internal, "option '{}' has no handler", key));
+  }
+  return {};
+}
+
+}  // namespace
+
+Result<ParsedCommandLine> parse_command_line(const std::vector<std::string>& args) {
+  const OptionGroups groups = make_options();
+  po::variables_map vm;
+  po::parsed_options parsed(&groups.all);
+  try {
+    parsed = po::command_line_parser(args).options(groups.all).run();
+    po::store(parsed, vm);
+  } catch (const po::error& e) {
+    return make_error(ErrorCode::invalid_argument, "{}", e.what());
+  }
+
+  ParsedCommandLine result;
+  if (vm.count("help")) {
+    result.action = ParsedCommandLine::Action::help;
+    result.help_text = help_text(groups);
+    return result;
+  }
+  if (vm.count("version")) {
+    result.action = ParsedCommandLine::Action::version;
+    return result;
+  }
+
+  NodeConfig& config = result.config;
+  config.control_socket = default_control_socket();
+  config.state_dir = default_state_dir();
+
+  // Layer 2: the config file.
+  std::optional<std::filesystem::path> file;
+  if (vm.count("config")) {
+    file = vm["config"].as<std::string>();
+  } else if (std::error_code ec; std::filesystem::exists(default_config_file(), ec)) {
+    file = default_config_file();
+  }
+  if (file) {
+    const ConfigKeyRules rules{
+        [&](const std::string& key) {
+          return !kCommandLineOnly.contains(key) && groups.all.find_nothrow(key, false) != nullptr;
+        },
+        [](const std::string& key) { return kRepeatable.contains(key); }};
+    auto entries = read_config_file(*file, rules);
+    if (!entries) return entries.error();
+    for (const auto& entry : *entries) {
+      auto applied = apply_value(config, entry.key, entry.value, fmt::format("{}:{}", file->string(), entry.line));
+      if (!applied) return applied.error();
+    }
+    config.config_file = file;
+  }
+
+  // Layer 3: the command line. A repeatable option given here replaces the
+  // file's list rather than adding to it.
+  for (const auto& [key, value] : vm) {
+    if (kCommandLineOnly.contains(key)) continue;
+    if (kRepeatable.contains(key)) {
+      (key == "bootstrap" ? config.bootstrap : config.stun).clear();
+      for (const auto& item : value.as<std::vector<std::string>>()) {
+        auto applied = apply_value(config, key, item, "--" + key);
+        if (!applied) return applied.error();
+      }
+    } else {
+      auto applied = apply_value(config, key, value.as<std::string>(), "--" + key);
+      if (!applied) return applied.error();
+    }
+  }
+  return result;
+}
+
+ReloadPlan plan_reload(const NodeConfig& running, const NodeConfig& reread) {
+  ReloadPlan plan{reread.log_level, {}};
+  if (running.listen != reread.listen) plan.need_restart.emplace_back("listen");
+  if (running.advertise != reread.advertise) plan.need_restart.emplace_back("advertise");
+  if (running.bootstrap != reread.bootstrap) plan.need_restart.emplace_back("bootstrap");
+  if (running.stun != reread.stun) plan.need_restart.emplace_back("stun");
+  if (running.control_socket != reread.control_socket) plan.need_restart.emplace_back("control-socket");
+  if (running.state_dir != reread.state_dir) plan.need_restart.emplace_back("state-dir");
+  if (running.executor != reread.executor) plan.need_restart.emplace_back("executor");
+  return plan;
+}
+
+}  // namespace p2pd::node

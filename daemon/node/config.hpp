@@ -1,0 +1,51 @@
+#pragma once
+// p2pd's options (CONTRACT.md) turned into a plain struct: the rest of the
+// daemon never sees a variables_map (Bitcoin Core's rule).
+
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/host_port.hpp"
+#include "common/log.hpp"
+#include "common/result.hpp"
+#include "daemon/exec/executor_select.hpp"
+
+namespace p2pd::node {
+
+using exec::ExecutorChoice;
+
+struct NodeConfig {
+  std::optional<std::filesystem::path> config_file;  // the file that was read, if any
+  HostPort listen{"0.0.0.0", 7420};
+  std::optional<HostPort> advertise;
+  std::vector<HostPort> bootstrap;
+  std::vector<HostPort> stun;
+  std::filesystem::path control_socket;
+  std::filesystem::path state_dir;
+  ExecutorChoice executor = ExecutorChoice::automatic;
+  log::Level log_level = log::Level::info;
+
+  friend bool operator==(const NodeConfig&, const NodeConfig&) = default;
+};
+
+struct ParsedCommandLine {
+  enum class Action { run, help, version };
+  Action action = Action::run;
+  NodeConfig config;
+  std::string help_text;  // filled for Action::help
+};
+
+// Command line over config file over defaults. Every error is a usage error:
+// one line, and p2pd exits 2. `args` excludes argv[0].
+Result<ParsedCommandLine> parse_command_line(const std::vector<std::string>& args);
+
+// Which options SIGHUP can apply at run time; the rest need a restart.
+struct ReloadPlan {
+  log::Level log_level;
+  std::vector<std::string> need_restart;  // option names whose value changed
+};
+ReloadPlan plan_reload(const NodeConfig& running, const NodeConfig& reread);
+
+}  // namespace p2pd::node

@@ -1,0 +1,150 @@
+#include "daemon/node/node.hpp"
+
+#include <unistd.h>
+
+#include <csignal>
+
+#include <boost/asio/post.hpp>
+
+#include "common/log.hpp"
+#include "common/version.hpp"
+#include "daemon/control/control_server.hpp"
+#include "daemon/net/peer_server.hpp"
+
+namespace p2pd::node {
+
+Node::Node(NodeConfig config, std::vector<std::string> args, NodeIdentity identity, exec::ExecutorInfo executor)
+    : m_config(std::move(config)),
+      m_args(std::move(args)),
+      m_identity(std::move(identity)),
+      m_executor(std::move(executor)),
+      m_started(std::chrono::steady_clock::now()),
+      m_work(boost::asio::make_work_guard(m_io)),
+      m_tick_timer(m_io),
+      m_signals(m_io, SIGTERM, SIGINT, SIGHUP) {}
+
+Node::~Node() { shutdown(); }
+
+Result<void> Node::start() {
+  auto peer = net::PeerServer::start(m_config.listen, m_identity.id);
+  if (!peer) return peer.error();
+  m_peer_server = std::move(*peer);
+  m_listen = m_peer_server->bound();
+
+  // The io thread runs before the control socket opens, so the first call is
+  // answered at once.
+  wait_for_signal();
+  schedule_tick();
+  m_io_thread = std::thread([this] { m_io.run(); });
+
+  auto control = control::ControlServer::start(m_config.control_socket, *this);
+  if (!control) return control.error();
+  m_control_server = std::move(*control);
+  return {};
+}
+
+void Node::wait_until_stop_requested() {
+  std::unique_lock lock(m_stop_mutex);
+  m_stop_cv.wait(lock, [this] { return m_stop_requested; });
+}
+
+void Node::request_stop() {
+  {
+    std::lock_guard lock(m_stop_mutex);
+    m_stop_requested = true;
+  }
+  m_stop_cv.notify_all();
+}
+
+void Node::shutdown() {
+  // Servers first, while the io thread still runs: calls in flight are
+  // answered by it, and gRPC's Shutdown waits for them.
+  if (m_control_server) {
+    m_control_server->shutdown(kShutdownGrace);
+    m_control_server.reset();
+  }
+  if (m_peer_server) {
+    m_peer_server->shutdown(kShutdownGrace);
+    m_peer_server.reset();
+  }
+  if (m_io_thread.joinable()) {
+    boost::asio::post(m_io, [this] {
+      m_tick_timer.cancel();
+      boost::system::error_code ignored;
+      m_signals.cancel(ignored);
+      m_work.reset();
+    });
+    m_io_thread.join();
+  }
+}
+
+void Node::schedule_tick() {
+  m_tick_timer.expires_after(kTickInterval);
+  m_tick_timer.async_wait([this](const boost::system::error_code& ec) {
+    if (ec) return;  // cancelled at shutdown
+    on_tick();
+    schedule_tick();
+  });
+}
+
+void Node::on_tick() {
+  ++m_ticks;
+  // Protocol cores (Chord, Raft, scheduler, NAT) are ticked here, and their
+  // outputs drained: persist first, then send, then apply.
+}
+
+void Node::wait_for_signal() {
+  m_signals.async_wait([this](const boost::system::error_code& ec, int signal) {
+    if (ec) return;
+    if (signal == SIGHUP) {
+      reload_config();
+      wait_for_signal();
+      return;
+    }
+    log::info(log::Category::node, "received {}, shutting down", signal == SIGTERM ? "SIGTERM" : "SIGINT");
+    request_stop();
+  });
+}
+
+void Node::reload_config() {
+  auto parsed = parse_command_line(m_args);
+  if (!parsed) {
+    log::error(log::Category::config, "SIGHUP: config not reloaded: {}", parsed.error().message);
+    return;
+  }
+  const ReloadPlan plan = plan_reload(m_config, parsed->config);
+  if (plan.log_level != m_config.log_level) {
+    log::set_level(plan.log_level);
+    m_config.log_level = plan.log_level;
+    log::info(log::Category::config, "SIGHUP: log-level is now {}", log::to_string(plan.log_level));
+  }
+  for (const auto& option : plan.need_restart) {
+    log::warn(log::Category::config, "SIGHUP: '{}' changed; it takes effect after a restart", option);
+  }
+  log::info(log::Category::config, "SIGHUP: configuration re-read{}",
+            m_config.config_file ? " from " + m_config.config_file->string() : "");
+}
+
+void Node::get_status(std::function<void(control::NodeStatus)> done) {
+  boost::asio::post(m_io, [this, done = std::move(done)] { done(snapshot()); });
+}
+
+control::NodeStatus Node::snapshot() const {
+  control::NodeStatus status;
+  status.node_id = m_identity.id.hex();
+  status.listen = m_listen.to_string();
+  // Measured by the NAT subsystem; until a measurement exists the honest
+  // answer is "unknown", and no leader is known before Raft runs.
+  status.reachability = "unknown";
+  status.executor = std::string(exec::to_string(m_executor.kind));
+  status.executor_device = m_executor.device;
+  status.version = kVersion;
+  status.uptime_s = static_cast<std::uint64_t>(
+      std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - m_started).count());
+  status.pid = static_cast<std::uint32_t>(::getpid());
+  status.state_dir = m_config.state_dir.string();
+  for (const auto& peer : m_config.bootstrap) status.bootstrap.push_back(peer.to_string());
+  return status;
+}
+
+}  // namespace p2pd::node

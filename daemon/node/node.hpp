@@ -1,0 +1,93 @@
+#pragma once
+// The driver (DESIGN.md, daemon/node): one Asio io_context thread owns every
+// piece of protocol state, one message at a time, no locks. A tick timer
+// drives the sans-IO cores; gRPC handlers post onto the io thread and finish
+// when it answers; signals arrive as io events too.
+
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "common/result.hpp"
+#include "daemon/control/control_handler.hpp"
+#include "daemon/exec/executor_select.hpp"
+#include "daemon/node/config.hpp"
+#include "daemon/node/identity.hpp"
+
+namespace p2pd::control {
+class ControlServer;
+}
+namespace p2pd::net {
+class PeerServer;
+}
+
+namespace p2pd::node {
+
+// One tick of the cores' logical time. Protocol timeouts are counted in ticks
+// (STYLE.md); 50 ms keeps an idle daemon at 20 wake-ups a second.
+inline constexpr std::chrono::milliseconds kTickInterval{50};
+// How long calls in flight may finish at shutdown before they are cancelled.
+inline constexpr std::chrono::milliseconds kShutdownGrace{2000};
+
+class Node final : public control::ControlHandler {
+ public:
+  // `args` is the command line (without argv[0]), kept for SIGHUP reloads.
+  Node(NodeConfig config, std::vector<std::string> args, NodeIdentity identity, exec::ExecutorInfo executor);
+  ~Node() override;
+  Node(const Node&) = delete;
+  Node& operator=(const Node&) = delete;
+
+  // Staged start-up: peer port, control socket, then the io thread.
+  Result<void> start();
+  // Blocks the calling thread until SIGTERM/SIGINT or request_stop().
+  void wait_until_stop_requested();
+  // Thread-safe.
+  void request_stop();
+  // Staged shutdown, reverse of start(): control socket, peer port, io thread.
+  void shutdown();
+
+  void get_status(std::function<void(control::NodeStatus)> done) override;
+
+  // Ticks run so far; for tests and status.
+  [[nodiscard]] std::uint64_t ticks() const { return m_ticks; }
+
+ private:
+  void schedule_tick();
+  void on_tick();
+  void wait_for_signal();
+  void reload_config();
+  control::NodeStatus snapshot() const;
+
+  NodeConfig m_config;
+  std::vector<std::string> m_args;
+  NodeIdentity m_identity;
+  exec::ExecutorInfo m_executor;
+  std::chrono::steady_clock::time_point m_started;
+
+  boost::asio::io_context m_io;
+  boost::asio::executor_work_guard<boost::asio::io_context::executor_type> m_work;
+  boost::asio::steady_timer m_tick_timer;
+  boost::asio::signal_set m_signals;
+  std::thread m_io_thread;
+  std::uint64_t m_ticks = 0;  // io thread only
+
+  std::unique_ptr<net::PeerServer> m_peer_server;
+  std::unique_ptr<control::ControlServer> m_control_server;
+  HostPort m_listen;
+
+  std::mutex m_stop_mutex;
+  std::condition_variable m_stop_cv;
+  bool m_stop_requested = false;
+};
+
+}  // namespace p2pd::node

@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Installs every build and test dependency of p2pd from Debian's packages.
+# Idempotent: packages already present are left alone. This is the only place
+# in the tree that knows package names.
+set -euo pipefail
+
+packages=(
+  # toolchain
+  build-essential cmake ninja-build pkg-config git
+  # libraries (DESIGN.md: Asio, Program_options, gRPC/Protobuf, fmt, OpenBLAS, libsystemd, OpenSSL)
+  libboost-dev libboost-program-options-dev libboost-system-dev
+  libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc
+  libfmt-dev nlohmann-json3-dev libopenblas-dev libsystemd-dev libssl-dev
+  # tests
+  catch2 python3 procps
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
+    missing+=("$p")
+  fi
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "install-deps: all ${#packages[@]} packages present"
+  exit 0
+fi
+
+sudo=""
+if [ "$(id -u)" -ne 0 ]; then
+  command -v sudo >/dev/null || { echo "install-deps: error: need root or sudo to install: ${missing[*]}" >&2; exit 1; }
+  sudo="sudo"
+fi
+
+echo "install-deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -q
+$sudo apt-get install -y -q --no-install-recommends "${missing[@]}"
