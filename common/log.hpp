@@ -27,6 +27,13 @@ void init_from_environment(std::string_view program);
 
 void write(Level level, Category category, std::string_view message);
 
+// For what an operator asked for and must see whatever the level (e.g. the
+// result of a SIGHUP): written at info priority, never filtered.
+template <class... Args>
+void always(Category c, fmt::format_string<Args...> f, Args&&... args) {
+  write(Level::info, c, fmt::format(f, std::forward<Args>(args)...));
+}
+
 template <class... Args>
 void trace(Category c, fmt::format_string<Args...> f, Args&&... args) {
   if (enabled(Level::trace)) write(Level::trace, c, fmt::format(f, std::forward<Args>(args)...));

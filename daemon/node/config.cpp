@@ -113,10 +113,11 @@ Result<void> apply_value(NodeConfig& config, const std::string& key, const std::
 Result<ParsedCommandLine> parse_command_line(const std::vector<std::string>& args) {
   const OptionGroups groups = make_options();
   po::variables_map vm;
-  po::parsed_options parsed(&groups.all);
   try {
-    parsed = po::command_line_parser(args).options(groups.all).run();
-    po::store(parsed, vm);
+    // An empty positional description makes stray words an error instead of
+    // silently ignored.
+    const po::positional_options_description no_positionals;
+    po::store(po::command_line_parser(args).options(groups.all).positional(no_positionals).run(), vm);
   } catch (const po::error& e) {
     return make_error(ErrorCode::invalid_argument, "{}", e.what());
   }

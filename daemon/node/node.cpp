@@ -109,19 +109,20 @@ void Node::wait_for_signal() {
 void Node::reload_config() {
   auto parsed = parse_command_line(m_args);
   if (!parsed) {
-    log::error(log::Category::config, "SIGHUP: config not reloaded: {}", parsed.error().message);
+    log::always(log::Category::config, "SIGHUP: config not reloaded, keeping the running one: {}",
+                parsed.error().message);
     return;
   }
   const ReloadPlan plan = plan_reload(m_config, parsed->config);
   if (plan.log_level != m_config.log_level) {
     log::set_level(plan.log_level);
     m_config.log_level = plan.log_level;
-    log::info(log::Category::config, "SIGHUP: log-level is now {}", log::to_string(plan.log_level));
+    log::always(log::Category::config, "SIGHUP: log-level is now {}", log::to_string(plan.log_level));
   }
   for (const auto& option : plan.need_restart) {
-    log::warn(log::Category::config, "SIGHUP: '{}' changed; it takes effect after a restart", option);
+    log::always(log::Category::config, "SIGHUP: '{}' changed; it takes effect after a restart", option);
   }
-  log::info(log::Category::config, "SIGHUP: configuration re-read{}",
+  log::always(log::Category::config, "SIGHUP: configuration re-read{}",
             m_config.config_file ? " from " + m_config.config_file->string() : "");
 }
 

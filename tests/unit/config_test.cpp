@@ -1,0 +1,145 @@
+#include <catch2/catch.hpp>
+
+#include <fstream>
+
+#include <unistd.h>
+
+#include "common/default_paths.hpp"
+#include "daemon/node/config.hpp"
+#include "daemon/node/config_file.hpp"
+#include "tests/support/temp_dir.hpp"
+
+using namespace p2pd;
+using namespace p2pd::node;
+
+namespace {
+
+Result<ParsedCommandLine> parse(std::vector<std::string> args) { return parse_command_line(args); }
+
+std::filesystem::path write_config(const test::TempDir& dir, const std::string& text) {
+  const auto path = dir.path() / "p2pd.conf";
+  std::ofstream(path, std::ios::binary) << text;
+  return path;
+}
+
+}  // namespace
+
+TEST_CASE("defaults follow the contract", "[unit][config]") {
+  auto parsed = parse({"--config", "/dev/null"});
+  REQUIRE(parsed);
+  const NodeConfig& c = parsed->config;
+  CHECK(c.listen.to_string() == "0.0.0.0:7420");
+  CHECK_FALSE(c.advertise);
+  CHECK(c.bootstrap.empty());
+  CHECK(c.executor == ExecutorChoice::automatic);
+  CHECK(c.log_level == log::Level::info);
+  CHECK(c.control_socket == default_control_socket());
+  CHECK(c.state_dir == default_state_dir());
+  if (::geteuid() == 0) {
+    CHECK(c.control_socket == "/run/p2pd/p2pd.sock");
+    CHECK(c.state_dir == "/var/lib/p2pd");
+  }
+}
+
+TEST_CASE("command line over config file over defaults", "[unit][config]") {
+  test::TempDir dir;
+  const auto file = write_config(dir,
+                                 "# a comment\n"
+                                 "listen = 127.0.0.1:9000\n"
+                                 "executor=cpu   # trailing comment\n"
+                                 "bootstrap = 10.0.0.1:7420\n"
+                                 "bootstrap = 10.0.0.2:7420\n"
+                                 "log-level = debug\n"
+                                 "\n");
+  auto from_file = parse({"--config", file.string()});
+  REQUIRE(from_file);
+  CHECK(from_file->config.listen.to_string() == "127.0.0.1:9000");
+  CHECK(from_file->config.executor == ExecutorChoice::cpu);
+  CHECK(from_file->config.bootstrap.size() == 2);
+  CHECK(from_file->config.log_level == log::Level::debug);
+  CHECK(from_file->config.config_file == file);
+
+  auto overridden = parse({"--config", file.string(), "--listen", "127.0.0.1:0", "--bootstrap", "10.9.9.9:1",
+                           "--executor=auto"});
+  REQUIRE(overridden);
+  CHECK(overridden->config.listen.to_string() == "127.0.0.1:0");
+  CHECK(overridden->config.executor == ExecutorChoice::automatic);
+  REQUIRE(overridden->config.bootstrap.size() == 1);  // replaces, not adds to, the file's list
+  CHECK(overridden->config.bootstrap[0].to_string() == "10.9.9.9:1");
+  CHECK(overridden->config.log_level == log::Level::debug);  // untouched keys keep the file's value
+}
+
+TEST_CASE("bad command lines are one-line usage errors", "[unit][config]") {
+  for (const std::vector<std::string>& args : std::vector<std::vector<std::string>>{
+           {"--bogus"}, {"--listen"}, {"--listen", "nonsense"}, {"--listen", "1.2.3.4:99999"},
+           {"--executor", "gpu"}, {"--log-level", "loud"}, {"--bootstrap", "host:0"}, {"positional"},
+           {"--config", "/nonexistent/p2pd.conf"}}) {
+    INFO(args[0]);
+    auto parsed = parse(args);
+    REQUIRE_FALSE(parsed);
+    CHECK(parsed.error().message.find('\n') == std::string::npos);
+    CHECK_FALSE(parsed.error().message.empty());
+  }
+  CHECK(parse({"--listen", "nonsense"}).error().message.starts_with("--listen: "));
+}
+
+TEST_CASE("help and version short-circuit", "[unit][config]") {
+  auto help = parse({"--help", "--bogus-is-not-reached-because-po-parses-first"});
+  CHECK_FALSE(help);  // unknown options are still errors
+  help = parse({"--help"});
+  REQUIRE(help);
+  CHECK(help->action == ParsedCommandLine::Action::help);
+  for (const char* group : {"General", "Network", "Control", "Storage", "Execution", "--listen", "--state-dir",
+                            "--executor", "--stun", "--control-socket", "--advertise", "--bootstrap", "--config"}) {
+    INFO(group);
+    CHECK(help->help_text.find(group) != std::string::npos);
+  }
+  CHECK(parse({"-V"})->action == ParsedCommandLine::Action::version);
+}
+
+TEST_CASE("malformed config files name the file and line", "[unit][config]") {
+  test::TempDir dir;
+  struct Case {
+    std::string text;
+    std::string expected;
+  };
+  for (const Case& c : std::vector<Case>{
+           {"listen = 127.0.0.1:1\nnot a setting\n", "p2pd.conf:2: expected 'key = value'"},
+           {"[section]\n", "p2pd.conf:1: sections are not used"},
+           {"colour = blue\n", "p2pd.conf:1: unknown option 'colour'"},
+           {"help = 1\n", "p2pd.conf:1: unknown option 'help'"},
+           {"config = /etc/other\n", "p2pd.conf:1: unknown option 'config'"},
+           {"listen =\n", "p2pd.conf:1: 'listen' needs a value"},
+           {"= 5\n", "p2pd.conf:1: missing key"},
+           {"listen = 1.2.3.4:1\nlisten = 1.2.3.4:2\n", "p2pd.conf:2: 'listen' is set twice (first on line 1)"},
+           {"\n\nexecutor = tpu\n", "p2pd.conf:3: 'tpu' is not one of auto, cuda, cpu"},
+           {"listen = 1.2.3.4\n", "p2pd.conf:1: '1.2.3.4' is not HOST:PORT"},
+           {std::string("listen = 1\0.2", 13) + "\n", "not a text file"},
+       }) {
+    INFO(c.text);
+    const auto file = write_config(dir, c.text);
+    auto parsed = parse({"--config", file.string()});
+    REQUIRE_FALSE(parsed);
+    CHECK_THAT(parsed.error().message, Catch::Contains(c.expected));
+    CHECK(parsed.error().message.find('\n') == std::string::npos);
+  }
+}
+
+TEST_CASE("oversized and unreadable config files are refused", "[unit][config]") {
+  test::TempDir dir;
+  const auto big = write_config(dir, std::string(kMaxConfigFileBytes + 10, '#'));
+  CHECK_THAT(parse({"--config", big.string()}).error().message, Catch::Contains("larger than"));
+  CHECK_THAT(parse({"--config", dir.path().string()}).error().message, Catch::Contains("is a directory"));
+}
+
+TEST_CASE("SIGHUP applies the log level and names what needs a restart", "[unit][config]") {
+  NodeConfig running;
+  NodeConfig reread = running;
+  reread.log_level = log::Level::debug;
+  reread.listen = HostPort{"127.0.0.1", 1};
+  reread.executor = ExecutorChoice::cpu;
+  const ReloadPlan plan = plan_reload(running, reread);
+  CHECK(plan.log_level == log::Level::debug);
+  CHECK(plan.need_restart == std::vector<std::string>{"listen", "executor"});
+  CHECK(plan_reload(running, running).need_restart.empty());
+}
