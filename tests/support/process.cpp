@@ -6,6 +6,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <fstream>
 #include <sstream>
 #include <stdexcept>
@@ -35,8 +36,16 @@ ChildProcess::ChildProcess(const std::vector<std::string>& argv, const std::file
   posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, stdout_path.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
   posix_spawn_file_actions_addopen(&actions, STDERR_FILENO, stderr_path.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
 
+  // extra_env entries replace inherited ones of the same name (getenv would
+  // otherwise return the first).
+  auto name_of = [](const std::string& assignment) { return assignment.substr(0, assignment.find('=')); };
   std::vector<std::string> env_strings;
-  for (char** e = environ; *e != nullptr; ++e) env_strings.emplace_back(*e);
+  for (char** e = environ; *e != nullptr; ++e) {
+    const std::string entry(*e);
+    const bool overridden = std::any_of(extra_env.begin(), extra_env.end(),
+                                        [&](const std::string& x) { return name_of(x) == name_of(entry); });
+    if (!overridden) env_strings.push_back(entry);
+  }
   for (const auto& e : extra_env) env_strings.push_back(e);
   std::vector<char*> envp;
   for (auto& e : env_strings) envp.push_back(e.data());

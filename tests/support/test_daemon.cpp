@@ -46,7 +46,7 @@ void TestDaemon::spawn() {
     if (!given("--log-level")) argv.insert(argv.end(), {"--log-level", "debug"});
   }
   for (const auto& a : m_extra_args) argv.push_back(a);
-  m_process = std::make_unique<ChildProcess>(argv, m_log, m_log);
+  m_process = std::make_unique<ChildProcess>(argv, m_log, m_log, m_env);
 }
 
 bool TestDaemon::start(std::chrono::milliseconds timeout) {

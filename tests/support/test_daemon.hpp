@@ -43,6 +43,8 @@ class TestDaemon {
   [[nodiscard]] const std::filesystem::path& state_dir() const { return m_state; }
   [[nodiscard]] const std::filesystem::path& log_path() const { return m_log; }
   [[nodiscard]] std::string log() const { return read_file(m_log); }
+  // Before spawn(): NAME=VALUE added to the daemon's environment.
+  void add_env(std::string assignment) { m_env.push_back(std::move(assignment)); }
   // Before spawn(): put the control socket elsewhere than <dir>/<name>.sock.
   void set_socket(std::filesystem::path socket) { m_socket = std::move(socket); }
 
@@ -50,6 +52,7 @@ class TestDaemon {
   std::filesystem::path m_dir;
   std::string m_name;
   std::vector<std::string> m_extra_args;
+  std::vector<std::string> m_env;
   std::filesystem::path m_socket, m_state, m_log;
   std::unique_ptr<ChildProcess> m_process;
 };
