@@ -28,7 +28,11 @@ Json status_json(const proto::StatusReply& s) {
   j["pid"] = s.pid();
   j["state_dir"] = s.state_dir();
   j["bootstrap"] = Json::array();
-  for (const auto& b : s.bootstrap()) j["bootstrap"].push_back(b);
+  for (const auto& b : s.bootstrap()) {
+    j["bootstrap"].push_back(Json{{"addr", b.addr()},
+                                  {"node_id", b.has_node_id() ? Json(b.node_id()) : Json(nullptr)},
+                                  {"failures", b.failures()}});
+  }
   return j;
 }
 
@@ -44,7 +48,17 @@ void print_status_text(const proto::StatusReply& s) {
   table.row("uptime", format_duration(s.uptime_s()));
   table.row("pid", std::to_string(s.pid()));
   table.row("state_dir", s.state_dir());
-  table.row("bootstrap", s.bootstrap().empty() ? "none (started a new pool)" : join(s.bootstrap(), ", "));
+  std::vector<std::string> bootstrap;
+  for (const auto& b : s.bootstrap()) {
+    if (b.has_node_id()) {
+      bootstrap.push_back(b.addr() + " (node " + b.node_id().substr(0, 8) + ", answered)");
+    } else if (b.failures() > 0) {
+      bootstrap.push_back(b.addr() + " (unreachable, " + std::to_string(b.failures()) + " tries)");
+    } else {
+      bootstrap.push_back(b.addr() + " (not tried yet)");
+    }
+  }
+  table.row("bootstrap", bootstrap.empty() ? "none (started a new pool)" : join(bootstrap, ", "));
   fmt::print("{}", table.render());
 }
 

@@ -11,6 +11,12 @@
 
 namespace p2pd::control {
 
+struct BootstrapPeerStatus {
+  std::string addr;
+  std::optional<std::string> node_id;  // hex, once it answered
+  std::uint32_t failures = 0;
+};
+
 struct NodeStatus {
   std::string node_id;  // hex
   std::string listen;
@@ -23,7 +29,7 @@ struct NodeStatus {
   std::uint64_t uptime_s = 0;
   std::uint32_t pid = 0;
   std::string state_dir;
-  std::vector<std::string> bootstrap;
+  std::vector<BootstrapPeerStatus> bootstrap;
 };
 
 class ControlHandler {

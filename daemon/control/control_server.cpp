@@ -34,7 +34,12 @@ class ControlService final : public proto::Control::CallbackService {
       reply->set_uptime_s(status.uptime_s);
       reply->set_pid(status.pid);
       reply->set_state_dir(status.state_dir);
-      for (auto& peer : status.bootstrap) reply->add_bootstrap(peer);
+      for (auto& peer : status.bootstrap) {
+        auto* out = reply->add_bootstrap();
+        out->set_addr(peer.addr);
+        if (peer.node_id) out->set_node_id(*peer.node_id);
+        out->set_failures(peer.failures);
+      }
       reactor->Finish(grpc::Status::OK);
     });
     return reactor;

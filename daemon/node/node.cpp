@@ -21,7 +21,8 @@ Node::Node(NodeConfig config, std::vector<std::string> args, NodeIdentity identi
       m_started(std::chrono::steady_clock::now()),
       m_work(boost::asio::make_work_guard(m_io)),
       m_tick_timer(m_io),
-      m_signals(m_io, SIGTERM, SIGINT, SIGHUP) {}
+      m_signals(m_io, SIGTERM, SIGINT, SIGHUP),
+      m_bootstrap(m_config.bootstrap, m_identity.id) {}
 
 Node::~Node() { shutdown(); }
 
@@ -30,6 +31,8 @@ Result<void> Node::start() {
   if (!peer) return peer.error();
   m_peer_server = std::move(*peer);
   m_listen = m_peer_server->bound();
+  m_peer_client = std::make_unique<net::PeerClient>(
+      m_identity.id, [this](std::function<void()> fn) { boost::asio::post(m_io, std::move(fn)); });
 
   // The io thread runs before the control socket opens, so the first call is
   // answered at once.
@@ -63,6 +66,9 @@ void Node::shutdown() {
     m_control_server->shutdown(kShutdownGrace);
     m_control_server.reset();
   }
+  // Outbound calls are cancelled and their callbacks awaited before the io
+  // context they post into goes away.
+  if (m_peer_client) m_peer_client->shutdown();
   if (m_peer_server) {
     m_peer_server->shutdown(kShutdownGrace);
     m_peer_server.reset();
@@ -91,6 +97,37 @@ void Node::on_tick() {
   ++m_ticks;
   // Protocol cores (Chord, Raft, scheduler, NAT) are ticked here, and their
   // outputs drained: persist first, then send, then apply.
+  probe_bootstrap_peers();
+}
+
+void Node::probe_bootstrap_peers() {
+  for (const auto& addr : m_bootstrap.due(m_ticks)) {
+    log::debug(log::Category::net, "pinging bootstrap peer {}", addr.to_string());
+    m_peer_client->ping(addr, kBootstrapPingTimeout,
+                        [this, addr](Result<net::PingResult> reply) { on_bootstrap_reply(addr, std::move(reply)); });
+  }
+}
+
+void Node::on_bootstrap_reply(const HostPort& addr, Result<net::PingResult> reply) {
+  if (!reply) {
+    if (m_bootstrap.on_failure(addr, m_ticks)) {
+      log::warn(log::Category::net, "bootstrap peer {} unreachable ({}); retrying with backoff", addr.to_string(),
+                reply.error().message);
+    }
+    return;
+  }
+  switch (m_bootstrap.on_answer(addr, reply->node_id)) {
+    case net::BootstrapProbe::Verdict::joined:
+      log::info(log::Category::net, "bootstrap peer {} answered: node {} (p2pd {}){}", addr.to_string(),
+                reply->node_id.hex(), reply->version,
+                reply->observed ? ", sees us at " + reply->observed->to_string() : "");
+      break;
+    case net::BootstrapProbe::Verdict::is_self:
+      log::warn(log::Category::net, "bootstrap peer {} is this node itself; name another peer of the pool",
+                addr.to_string());
+      break;
+    case net::BootstrapProbe::Verdict::unknown_peer: break;
+  }
 }
 
 void Node::wait_for_signal() {
@@ -144,7 +181,10 @@ control::NodeStatus Node::snapshot() const {
       std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - m_started).count());
   status.pid = static_cast<std::uint32_t>(::getpid());
   status.state_dir = m_config.state_dir.string();
-  for (const auto& peer : m_config.bootstrap) status.bootstrap.push_back(peer.to_string());
+  for (const auto& peer : m_bootstrap.peers()) {
+    status.bootstrap.push_back(control::BootstrapPeerStatus{
+        peer.addr.to_string(), peer.node_id ? std::optional(peer.node_id->hex()) : std::nullopt, peer.failures});
+  }
   return status;
 }
 

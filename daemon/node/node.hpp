@@ -21,6 +21,8 @@
 #include "common/result.hpp"
 #include "daemon/control/control_handler.hpp"
 #include "daemon/exec/executor_select.hpp"
+#include "daemon/net/bootstrap_probe.hpp"
+#include "daemon/net/peer_client.hpp"
 #include "daemon/node/config.hpp"
 #include "daemon/node/identity.hpp"
 
@@ -36,6 +38,8 @@ namespace p2pd::node {
 // One tick of the cores' logical time. Protocol timeouts are counted in ticks
 // (STYLE.md); 50 ms keeps an idle daemon at 20 wake-ups a second.
 inline constexpr std::chrono::milliseconds kTickInterval{50};
+// A bootstrap peer that does not answer a ping within this is retried later.
+inline constexpr std::chrono::milliseconds kBootstrapPingTimeout{3000};
 // How long calls in flight may finish at shutdown before they are cancelled.
 inline constexpr std::chrono::milliseconds kShutdownGrace{2000};
 
@@ -66,6 +70,8 @@ class Node final : public control::ControlHandler {
   void on_tick();
   void wait_for_signal();
   void reload_config();
+  void probe_bootstrap_peers();
+  void on_bootstrap_reply(const HostPort& addr, Result<net::PingResult> reply);
   control::NodeStatus snapshot() const;
 
   NodeConfig m_config;
@@ -82,6 +88,8 @@ class Node final : public control::ControlHandler {
   std::uint64_t m_ticks = 0;  // io thread only
 
   std::unique_ptr<net::PeerServer> m_peer_server;
+  std::unique_ptr<net::PeerClient> m_peer_client;
+  net::BootstrapProbe m_bootstrap;  // io thread only
   std::unique_ptr<control::ControlServer> m_control_server;
   HostPort m_listen;
 

@@ -253,3 +253,29 @@ TEST_CASE("executor cuda without a usable GPU fails clearly", "[integration]") {
     CHECK_THAT(daemon.log(), Catch::Contains("p2pd: error: --executor cuda:"));
   }
 }
+
+TEST_CASE("a node pings its bootstrap peers and reports them", "[integration]") {
+  TempDir dir;
+  TestDaemon first(dir.path(), "a");
+  REQUIRE(first.start());
+  const json a = first.status_json();
+  TestDaemon second(dir.path(), "b", {"--bootstrap", a["listen"].get<std::string>(), "--bootstrap", "127.0.0.1:1"});
+  REQUIRE(second.start());
+  json b;
+  REQUIRE(eventually(
+      [&] {
+        b = second.status_json();
+        return b["bootstrap"].size() == 2 && !b["bootstrap"][0]["node_id"].is_null() &&
+               b["bootstrap"][1]["failures"].get<int>() >= 1;
+      },
+      30s));
+  INFO(b.dump());
+  CHECK(b["bootstrap"][0]["addr"] == a["listen"]);
+  CHECK(b["bootstrap"][0]["node_id"] == a["node_id"]);
+  CHECK(b["bootstrap"][1]["node_id"].is_null());  // nothing listens on port 1
+  CHECK_THAT(second.log(), Catch::Contains("answered: node " + a["node_id"].get<std::string>()));
+  CHECK_THAT(second.log(), Catch::Contains("bootstrap peer 127.0.0.1:1 unreachable"));
+  const auto text = second.ctl({"status"});
+  CHECK_THAT(text.out, Catch::Contains("(node " + a["node_id"].get<std::string>().substr(0, 8) + ", answered)"));
+  CHECK(second.stop().exited_with(0));  // a pending retry does not hold up shutdown
+}

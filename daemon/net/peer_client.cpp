@@ -1,0 +1,110 @@
+#include "daemon/net/peer_client.hpp"
+
+#include <grpcpp/grpcpp.h>
+
+#include "common/version.hpp"
+#include "daemon/net/peer_server.hpp"
+#include "proto/peer.grpc.pb.h"
+
+namespace p2pd::net {
+namespace {
+
+Error from_status(const HostPort& to, const grpc::Status& status) {
+  switch (status.error_code()) {
+    case grpc::StatusCode::DEADLINE_EXCEEDED:
+      return make_error(ErrorCode::timed_out, "{} did not answer in time", to.to_string());
+    case grpc::StatusCode::UNAVAILABLE:
+      return make_error(ErrorCode::unavailable, "{} is unreachable: {}", to.to_string(), status.error_message());
+    case grpc::StatusCode::CANCELLED:
+      return make_error(ErrorCode::unavailable, "call to {} cancelled", to.to_string());
+    default:
+      return make_error(ErrorCode::unavailable, "{} answered with an error: {}", to.to_string(),
+                        status.error_message());
+  }
+}
+
+// A peer's reply is input like any other: validated, never asserted.
+Result<PingResult> decode(const HostPort& to, const proto::PingReply& reply) {
+  const auto& id = reply.node_id();
+  auto node_id = NodeId::from_bytes(std::span(reinterpret_cast<const std::uint8_t*>(id.data()), id.size()));
+  if (!node_id) {
+    return make_error(ErrorCode::corrupt, "{} sent a node id of {} bytes, expected {}", to.to_string(), id.size(),
+                      NodeId::kBytes);
+  }
+  constexpr std::size_t kMaxVersionLength = 64;
+  if (reply.version().size() > kMaxVersionLength) {
+    return make_error(ErrorCode::corrupt, "{} sent an oversized version string", to.to_string());
+  }
+  PingResult result{*node_id, reply.version(), std::nullopt};
+  if (!reply.observed_addr().empty()) {
+    if (auto observed = parse_host_port(reply.observed_addr(), false)) result.observed = *observed;
+  }
+  return result;
+}
+
+}  // namespace
+
+PeerClient::PeerClient(NodeId self, Post post) : m_self(self), m_post(std::move(post)) {}
+
+PeerClient::~PeerClient() { shutdown(); }
+
+std::shared_ptr<grpc::Channel> PeerClient::channel_for(const HostPort& to) {
+  const std::string key = to.to_string();
+  if (auto it = m_channels.find(key); it != m_channels.end()) return it->second;
+  if (m_channels.size() >= kMaxChannels) m_channels.erase(m_channels.begin());
+  grpc::ChannelArguments args;
+  args.SetMaxReceiveMessageSize(kMaxPeerMessageBytes);
+  args.SetMaxSendMessageSize(kMaxPeerMessageBytes);
+  auto channel = grpc::CreateCustomChannel(key, grpc::InsecureChannelCredentials(), args);
+  m_channels.emplace(key, channel);
+  return channel;
+}
+
+void PeerClient::ping(const HostPort& to, std::chrono::milliseconds timeout,
+                      std::function<void(Result<PingResult>)> done) {
+  struct Call {
+    grpc::ClientContext context;
+    proto::PingRequest request;
+    proto::PingReply reply;
+    std::unique_ptr<proto::Peer::Stub> stub;
+  };
+  auto call = std::make_shared<Call>();
+  {
+    std::lock_guard lock(m_mutex);
+    if (m_closed) {
+      m_post([done = std::move(done)] { done(make_error(ErrorCode::unavailable, "shutting down")); });
+      return;
+    }
+    call->stub = proto::Peer::NewStub(channel_for(to));
+    m_in_flight.insert(&call->context);
+  }
+  call->context.set_deadline(std::chrono::system_clock::now() + timeout);
+  call->request.set_node_id(std::string(m_self.bytes().begin(), m_self.bytes().end()));
+  call->request.set_version(kVersion);
+  call->stub->async()->Ping(&call->context, &call->request, &call->reply,
+                            [this, call, to, done = std::move(done)](grpc::Status status) mutable {
+                              Result<PingResult> result =
+                                  status.ok() ? decode(to, call->reply) : Result<PingResult>(from_status(to, status));
+                              std::lock_guard lock(m_mutex);
+                              if (!m_closed) m_post([done = std::move(done), result = std::move(result)]() mutable {
+                                done(std::move(result));
+                              });
+                              m_in_flight.erase(&call->context);
+                              if (m_in_flight.empty()) m_idle.notify_all();
+                            });
+}
+
+void PeerClient::shutdown() {
+  std::unique_lock lock(m_mutex);
+  m_closed = true;
+  for (auto* context : m_in_flight) context->TryCancel();
+  m_idle.wait(lock, [this] { return m_in_flight.empty(); });
+  m_channels.clear();
+}
+
+std::size_t PeerClient::channel_count() const {
+  std::lock_guard lock(m_mutex);
+  return m_channels.size();
+}
+
+}  // namespace p2pd::net

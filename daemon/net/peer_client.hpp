@@ -1,0 +1,69 @@
+#pragma once
+// Outbound peer RPCs. Calls start on the node's io thread; gRPC completes
+// them on its own threads, and the result is handed back through `post` so
+// the node sees it on the io thread again (DESIGN.md, "Threading"). Every
+// call has a deadline and every reply is validated before it is believed.
+
+#include <chrono>
+#include <condition_variable>
+#include <cstddef>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <string>
+
+#include "common/host_port.hpp"
+#include "common/node_id.hpp"
+#include "common/result.hpp"
+
+namespace grpc {
+class Channel;
+class ClientContext;
+}  // namespace grpc
+
+namespace p2pd::net {
+
+struct PingResult {
+  NodeId node_id;
+  std::string version;
+  std::optional<HostPort> observed;  // how the peer sees us, when it said
+};
+
+class PeerClient {
+ public:
+  // Runs a closure on the node's io thread.
+  using Post = std::function<void(std::function<void()>)>;
+
+  PeerClient(NodeId self, Post post);
+  ~PeerClient();
+  PeerClient(const PeerClient&) = delete;
+  PeerClient& operator=(const PeerClient&) = delete;
+
+  // `done` runs once, through `post`, unless the client is shut down first.
+  void ping(const HostPort& to, std::chrono::milliseconds timeout, std::function<void(Result<PingResult>)> done);
+
+  // Cancels calls in flight and waits for gRPC to finish with them; later
+  // calls fail at once. Idempotent.
+  void shutdown();
+
+  // Channels kept open; bounded by kMaxChannels.
+  [[nodiscard]] std::size_t channel_count() const;
+
+  static constexpr std::size_t kMaxChannels = 256;
+
+ private:
+  std::shared_ptr<grpc::Channel> channel_for(const HostPort& to);
+
+  NodeId m_self;
+  Post m_post;
+  mutable std::mutex m_mutex;
+  std::condition_variable m_idle;
+  std::map<std::string, std::shared_ptr<grpc::Channel>> m_channels;
+  std::set<grpc::ClientContext*> m_in_flight;
+  bool m_closed = false;
+};
+
+}  // namespace p2pd::net

@@ -1,0 +1,167 @@
+// PeerClient against an in-process peer on loopback that answers what the
+// test says: replies are validated, deadlines hold, shutdown cancels.
+#include <catch2/catch.hpp>
+
+#include <condition_variable>
+#include <deque>
+#include <mutex>
+
+#include <grpcpp/grpcpp.h>
+
+#include "daemon/net/peer_client.hpp"
+#include "proto/peer.grpc.pb.h"
+
+using namespace p2pd;
+using namespace p2pd::net;
+using namespace std::chrono_literals;
+
+namespace {
+
+// Stands in for the node's io thread: closures queue up and run on wait().
+class Inbox {
+ public:
+  PeerClient::Post poster() {
+    return [this](std::function<void()> fn) {
+      std::lock_guard lock(m_mutex);
+      m_queue.push_back(std::move(fn));
+      m_cv.notify_all();
+    };
+  }
+  bool run_one(std::chrono::milliseconds timeout) {
+    std::unique_lock lock(m_mutex);
+    if (!m_cv.wait_for(lock, timeout, [&] { return !m_queue.empty(); })) return false;
+    auto fn = std::move(m_queue.front());
+    m_queue.pop_front();
+    lock.unlock();
+    fn();
+    return true;
+  }
+
+ private:
+  std::mutex m_mutex;
+  std::condition_variable m_cv;
+  std::deque<std::function<void()>> m_queue;
+};
+
+class FakePeer final : public proto::Peer::CallbackService {
+ public:
+  std::string node_id = std::string(20, '\x01');
+  bool hang = false;
+
+  grpc::ServerUnaryReactor* Ping(grpc::CallbackServerContext* context, const proto::PingRequest* request,
+                                 proto::PingReply* reply) override {
+    auto* reactor = context->DefaultReactor();
+    last_caller = request->node_id();
+    if (hang) {
+      std::lock_guard lock(m_mutex);
+      m_hung.push_back(reactor);  // answered only when the call is cancelled
+      return reactor;
+    }
+    reply->set_node_id(node_id);
+    reply->set_version("fake");
+    reply->set_observed_addr("127.0.0.1:4242");
+    reactor->Finish(grpc::Status::OK);
+    return reactor;
+  }
+  void release_hung() {
+    std::lock_guard lock(m_mutex);
+    for (auto* r : m_hung) r->Finish(grpc::Status::CANCELLED);
+    m_hung.clear();
+  }
+  std::string last_caller;
+
+ private:
+  std::mutex m_mutex;
+  std::vector<grpc::ServerUnaryReactor*> m_hung;
+};
+
+struct FakeServer {
+  FakePeer service;
+  std::unique_ptr<grpc::Server> server;
+  int port = 0;
+  FakeServer() {
+    grpc::ServerBuilder builder;
+    builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
+    builder.RegisterService(&service);
+    server = builder.BuildAndStart();
+    REQUIRE(port > 0);
+  }
+  ~FakeServer() {
+    service.release_hung();
+    server->Shutdown(std::chrono::system_clock::now() + 1s);
+  }
+  HostPort addr() const { return HostPort{"127.0.0.1", static_cast<std::uint16_t>(port)}; }
+};
+
+const NodeId kSelf = NodeId::hash_of(std::string_view("client"));
+
+}  // namespace
+
+TEST_CASE("a well-formed ping reply is decoded", "[unit][peer_client]") {
+  FakeServer peer;
+  Inbox inbox;
+  PeerClient client(kSelf, inbox.poster());
+  std::optional<Result<PingResult>> got;
+  client.ping(peer.addr(), 5s, [&](Result<PingResult> r) { got = std::move(r); });
+  REQUIRE(inbox.run_one(10s));
+  REQUIRE(got);
+  REQUIRE(got->has_value());
+  CHECK((*got)->node_id.hex() == "0101010101010101010101010101010101010101");
+  CHECK((*got)->version == "fake");
+  REQUIRE((*got)->observed);
+  CHECK((*got)->observed->to_string() == "127.0.0.1:4242");
+  CHECK(peer.service.last_caller == std::string(kSelf.bytes().begin(), kSelf.bytes().end()));
+}
+
+TEST_CASE("a reply with a malformed node id is rejected", "[unit][peer_client]") {
+  FakeServer peer;
+  peer.service.node_id = "short";
+  Inbox inbox;
+  PeerClient client(kSelf, inbox.poster());
+  std::optional<Result<PingResult>> got;
+  client.ping(peer.addr(), 5s, [&](Result<PingResult> r) { got = std::move(r); });
+  REQUIRE(inbox.run_one(10s));
+  REQUIRE(got);
+  REQUIRE_FALSE(got->has_value());
+  CHECK(got->error().code == ErrorCode::corrupt);
+  CHECK_THAT(got->error().message, Catch::Contains("node id of 5 bytes"));
+}
+
+TEST_CASE("deadlines hold and an unreachable peer fails", "[unit][peer_client]") {
+  Inbox inbox;
+  PeerClient client(kSelf, inbox.poster());
+  SECTION("nothing listens") {
+    std::optional<Result<PingResult>> got;
+    client.ping(HostPort{"127.0.0.1", 1}, 5s, [&](Result<PingResult> r) { got = std::move(r); });
+    REQUIRE(inbox.run_one(10s));
+    REQUIRE_FALSE(got->has_value());
+  }
+  SECTION("the peer never answers") {
+    FakeServer peer;
+    peer.service.hang = true;
+    std::optional<Result<PingResult>> got;
+    const auto start = std::chrono::steady_clock::now();
+    client.ping(peer.addr(), 300ms, [&](Result<PingResult> r) { got = std::move(r); });
+    REQUIRE(inbox.run_one(10s));
+    CHECK(std::chrono::steady_clock::now() - start < 5s);
+    REQUIRE_FALSE(got->has_value());
+    CHECK(got->error().code == ErrorCode::timed_out);
+  }
+}
+
+TEST_CASE("shutdown cancels calls in flight and refuses new ones", "[unit][peer_client]") {
+  FakeServer peer;
+  peer.service.hang = true;
+  Inbox inbox;
+  PeerClient client(kSelf, inbox.poster());
+  bool called = false;
+  client.ping(peer.addr(), 60s, [&](Result<PingResult>) { called = true; });
+  client.shutdown();  // returns without waiting out the 60 s deadline
+  CHECK_FALSE(inbox.run_one(100ms));
+  CHECK_FALSE(called);  // nothing is posted after shutdown
+  std::optional<Result<PingResult>> late;
+  client.ping(peer.addr(), 1s, [&](Result<PingResult> r) { late = std::move(r); });
+  REQUIRE(inbox.run_one(1s));
+  REQUIRE_FALSE(late->has_value());
+  CHECK(client.channel_count() == 0);
+}
