@@ -93,7 +93,8 @@ const std::vector<CommandSpec>& command_specs() {
        "Shows this node's id, peer address, observed addresses, reachability,\n"
        "the Raft leader it knows, its executor, version and uptime.\n"
        "--json fields: node_id, listen, observed_addrs, reachability, leader_id,\n"
-       "executor, executor_device, version, uptime_s, pid, state_dir, bootstrap.\n"},
+       "executor, executor_device, version, uptime_s, pid, state_dir, and\n"
+       "bootstrap: a list of {addr, node_id (null until the peer answered), failures}.\n"},
   };
   return specs;
 }

@@ -1,15 +1,14 @@
 #include "cli/control_client.hpp"
 
-#include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/un.h>
-#include <unistd.h>
 
 #include <cerrno>
 #include <cmath>
 #include <cstring>
 
 #include <grpcpp/grpcpp.h>
+
+#include "common/unix_socket.hpp"
 
 namespace p2pd::cli {
 namespace {
@@ -22,16 +21,8 @@ std::string probe_socket(const std::filesystem::path& path) {
     return fmt::format("cannot access {}: {}", path.string(), std::strerror(errno));
   }
   if (!S_ISSOCK(st.st_mode)) return fmt::format("{} is not a socket", path.string());
-  sockaddr_un addr{};
-  if (path.native().size() + 1 > sizeof addr.sun_path) return fmt::format("socket path {} is too long", path.string());
-  addr.sun_family = AF_UNIX;
-  std::memcpy(addr.sun_path, path.c_str(), path.native().size() + 1);
-  const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return {};
-  const int rc = ::connect(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof addr);
-  const int err = errno;
-  ::close(fd);
-  if (rc == 0) return {};
+  const int err = probe_unix_socket(path);
+  if (err == 0) return {};
   if (err == EACCES || err == EPERM) {
     return fmt::format("permission denied on {} (only its owner and group may use it)", path.string());
   }

@@ -1,6 +1,5 @@
 #include "daemon/control/control_socket.hpp"
 
-#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -10,29 +9,20 @@
 
 #include "common/atomic_file.hpp"
 #include "common/log.hpp"
+#include "common/unix_socket.hpp"
 
 namespace p2pd::control {
 namespace {
 
 // True when something accepts connections on the unix socket at `path`.
 Result<bool> socket_is_live(const std::filesystem::path& path) {
-  const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return make_error(ErrorCode::io, "socket(): {}", std::strerror(errno));
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  std::memcpy(addr.sun_path, path.c_str(), path.native().size() + 1);
-  const int rc = ::connect(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof addr);
-  const int err = errno;
-  ::close(fd);
-  if (rc == 0) return true;
+  const int err = probe_unix_socket(path);
+  if (err == 0) return true;
   if (err == ECONNREFUSED || err == ENOENT) return false;
-  if (err == EACCES || err == EPERM) {
-    return make_error(ErrorCode::permission_denied, "cannot probe existing control socket {}: {}", path.string(),
-                      std::strerror(err));
-  }
   // EAGAIN: a live listener with a full backlog.
   if (err == EAGAIN) return true;
-  return make_error(ErrorCode::io, "cannot probe existing control socket {}: {}", path.string(), std::strerror(err));
+  return make_error(err == EACCES || err == EPERM ? ErrorCode::permission_denied : ErrorCode::io,
+                    "cannot probe existing control socket {}: {}", path.string(), std::strerror(err));
 }
 
 }  // namespace
