@@ -7,6 +7,7 @@
 
 #include "cli/control_client.hpp"
 #include "cli/output.hpp"
+#include "common/one_line.hpp"
 
 namespace p2pd::cli {
 namespace {
@@ -63,12 +64,12 @@ void print_status_text(const proto::StatusReply& s) {
 }
 
 int fail(const Error& error) {
-  fmt::print(stderr, "p2pctl: error: {}\n", error.message);
+  fmt::print(stderr, "p2pctl: error: {}\n", one_line(error.message));
   return 1;
 }
 
 int usage_error(const std::string& message) {
-  fmt::print(stderr, "p2pctl: error: {}\n", message);
+  fmt::print(stderr, "p2pctl: error: {}\n", one_line(message));
   return 2;
 }
 

@@ -1,6 +1,7 @@
 #include "cli/control_client.hpp"
 
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <cmath>
@@ -8,6 +9,7 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include "common/default_paths.hpp"
 #include "common/unix_socket.hpp"
 
 namespace p2pd::cli {
@@ -28,6 +30,21 @@ std::string probe_socket(const std::filesystem::path& path) {
   }
   if (err == ECONNREFUSED) return fmt::format("p2pd is not running (nothing listens on {})", path.string());
   return fmt::format("cannot connect to {}: {}", path.string(), std::strerror(err));
+}
+
+// Without XDG_RUNTIME_DIR the default socket lives in /tmp/p2pd-UID, a name
+// any local user could create first and serve a fake daemon from.
+Result<void> check_fallback_dir(const std::filesystem::path& socket) {
+  if (socket != default_control_socket() || !socket.string().starts_with("/tmp/")) return {};
+  struct stat st{};
+  const auto dir = socket.parent_path();
+  if (::stat(dir.c_str(), &st) != 0) return {};  // absent: the call will say no daemon runs
+  if (st.st_uid != ::geteuid()) {
+    return make_error(ErrorCode::permission_denied,
+                      "{} belongs to uid {}, not to you; refusing to talk to a daemon there (set --socket)",
+                      dir.string(), st.st_uid);
+  }
+  return {};
 }
 
 }  // namespace
@@ -72,6 +89,7 @@ Error ControlClient::explain(const grpc::Status& status) const {
 }
 
 Result<proto::StatusReply> ControlClient::status() {
+  if (auto trusted = check_fallback_dir(m_options.socket); !trusted) return trusted.error();
   auto context = make_context();
   proto::StatusReply reply;
   grpc::Status rpc = m_stub->Status(context.get(), proto::StatusRequest{}, &reply);

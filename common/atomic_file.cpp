@@ -67,7 +67,9 @@ Result<void> write_file_atomically(const std::filesystem::path& path, std::span<
 }
 
 Result<std::string> read_small_file(const std::filesystem::path& path, std::size_t max_bytes) {
-  FileDescriptor fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  // O_NONBLOCK: a FIFO planted at the path must not hang start-up; the
+  // S_ISREG check below then refuses it.
+  FileDescriptor fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK));
   if (fd.get() < 0) {
     if (errno == ENOENT) return make_error(ErrorCode::not_found, "{} does not exist", path.string());
     return os_error("cannot open", path);
@@ -98,7 +100,11 @@ Result<void> create_directories(const std::filesystem::path& path, mode_t mode) 
   if (path.has_parent_path() && path.parent_path() != path) {
     if (auto parent = create_directories(path.parent_path(), 0755); !parent) return parent;
   }
-  if (::mkdir(path.c_str(), mode) != 0 && errno != EEXIST) return os_error("cannot create directory", path);
+  if (::mkdir(path.c_str(), mode) != 0) {
+    if (errno != EEXIST) return os_error("cannot create directory", path);
+  } else if (::chmod(path.c_str(), mode) != 0) {  // exactly `mode`, whatever the umask
+    return os_error("cannot set the mode of", path);
+  }
   if (!std::filesystem::is_directory(path, ec)) {
     return make_error(ErrorCode::already_exists, "{} exists and is not a directory", path.string());
   }

@@ -1,6 +1,8 @@
 #include "common/host_port.hpp"
 
-#include <cctype>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
 #include <charconv>
 
 namespace p2pd {
@@ -29,10 +31,9 @@ Result<HostPort> parse_host_port(std::string_view text, bool allow_port_zero) {
     }
     host = text.substr(1, close - 1);
     port_text = text.substr(close + 2);
-    for (char c : host) {
-      if (!(std::isxdigit(static_cast<unsigned char>(c)) || c == ':' || c == '.')) {
-        return make_error(ErrorCode::invalid_argument, "'{}' has an invalid IPv6 address", text);
-      }
+    in6_addr parsed{};
+    if (host.size() >= INET6_ADDRSTRLEN || ::inet_pton(AF_INET6, std::string(host).c_str(), &parsed) != 1) {
+      return make_error(ErrorCode::invalid_argument, "'{}' has an invalid IPv6 address", text);
     }
   } else {
     const auto colon = text.rfind(':');

@@ -1,5 +1,7 @@
 #include "common/log.hpp"
 
+#include "common/one_line.hpp"
+
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -85,7 +87,8 @@ bool enabled(Level l) { return l >= g_level.load(std::memory_order_relaxed); }
 
 void init_from_environment(std::string_view /*program*/) { g_journal.store(stderr_is_journal()); }
 
-void write(Level level, Category category, std::string_view message) {
+void write(Level level, Category category, std::string_view raw_message) {
+  const std::string message = one_line(raw_message);
   std::string line;
   if (g_journal.load(std::memory_order_relaxed)) {
     line = fmt::format("<{}>{}: {}\n", syslog_priority(level), to_string(category), message);

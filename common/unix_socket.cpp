@@ -14,7 +14,9 @@ int probe_unix_socket(const std::filesystem::path& path) {
   if (path.native().size() + 1 > sizeof addr.sun_path) return ENAMETOOLONG;
   addr.sun_family = AF_UNIX;
   std::memcpy(addr.sun_path, path.c_str(), path.native().size() + 1);
-  const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  // Non-blocking: a stopped listener with a full backlog answers EAGAIN
+  // instead of blocking the caller forever.
+  const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
   if (fd < 0) return errno;
   const int rc = ::connect(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof addr);
   const int err = rc == 0 ? 0 : errno;

@@ -6,8 +6,9 @@
 
 namespace p2pd {
 
-// 0 when a connect() succeeds, else the errno of the attempt (ENAMETOOLONG
-// for a path that does not fit sockaddr_un).
+// 0 when a connect() succeeds, else the errno of the attempt: ECONNREFUSED
+// (nobody listens), EAGAIN (a listener with a full backlog), ENAMETOOLONG (a
+// path that does not fit sockaddr_un), ...
 int probe_unix_socket(const std::filesystem::path& path);
 
 }  // namespace p2pd

@@ -1,6 +1,7 @@
 #include "daemon/control/control_server.hpp"
 
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <grpcpp/grpcpp.h>
 
@@ -62,17 +63,21 @@ Result<std::unique_ptr<ControlServer>> ControlServer::start(const std::filesyste
   builder.RegisterService(server->m_service.get());
   builder.SetMaxReceiveMessageSize(kMaxControlMessageBytes);
   builder.SetMaxSendMessageSize(kMaxControlMessageBytes);
-  // The socket must never be world-accessible, not even for the instant
-  // between bind() and chmod(): bind under a umask that leaves 0660.
+  // The socket must never be world-accessible, not even for an instant, and a
+  // chmod() after bind() would follow a symlink swapped in meanwhile: bind
+  // under a umask that leaves exactly 0660. The umask is process-wide, so
+  // this runs before the daemon starts threads that create files.
   const mode_t old_umask = ::umask(0117);
   server->m_server = builder.BuildAndStart();
   ::umask(old_umask);
   if (!server->m_server) {
     return make_error(ErrorCode::unavailable, "cannot serve the control socket {} (bind failed)", socket_path.string());
   }
-  auto inode = restrict_control_socket(socket_path);
+  auto inode = verify_control_socket(socket_path);
   if (!inode) {
     server->m_server->Shutdown();
+    server->m_server.reset();
+    ::unlink(socket_path.c_str());  // ours, just bound, but not as it must be
     return inode.error();
   }
   server->m_inode = *inode;

@@ -32,10 +32,23 @@ Result<void> prepare_control_socket_path(const std::filesystem::path& path) {
     return make_error(ErrorCode::invalid_argument, "control socket path {} is too long ({} bytes, at most {})",
                       path.string(), path.native().size(), sizeof(sockaddr_un{}.sun_path) - 1);
   }
-  if (path.has_parent_path()) {
-    if (auto made = create_directories(path.parent_path(), kControlDirMode); !made) {
-      return make_error(made.error().code, "control socket: {}", made.error().message);
-    }
+  const auto dir = path.has_parent_path() ? path.parent_path() : std::filesystem::path(".");
+  if (auto made = create_directories(dir, kControlDirMode); !made) {
+    return make_error(made.error().code, "control socket: {}", made.error().message);
+  }
+  struct stat dir_st{};
+  if (::stat(dir.c_str(), &dir_st) != 0) {
+    return make_error(ErrorCode::io, "cannot stat {}: {}", dir.string(), std::strerror(errno));
+  }
+  if (dir_st.st_uid != ::geteuid() && dir_st.st_uid != 0) {
+    return make_error(ErrorCode::permission_denied,
+                      "control socket directory {} belongs to uid {}, not to this user or root; refusing to use it",
+                      dir.string(), dir_st.st_uid);
+  }
+  if ((dir_st.st_mode & (S_IWGRP | S_IWOTH)) != 0 && (dir_st.st_mode & S_ISVTX) == 0) {
+    return make_error(ErrorCode::permission_denied,
+                      "control socket directory {} is writable by others (mode {:o}); refusing to use it",
+                      dir.string(), dir_st.st_mode & 07777);
   }
   struct stat st{};
   if (::lstat(path.c_str(), &st) != 0) {
@@ -58,10 +71,7 @@ Result<void> prepare_control_socket_path(const std::filesystem::path& path) {
   return {};
 }
 
-Result<ino_t> restrict_control_socket(const std::filesystem::path& path) {
-  if (::chmod(path.c_str(), kControlSocketMode) != 0) {
-    return make_error(ErrorCode::io, "cannot chmod {}: {}", path.string(), std::strerror(errno));
-  }
+Result<ino_t> verify_control_socket(const std::filesystem::path& path) {
   struct stat st{};
   if (::lstat(path.c_str(), &st) != 0 || !S_ISSOCK(st.st_mode)) {
     return make_error(ErrorCode::io, "control socket {} vanished after bind", path.string());

@@ -13,14 +13,16 @@ namespace p2pd::control {
 inline constexpr mode_t kControlSocketMode = 0660;  // owner and group, never others
 inline constexpr mode_t kControlDirMode = 0750;
 
-// Creates the parent directory if missing; removes a stale socket left by a
-// dead daemon; refuses when a live daemon answers on it or when the path is
+// Creates the parent directory if missing and refuses one that others could
+// tamper with (owned by someone else than us or root, or writable by group or
+// others without the sticky bit); removes a stale socket left by a dead
+// daemon; refuses when a live daemon answers on it or when the path is
 // something other than a socket.
 Result<void> prepare_control_socket_path(const std::filesystem::path& path);
 
-// Sets the mode after bind and checks it took; returns the socket's inode so
-// shutdown removes only our own socket.
-Result<ino_t> restrict_control_socket(const std::filesystem::path& path);
+// Checks, without following links, that what is at `path` after bind is a
+// socket with mode 0660; returns its inode so shutdown removes only our own.
+Result<ino_t> verify_control_socket(const std::filesystem::path& path);
 
 void remove_control_socket(const std::filesystem::path& path, ino_t inode);
 

@@ -63,7 +63,8 @@ Result<std::unique_ptr<PeerServer>> PeerServer::start(const HostPort& listen, co
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   server->m_server = builder.BuildAndStart();
   if (!server->m_server || port == 0) {
-    return make_error(ErrorCode::unavailable, "cannot listen on {} (address in use or not available here)",
+    return make_error(ErrorCode::unavailable,
+                      "cannot listen on {} (address in use, or not an address of this machine)",
                       listen.to_string());
   }
   server->m_bound = HostPort{listen.host, static_cast<std::uint16_t>(port)};

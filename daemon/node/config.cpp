@@ -147,7 +147,9 @@ Result<ParsedCommandLine> parse_command_line(const std::vector<std::string>& arg
   if (file) {
     const ConfigKeyRules rules{
         [&](const std::string& key) {
-          return !kCommandLineOnly.contains(key) && groups.all.find_nothrow(key, false) != nullptr;
+          // find_nothrow also matches short names ("-h"); file keys are long names.
+          return !key.starts_with('-') && !kCommandLineOnly.contains(key) &&
+                 groups.all.find_nothrow(key, false) != nullptr;
         },
         [](const std::string& key) { return kRepeatable.contains(key); }};
     auto entries = read_config_file(*file, rules);

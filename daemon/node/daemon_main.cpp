@@ -8,8 +8,10 @@
 #include <systemd/sd-daemon.h>
 
 #include "common/log.hpp"
+#include "common/one_line.hpp"
 #include "common/version.hpp"
 #include "daemon/exec/executor_select.hpp"
+#include "daemon/net/grpc_logging.hpp"
 #include "daemon/node/config.hpp"
 #include "daemon/node/identity.hpp"
 #include "daemon/node/node.hpp"
@@ -23,7 +25,7 @@ constexpr int kExitFailed = 1;
 constexpr int kExitUsage = 2;
 
 int fail(int code, const std::string& message) {
-  fmt::print(stderr, "p2pd: error: {}\n", message);
+  fmt::print(stderr, "p2pd: error: {}\n", one_line(message));
   return code;
 }
 
@@ -68,6 +70,7 @@ int run_daemon(int argc, char** argv) {
   log::init_from_environment("p2pd");
   // A peer or p2pctl that hangs up must not kill us with SIGPIPE.
   std::signal(SIGPIPE, SIG_IGN);
+  net::route_grpc_logs_to_our_log();
   std::vector<std::string> args(argv + 1, argv + argc);
   try {
     return run(args);

@@ -1,5 +1,7 @@
 #include "daemon/node/identity.hpp"
 
+#include <sys/stat.h>
+
 #include <memory>
 
 #include <openssl/bio.h>
@@ -67,6 +69,12 @@ Result<NodeIdentity> create_identity(const std::filesystem::path& file) {
 
 Result<NodeIdentity> load_or_create_identity(const std::filesystem::path& state_dir) {
   const auto file = state_dir / kNodeKeyFile;
+  // Like ssh with its keys: a private key others can read is not private.
+  if (struct stat st{}; ::stat(file.c_str(), &st) == 0 && (st.st_mode & 077) != 0) {
+    return make_error(ErrorCode::permission_denied,
+                      "node key {} is accessible by group or others (mode {:o}); run: chmod 600 {}", file.string(),
+                      st.st_mode & 07777, file.string());
+  }
   auto pem = read_small_file(file, kMaxKeyFileBytes);
   if (!pem) {
     if (pem.error().code == ErrorCode::not_found) return create_identity(file);

@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <csignal>
+#include <cstdlib>
 
 #include <boost/asio/post.hpp>
 
@@ -27,6 +28,13 @@ Node::Node(NodeConfig config, std::vector<std::string> args, NodeIdentity identi
 Node::~Node() { shutdown(); }
 
 Result<void> Node::start() {
+  // The control socket first, before any thread of ours exists: binding it
+  // needs a process-wide umask for an instant (see ControlServer::start).
+  // Calls that arrive before the io thread runs wait in its queue.
+  auto control = control::ControlServer::start(m_config.control_socket, *this);
+  if (!control) return control.error();
+  m_control_server = std::move(*control);
+
   auto peer = net::PeerServer::start(m_config.listen, m_identity.id);
   if (!peer) return peer.error();
   m_peer_server = std::move(*peer);
@@ -34,15 +42,9 @@ Result<void> Node::start() {
   m_peer_client = std::make_unique<net::PeerClient>(
       m_identity.id, [this](std::function<void()> fn) { boost::asio::post(m_io, std::move(fn)); });
 
-  // The io thread runs before the control socket opens, so the first call is
-  // answered at once.
   wait_for_signal();
   schedule_tick();
   m_io_thread = std::thread([this] { m_io.run(); });
-
-  auto control = control::ControlServer::start(m_config.control_socket, *this);
-  if (!control) return control.error();
-  m_control_server = std::move(*control);
   return {};
 }
 
@@ -74,20 +76,26 @@ void Node::shutdown() {
     m_peer_server.reset();
   }
   if (m_io_thread.joinable()) {
+    // A tick or signal handler may already be queued when its timer or set
+    // is cancelled; it runs with success and would re-arm. m_stopping stops
+    // that, and io.stop() ends the run even if something else is queued.
     boost::asio::post(m_io, [this] {
+      m_stopping = true;
       m_tick_timer.cancel();
       boost::system::error_code ignored;
       m_signals.cancel(ignored);
       m_work.reset();
+      m_io.stop();
     });
     m_io_thread.join();
   }
 }
 
 void Node::schedule_tick() {
+  if (m_stopping) return;
   m_tick_timer.expires_after(kTickInterval);
   m_tick_timer.async_wait([this](const boost::system::error_code& ec) {
-    if (ec) return;  // cancelled at shutdown
+    if (ec || m_stopping) return;  // cancelled at shutdown
     on_tick();
     schedule_tick();
   });
@@ -131,15 +139,24 @@ void Node::on_bootstrap_reply(const HostPort& addr, Result<net::PingResult> repl
 }
 
 void Node::wait_for_signal() {
+  if (m_stopping) return;
   m_signals.async_wait([this](const boost::system::error_code& ec, int signal) {
-    if (ec) return;
+    if (ec || m_stopping) return;
     if (signal == SIGHUP) {
       reload_config();
       wait_for_signal();
       return;
     }
-    log::info(log::Category::node, "received {}, shutting down", signal == SIGTERM ? "SIGTERM" : "SIGINT");
+    const char* name = signal == SIGTERM ? "SIGTERM" : "SIGINT";
+    if (m_stop_signalled) {
+      // A second SIGTERM/SIGINT while shutting down: the user wants out now.
+      log::always(log::Category::node, "received {} again, exiting without finishing shutdown", name);
+      std::_Exit(1);
+    }
+    m_stop_signalled = true;
+    log::info(log::Category::node, "received {}, shutting down (send it again to exit at once)", name);
     request_stop();
+    wait_for_signal();
   });
 }
 

@@ -62,9 +62,6 @@ class Node final : public control::ControlHandler {
 
   void get_status(std::function<void(control::NodeStatus)> done) override;
 
-  // Ticks run so far; for tests and status.
-  [[nodiscard]] std::uint64_t ticks() const { return m_ticks; }
-
  private:
   void schedule_tick();
   void on_tick();
@@ -85,7 +82,9 @@ class Node final : public control::ControlHandler {
   boost::asio::steady_timer m_tick_timer;
   boost::asio::signal_set m_signals;
   std::thread m_io_thread;
-  std::uint64_t m_ticks = 0;  // io thread only
+  std::uint64_t m_ticks = 0;      // io thread only
+  bool m_stopping = false;        // io thread only: shutdown has begun, re-arm nothing
+  bool m_stop_signalled = false;  // io thread only: a SIGTERM/SIGINT arrived
 
   std::unique_ptr<net::PeerServer> m_peer_server;
   std::unique_ptr<net::PeerClient> m_peer_client;

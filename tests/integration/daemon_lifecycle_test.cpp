@@ -65,7 +65,9 @@ TEST_CASE("the node id survives restarts and port 0 picks a port", "[integration
   REQUIRE(daemon.start());
   const json second = daemon.status_json();
   CHECK(second["node_id"] == first["node_id"]);
-  CHECK(daemon.log().find("(new identity)") == daemon.log().rfind("(new identity)"));  // created once
+  const std::string log = daemon.log();
+  REQUIRE(log.find("(new identity)") != std::string::npos);
+  CHECK(log.find("(new identity)") == log.rfind("(new identity)"));  // created once, not twice
 }
 
 TEST_CASE("p2pctl exit codes: missing daemon is 1 and bad usage is 2", "[integration]") {
@@ -217,6 +219,7 @@ TEST_CASE("a second daemon on the same socket or state dir or port is refused", 
                                15s);
     CHECK(r.status.exited_with(1));
     CHECK_THAT(r.err, Catch::Contains("cannot listen on 127.0.0.1:" + port));
+    CHECK_FALSE(std::filesystem::exists(dir.path() / "b.sock"));  // a failed start cleans up
   }
   // The first daemon is unharmed by all of it.
   CHECK(first.ctl({"status"}).status.exited_with(0));

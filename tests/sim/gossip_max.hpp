@@ -18,6 +18,8 @@ struct GossipMessage {
   bool is_reply = false;
 };
 
+inline std::uint64_t sim_fingerprint(const GossipMessage& m) { return m.value * 2 + (m.is_reply ? 1 : 0); }
+
 struct GossipDurable {
   std::uint64_t value = 0;
   std::uint64_t restarts = 0;

@@ -16,6 +16,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <concepts>
 #include <deque>
 #include <cstdint>
 #include <functional>
@@ -72,6 +73,17 @@ struct SimStats {
   std::uint64_t dropped_down = 0;  // the destination was down, or restarted since the send
   std::uint64_t duplicated = 0;
   std::uint64_t ticks = 0;
+  // Smallest and largest one-way delay of any delivered message.
+  Duration min_latency = Duration::max();
+  Duration max_latency = Duration::zero();
+};
+
+// A core's message type may provide `std::uint64_t sim_fingerprint(const M&)`
+// (found by ADL); the simulator then mixes payloads into its digest, so two
+// runs that send different contents never look the same.
+template <class M>
+concept Fingerprinted = requires(const M& m) {
+  { sim_fingerprint(m) } -> std::convertible_to<std::uint64_t>;
 };
 
 template <class Message, class Durable>
@@ -102,8 +114,12 @@ class Simulator {
     mix(0xc1, node, 0);
   }
 
+  // A new incarnation: like a rebooted machine behind TCP, it receives
+  // nothing that was sent to its previous life, including while it was down.
   void restart(Address node) {
-    if (m_nodes.at(node).process) return;
+    Node& n = m_nodes.at(node);
+    if (n.process) return;
+    ++n.incarnation;
     start(node);
   }
 
@@ -137,18 +153,26 @@ class Simulator {
     Event& event = handle.mapped();
     Node& node = m_nodes.at(event.to);
     if (event.incarnation != node.incarnation || !node.process) {
-      if (event.message) ++m_stats.dropped_down;
+      if (event.message) {
+        ++m_stats.dropped_down;
+        mix(0xdd, event.from, event.to);
+      }
     } else if (event.message) {
       if (!can_reach(event.from, event.to)) {
         ++m_stats.dropped_partition;
+        mix(0xdb, event.from, event.to);
       } else {
         ++m_stats.delivered;
+        m_stats.min_latency = std::min(m_stats.min_latency, m_now - event.sent_at);
+        m_stats.max_latency = std::max(m_stats.max_latency, m_now - event.sent_at);
         mix(0xd1, event.from, event.to);
+        if constexpr (Fingerprinted<Message>) mix(0xf1, sim_fingerprint(*event.message), 0);
         node.process->receive(event.from, *event.message);
         drain(event.to);
       }
     } else {
       ++m_stats.ticks;
+      mix(0x71, event.to, 0);
       node.process->tick();
       drain(event.to);
       schedule(event.to, std::nullopt, event.to, m_config.tick_interval);
@@ -179,8 +203,9 @@ class Simulator {
   [[nodiscard]] Duration now() const { return m_now; }
   [[nodiscard]] std::uint64_t seed() const { return m_config.seed; }
   [[nodiscard]] const SimStats& stats() const { return m_stats; }
-  // A running hash of what happened (deliveries, crashes, restarts, at what
-  // virtual time): equal digests mean the same run.
+  // A running hash of everything that happened, with its virtual time: ticks,
+  // deliveries (and payloads, for Fingerprinted messages), drops, crashes and
+  // restarts. Equal digests mean the same run.
   [[nodiscard]] std::uint64_t digest() const { return m_digest; }
   // "invariant 'X' violated at t=... (seed S): ..." once one failed.
   [[nodiscard]] const std::optional<std::string>& failure() const { return m_failure; }
@@ -204,6 +229,7 @@ class Simulator {
     Address from = 0;
     Address to = 0;
     std::uint64_t incarnation = 0;
+    Duration sent_at{0};
     std::optional<Message> message;  // nullopt: a tick
   };
   // Ordered by (time, sequence): ties resolve in scheduling order, never by
@@ -223,7 +249,7 @@ class Simulator {
 
   void schedule(Address to, std::optional<Message> message, Address from, Duration delay) {
     m_events.emplace(EventKey{m_now + delay, m_sequence++},
-                     Event{from, to, m_nodes.at(to).incarnation, std::move(message)});
+                     Event{from, to, m_nodes.at(to).incarnation, m_now, std::move(message)});
   }
 
   bool can_reach(Address from, Address to) const {
@@ -245,10 +271,12 @@ class Simulator {
       if (out.to >= m_nodes.size()) continue;  // no such node: lost
       if (m_rng.chance(m_config.link.loss)) {
         ++m_stats.dropped_loss;
+        mix(0xd0, from, out.to);
         continue;
       }
       if (!can_reach(from, out.to)) {
         ++m_stats.dropped_partition;
+        mix(0xdb, from, out.to);
         continue;
       }
       if (m_rng.chance(m_config.link.duplicate)) {

@@ -93,6 +93,8 @@ std::optional<ExitStatus> ChildProcess::wait_for(std::chrono::milliseconds timeo
 
 ExitStatus ChildProcess::kill() {
   if (m_status) return *m_status;
+  // Never kill(-1): a moved-from or failed child must not signal everything.
+  if (m_pid <= 0) return ExitStatus{};
   ::kill(m_pid, SIGKILL);
   int raw = 0;
   while (::waitpid(m_pid, &raw, 0) < 0 && errno == EINTR) {

@@ -66,6 +66,26 @@ TEST_CASE("a path that is not a socket is never deleted", "[unit][control_socket
   CHECK(std::filesystem::exists(path));
 }
 
+TEST_CASE("a directory others may write to is refused", "[unit][control_socket]") {
+  test::TempDir dir;
+  const auto shared = dir.path() / "shared";
+  std::filesystem::create_directory(shared);
+  ::chmod(shared.c_str(), 0777);
+  auto prepared = prepare_control_socket_path(shared / "p2pd.sock");
+  REQUIRE_FALSE(prepared);
+  CHECK_THAT(prepared.error().message, Catch::Contains("is writable by others (mode 777)"));
+  ::chmod(shared.c_str(), 01777);  // sticky, like /tmp: others cannot replace our socket
+  CHECK(prepare_control_socket_path(shared / "p2pd.sock"));
+  if (::geteuid() == 0) {
+    const auto foreign = dir.path() / "foreign";
+    std::filesystem::create_directory(foreign);
+    REQUIRE(::chown(foreign.c_str(), 65534, 65534) == 0);
+    auto refused = prepare_control_socket_path(foreign / "p2pd.sock");
+    REQUIRE_FALSE(refused);
+    CHECK_THAT(refused.error().message, Catch::Contains("belongs to uid 65534"));
+  }
+}
+
 TEST_CASE("overlong socket paths are refused up front", "[unit][control_socket]") {
   const std::filesystem::path path = "/tmp/" + std::string(120, 'x') + ".sock";
   auto prepared = prepare_control_socket_path(path);
@@ -73,16 +93,17 @@ TEST_CASE("overlong socket paths are refused up front", "[unit][control_socket]"
   CHECK_THAT(prepared.error().message, Catch::Contains("too long"));
 }
 
-TEST_CASE("the socket is restricted to owner and group", "[unit][control_socket]") {
+TEST_CASE("a bound socket is accepted only with mode 0660", "[unit][control_socket]") {
   test::TempDir dir;
   const auto path = dir.path() / "p2pd.sock";
   const int fd = bind_unix(path, true);
-  ::chmod(path.c_str(), 0777);
-  auto inode = restrict_control_socket(path);
+  ::chmod(path.c_str(), 0666);
+  auto wrong = verify_control_socket(path);
+  REQUIRE_FALSE(wrong);
+  CHECK_THAT(wrong.error().message, Catch::Contains("has mode 666, expected 660"));
+  ::chmod(path.c_str(), 0660);
+  auto inode = verify_control_socket(path);
   REQUIRE(inode);
-  struct stat st{};
-  REQUIRE(::stat(path.c_str(), &st) == 0);
-  CHECK((st.st_mode & 0777) == 0660);
   remove_control_socket(path, *inode + 1);  // not ours: kept
   CHECK(std::filesystem::exists(path));
   remove_control_socket(path, *inode);

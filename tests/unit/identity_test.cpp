@@ -37,12 +37,26 @@ TEST_CASE("a corrupt key file is an error and is never silently replaced", "[uni
   for (const std::string& junk : {std::string("not a key"), std::string(),
                                   std::string("-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n")}) {
     std::ofstream(file, std::ios::trunc) << junk;
+    ::chmod(file.c_str(), 0600);
     auto identity = load_or_create_identity(dir.path());
     REQUIRE_FALSE(identity);
     CHECK(identity.error().code == ErrorCode::corrupt);
     CHECK_THAT(identity.error().message, Catch::Contains("move it away"));
     CHECK(*read_small_file(file, 1 << 20) == junk);  // untouched
   }
+}
+
+TEST_CASE("a node key readable by others is refused", "[unit][identity]") {
+  test::TempDir dir;
+  REQUIRE(load_or_create_identity(dir.path()));
+  const auto file = dir.path() / kNodeKeyFile;
+  ::chmod(file.c_str(), 0644);
+  auto identity = load_or_create_identity(dir.path());
+  REQUIRE_FALSE(identity);
+  CHECK(identity.error().code == ErrorCode::permission_denied);
+  CHECK_THAT(identity.error().message, Catch::Contains("mode 644") && Catch::Contains("chmod 600"));
+  ::chmod(file.c_str(), 0600);
+  CHECK(load_or_create_identity(dir.path()));
 }
 
 TEST_CASE("one daemon per state dir", "[unit][state_dir]") {
