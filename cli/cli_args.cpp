@@ -60,8 +60,10 @@ Result<CliArgs> parse_cli_args(const std::vector<std::string>& args) {
   for (std::size_t i = 0; i < args.size(); ++i) {
     const std::string& arg = args[i];
     if (options_done || arg.empty() || arg[0] != '-' || arg == "-") {
-      if (out.command.empty()) out.command = arg;
-      else out.arguments.push_back(arg);
+      if (out.command.empty())
+        out.command = arg;
+      else
+        out.arguments.push_back(arg);
       continue;
     }
     if (arg == "--") {

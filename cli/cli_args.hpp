@@ -11,8 +11,8 @@
 namespace p2pd::cli {
 
 struct GlobalOptions {
-  std::filesystem::path socket;        // --socket, else $P2PD_SOCKET, else the default
-  bool json = false;                   // --json
+  std::filesystem::path socket;               // --socket, else $P2PD_SOCKET, else the default
+  bool json = false;                          // --json
   std::chrono::milliseconds timeout{30'000};  // --timeout SECONDS
 };
 
@@ -20,8 +20,8 @@ struct CliArgs {
   enum class Action { run, help, version };
   Action action = Action::run;
   GlobalOptions global;
-  std::string command;                // empty with Action::help for the general help
-  std::vector<std::string> arguments; // after the command
+  std::string command;                 // empty with Action::help for the general help
+  std::vector<std::string> arguments;  // after the command
 };
 
 // Usage errors (exit 2) are returned as Error.

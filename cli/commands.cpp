@@ -74,7 +74,8 @@ int usage_error(const std::string& message) {
 }
 
 int cmd_status(const CliArgs& args) {
-  if (!args.arguments.empty()) return usage_error(fmt::format("status takes no arguments, got '{}'", args.arguments[0]));
+  if (!args.arguments.empty())
+    return usage_error(fmt::format("status takes no arguments, got '{}'", args.arguments[0]));
   ControlClient client(args.global);
   auto reply = client.status();
   if (!reply) return fail(reply.error());

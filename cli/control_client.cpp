@@ -17,9 +17,10 @@ namespace {
 
 // Why the socket cannot be used, in the OS's words; empty when it accepts.
 std::string probe_socket(const std::filesystem::path& path) {
-  struct stat st{};
+  struct stat st {};
   if (::stat(path.c_str(), &st) != 0) {
-    if (errno == ENOENT) return fmt::format("no p2pd control socket at {} (is p2pd running? see --socket)", path.string());
+    if (errno == ENOENT)
+      return fmt::format("no p2pd control socket at {} (is p2pd running? see --socket)", path.string());
     return fmt::format("cannot access {}: {}", path.string(), std::strerror(errno));
   }
   if (!S_ISSOCK(st.st_mode)) return fmt::format("{} is not a socket", path.string());
@@ -36,7 +37,7 @@ std::string probe_socket(const std::filesystem::path& path) {
 // any local user could create first and serve a fake daemon from.
 Result<void> check_fallback_dir(const std::filesystem::path& socket) {
   if (socket != default_control_socket() || !socket.string().starts_with("/tmp/")) return {};
-  struct stat st{};
+  struct stat st {};
   const auto dir = socket.parent_path();
   if (::stat(dir.c_str(), &st) != 0) return {};  // absent: the call will say no daemon runs
   if (st.st_uid != ::geteuid()) {
@@ -66,7 +67,8 @@ Error ControlClient::explain(const grpc::Status& status) const {
   switch (status.error_code()) {
     case grpc::StatusCode::UNAVAILABLE: {
       std::string cause = probe_socket(m_options.socket);
-      if (cause.empty()) cause = fmt::format("p2pd at {} is unavailable: {}", m_options.socket.string(), status.error_message());
+      if (cause.empty())
+        cause = fmt::format("p2pd at {} is unavailable: {}", m_options.socket.string(), status.error_message());
       return Error{ErrorCode::unavailable, cause};
     }
     case grpc::StatusCode::DEADLINE_EXCEEDED: {
@@ -75,16 +77,12 @@ Error ControlClient::explain(const grpc::Status& status) const {
       return make_error(ErrorCode::timed_out, "p2pd did not answer within {:g} s (see --timeout)",
                         static_cast<double>(m_options.timeout.count()) / 1000.0);
     }
-    case grpc::StatusCode::INVALID_ARGUMENT:
-      return Error{ErrorCode::invalid_argument, status.error_message()};
-    case grpc::StatusCode::NOT_FOUND:
-      return Error{ErrorCode::not_found, status.error_message()};
-    case grpc::StatusCode::PERMISSION_DENIED:
-      return Error{ErrorCode::permission_denied, status.error_message()};
+    case grpc::StatusCode::INVALID_ARGUMENT: return Error{ErrorCode::invalid_argument, status.error_message()};
+    case grpc::StatusCode::NOT_FOUND: return Error{ErrorCode::not_found, status.error_message()};
+    case grpc::StatusCode::PERMISSION_DENIED: return Error{ErrorCode::permission_denied, status.error_message()};
     case grpc::StatusCode::UNIMPLEMENTED:
       return make_error(ErrorCode::unavailable, "this p2pd does not support the request (is it older than p2pctl?)");
-    default:
-      return make_error(ErrorCode::internal, "p2pd: {}", status.error_message());
+    default: return make_error(ErrorCode::internal, "p2pd: {}", status.error_message());
   }
 }
 

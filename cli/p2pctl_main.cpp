@@ -24,7 +24,6 @@ void silence_grpc_logs() {
 
 }  // namespace
 
-
 int run_p2pctl(int argc, char** argv) {
   silence_grpc_logs();
   try {
@@ -34,9 +33,7 @@ int run_p2pctl(int argc, char** argv) {
       return 2;
     }
     switch (args->action) {
-      case CliArgs::Action::version:
-        fmt::print("p2pctl {}\n", kVersion);
-        return 0;
+      case CliArgs::Action::version: fmt::print("p2pctl {}\n", kVersion); return 0;
       case CliArgs::Action::help: {
         if (args->command.empty()) {
           fmt::print("{}", general_help());
@@ -50,8 +47,7 @@ int run_p2pctl(int argc, char** argv) {
         fmt::print("Usage: p2pctl [OPTIONS] {}\n\n{}", spec->usage, spec->help);
         return 0;
       }
-      case CliArgs::Action::run:
-        return run_command(*args);
+      case CliArgs::Action::run: return run_command(*args);
     }
     return 2;
   } catch (const std::exception& e) {

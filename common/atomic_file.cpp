@@ -74,7 +74,7 @@ Result<std::string> read_small_file(const std::filesystem::path& path, std::size
     if (errno == ENOENT) return make_error(ErrorCode::not_found, "{} does not exist", path.string());
     return os_error("cannot open", path);
   }
-  struct stat st{};
+  struct stat st {};
   if (::fstat(fd.get(), &st) != 0) return os_error("cannot stat", path);
   if (!S_ISREG(st.st_mode)) return make_error(ErrorCode::invalid_argument, "{} is not a regular file", path.string());
   std::string out;

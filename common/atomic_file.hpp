@@ -3,10 +3,10 @@
 // over the target, fsync the directory. A crash leaves the old file or the
 // new one, never a torn mix.
 
+#include <sys/types.h>
 #include <filesystem>
 #include <span>
 #include <string>
-#include <sys/types.h>
 
 #include "common/result.hpp"
 

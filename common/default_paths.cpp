@@ -33,6 +33,8 @@ std::filesystem::path default_state_dir() {
   return home_dir() / ".local" / "state" / "p2pd";
 }
 
-std::filesystem::path default_config_file() { return "/etc/p2pd/p2pd.conf"; }
+std::filesystem::path default_config_file() {
+  return "/etc/p2pd/p2pd.conf";
+}
 
 }  // namespace p2pd

@@ -9,8 +9,7 @@ namespace p2pd {
 namespace {
 
 bool valid_host_char(char c) {
-  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '.' ||
-         c == '_';
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '.' || c == '_';
 }
 
 }  // namespace
@@ -50,7 +49,8 @@ Result<HostPort> parse_host_port(std::string_view text, bool allow_port_zero) {
     }
   }
   if (host.empty()) return make_error(ErrorCode::invalid_argument, "'{}' has an empty host", text);
-  if (host.size() > kMaxHostLength) return make_error(ErrorCode::invalid_argument, "host name in '{}' is too long", text);
+  if (host.size() > kMaxHostLength)
+    return make_error(ErrorCode::invalid_argument, "host name in '{}' is too long", text);
   unsigned port = 0;
   const auto [end, ec] = std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
   if (port_text.empty() || ec != std::errc{} || end != port_text.data() + port_text.size() || port > 65535) {

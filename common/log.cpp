@@ -35,7 +35,7 @@ int syslog_priority(Level level) {
 bool stderr_is_journal() {
   const char* stream = std::getenv("JOURNAL_STREAM");
   if (stream == nullptr) return false;
-  struct stat st{};
+  struct stat st {};
   if (fstat(STDERR_FILENO, &st) != 0) return false;
   unsigned long long dev = 0, ino = 0;
   if (std::sscanf(stream, "%llu:%llu", &dev, &ino) != 2) return false;
@@ -81,11 +81,19 @@ std::string_view to_string(Category category) {
   return "?";
 }
 
-void set_level(Level level) { g_level.store(level, std::memory_order_relaxed); }
-Level level() { return g_level.load(std::memory_order_relaxed); }
-bool enabled(Level l) { return l >= g_level.load(std::memory_order_relaxed); }
+void set_level(Level level) {
+  g_level.store(level, std::memory_order_relaxed);
+}
+Level level() {
+  return g_level.load(std::memory_order_relaxed);
+}
+bool enabled(Level l) {
+  return l >= g_level.load(std::memory_order_relaxed);
+}
 
-void init_from_environment(std::string_view /*program*/) { g_journal.store(stderr_is_journal()); }
+void init_from_environment(std::string_view /*program*/) {
+  g_journal.store(stderr_is_journal());
+}
 
 void write(Level level, Category category, std::string_view raw_message) {
   const std::string message = one_line(raw_message);
@@ -95,13 +103,12 @@ void write(Level level, Category category, std::string_view raw_message) {
   } else {
     const auto now = std::chrono::system_clock::now();
     const auto secs = std::chrono::system_clock::to_time_t(now);
-    const auto millis =
-        std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count() % 1000;
+    const auto millis = std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count() % 1000;
     std::tm tm{};
     gmtime_r(&secs, &tm);
-    line = fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z {:<5} {}: {}\n", tm.tm_year + 1900,
-                       tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, millis, to_string(level),
-                       to_string(category), message);
+    line = fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z {:<5} {}: {}\n", tm.tm_year + 1900, tm.tm_mon + 1,
+                       tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, millis, to_string(level), to_string(category),
+                       message);
   }
   std::lock_guard lock(g_write_mutex);
   std::fwrite(line.data(), 1, line.size(), stderr);

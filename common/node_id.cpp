@@ -33,9 +33,13 @@ NodeId NodeId::hash_of(std::string_view data) {
   return hash_of(std::span(reinterpret_cast<const std::uint8_t*>(data.data()), data.size()));
 }
 
-std::string NodeId::hex() const { return to_hex(m_bytes); }
+std::string NodeId::hex() const {
+  return to_hex(m_bytes);
+}
 
-std::string NodeId::short_hex(std::size_t digits) const { return hex().substr(0, std::min(digits, kHexDigits)); }
+std::string NodeId::short_hex(std::size_t digits) const {
+  return hex().substr(0, std::min(digits, kHexDigits));
+}
 
 NodeId NodeId::plus_power_of_two(std::size_t exponent) const {
   Bytes out = m_bytes;

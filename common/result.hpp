@@ -41,21 +41,33 @@ template <class... Args>
 template <class T>
 class [[nodiscard]] Result {
  public:
-  Result(T value) : m_state(std::in_place_index<0>, std::move(value)) {}  // NOLINT(google-explicit-constructor)
+  Result(T value) : m_state(std::in_place_index<0>, std::move(value)) {}      // NOLINT(google-explicit-constructor)
   Result(Error error) : m_state(std::in_place_index<1>, std::move(error)) {}  // NOLINT(google-explicit-constructor)
 
   [[nodiscard]] bool has_value() const { return m_state.index() == 0; }
   explicit operator bool() const { return has_value(); }
 
-  T& value() & { assert(has_value()); return std::get<0>(m_state); }
-  const T& value() const& { assert(has_value()); return std::get<0>(m_state); }
-  T&& value() && { assert(has_value()); return std::get<0>(std::move(m_state)); }
+  T& value() & {
+    assert(has_value());
+    return std::get<0>(m_state);
+  }
+  const T& value() const& {
+    assert(has_value());
+    return std::get<0>(m_state);
+  }
+  T&& value() && {
+    assert(has_value());
+    return std::get<0>(std::move(m_state));
+  }
   T& operator*() & { return value(); }
   const T& operator*() const& { return value(); }
   T* operator->() { return &value(); }
   const T* operator->() const { return &value(); }
 
-  const Error& error() const { assert(!has_value()); return std::get<1>(m_state); }
+  const Error& error() const {
+    assert(!has_value());
+    return std::get<1>(m_state);
+  }
 
  private:
   std::variant<T, Error> m_state;
@@ -69,7 +81,10 @@ class [[nodiscard]] Result<void> {
 
   [[nodiscard]] bool has_value() const { return !m_failed; }
   explicit operator bool() const { return has_value(); }
-  const Error& error() const { assert(m_failed); return m_error; }
+  const Error& error() const {
+    assert(m_failed);
+    return m_error;
+  }
 
  private:
   Error m_error;

@@ -10,7 +10,9 @@ std::uint64_t splitmix64(std::uint64_t& x) {
   return z ^ (z >> 31);
 }
 
-std::uint64_t rotl(std::uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
+std::uint64_t rotl(std::uint64_t x, int k) {
+  return (x << k) | (x >> (64 - k));
+}
 
 }  // namespace
 
@@ -43,7 +45,9 @@ std::uint64_t Rng::uniform(std::uint64_t lo, std::uint64_t hi) {
   return lo + draw % range;
 }
 
-double Rng::unit() { return static_cast<double>(next() >> 11) * 0x1.0p-53; }
+double Rng::unit() {
+  return static_cast<double>(next() >> 11) * 0x1.0p-53;
+}
 
 bool Rng::chance(double p) {
   if (p <= 0.0) return false;
@@ -51,6 +55,8 @@ bool Rng::chance(double p) {
   return unit() < p;
 }
 
-Rng Rng::fork() { return Rng(next()); }
+Rng Rng::fork() {
+  return Rng(next());
+}
 
 }  // namespace p2pd

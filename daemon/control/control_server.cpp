@@ -93,6 +93,8 @@ void ControlServer::shutdown(std::chrono::milliseconds grace) {
   remove_control_socket(m_path, m_inode);
 }
 
-ControlServer::~ControlServer() { shutdown(std::chrono::milliseconds(0)); }
+ControlServer::~ControlServer() {
+  shutdown(std::chrono::milliseconds(0));
+}
 
 }  // namespace p2pd::control

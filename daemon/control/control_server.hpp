@@ -1,10 +1,10 @@
 #pragma once
 // The gRPC control service on the unix socket (CONTRACT.md, p2pctl).
 
+#include <sys/types.h>
 #include <chrono>
 #include <filesystem>
 #include <memory>
-#include <sys/types.h>
 
 #include "common/result.hpp"
 #include "daemon/control/control_handler.hpp"

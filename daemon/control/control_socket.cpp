@@ -36,7 +36,7 @@ Result<void> prepare_control_socket_path(const std::filesystem::path& path) {
   if (auto made = create_directories(dir, kControlDirMode); !made) {
     return make_error(made.error().code, "control socket: {}", made.error().message);
   }
-  struct stat dir_st{};
+  struct stat dir_st {};
   if (::stat(dir.c_str(), &dir_st) != 0) {
     return make_error(ErrorCode::io, "cannot stat {}: {}", dir.string(), std::strerror(errno));
   }
@@ -47,10 +47,10 @@ Result<void> prepare_control_socket_path(const std::filesystem::path& path) {
   }
   if ((dir_st.st_mode & (S_IWGRP | S_IWOTH)) != 0 && (dir_st.st_mode & S_ISVTX) == 0) {
     return make_error(ErrorCode::permission_denied,
-                      "control socket directory {} is writable by others (mode {:o}); refusing to use it",
-                      dir.string(), dir_st.st_mode & 07777);
+                      "control socket directory {} is writable by others (mode {:o}); refusing to use it", dir.string(),
+                      dir_st.st_mode & 07777);
   }
-  struct stat st{};
+  struct stat st {};
   if (::lstat(path.c_str(), &st) != 0) {
     if (errno == ENOENT) return {};
     return make_error(ErrorCode::io, "cannot stat {}: {}", path.string(), std::strerror(errno));
@@ -72,7 +72,7 @@ Result<void> prepare_control_socket_path(const std::filesystem::path& path) {
 }
 
 Result<ino_t> verify_control_socket(const std::filesystem::path& path) {
-  struct stat st{};
+  struct stat st {};
   if (::lstat(path.c_str(), &st) != 0 || !S_ISSOCK(st.st_mode)) {
     return make_error(ErrorCode::io, "control socket {} vanished after bind", path.string());
   }
@@ -84,7 +84,7 @@ Result<ino_t> verify_control_socket(const std::filesystem::path& path) {
 }
 
 void remove_control_socket(const std::filesystem::path& path, ino_t inode) {
-  struct stat st{};
+  struct stat st {};
   if (::lstat(path.c_str(), &st) == 0 && S_ISSOCK(st.st_mode) && st.st_ino == inode) ::unlink(path.c_str());
 }
 

@@ -3,8 +3,8 @@
 // socket is guarded by file permissions). gRPC binds it; these functions make
 // the path safe to bind and lock its mode down afterwards.
 
-#include <filesystem>
 #include <sys/types.h>
+#include <filesystem>
 
 #include "common/result.hpp"
 

@@ -13,7 +13,9 @@ std::string_view to_string(ExecutorChoice choice) {
   return "?";
 }
 
-std::string_view to_string(ExecutorKind kind) { return kind == ExecutorKind::cuda ? "cuda" : "cpu"; }
+std::string_view to_string(ExecutorKind kind) {
+  return kind == ExecutorKind::cuda ? "cuda" : "cpu";
+}
 
 Result<ExecutorInfo> select_executor(ExecutorChoice choice) {
   if (choice == ExecutorChoice::cpu) return ExecutorInfo{ExecutorKind::cpu, ""};

@@ -15,8 +15,7 @@ Error from_status(const HostPort& to, const grpc::Status& status) {
       return make_error(ErrorCode::timed_out, "{} did not answer in time", to.to_string());
     case grpc::StatusCode::UNAVAILABLE:
       return make_error(ErrorCode::unavailable, "{} is unreachable: {}", to.to_string(), status.error_message());
-    case grpc::StatusCode::CANCELLED:
-      return make_error(ErrorCode::unavailable, "call to {} cancelled", to.to_string());
+    case grpc::StatusCode::CANCELLED: return make_error(ErrorCode::unavailable, "call to {} cancelled", to.to_string());
     default:
       return make_error(ErrorCode::unavailable, "{} answered with an error: {}", to.to_string(),
                         status.error_message());
@@ -46,7 +45,9 @@ Result<PingResult> decode(const HostPort& to, const proto::PingReply& reply) {
 
 PeerClient::PeerClient(NodeId self, Post post) : m_self(self), m_post(std::move(post)) {}
 
-PeerClient::~PeerClient() { shutdown(); }
+PeerClient::~PeerClient() {
+  shutdown();
+}
 
 std::shared_ptr<grpc::Channel> PeerClient::channel_for(const HostPort& to) {
   const std::string key = to.to_string();
@@ -81,17 +82,16 @@ void PeerClient::ping(const HostPort& to, std::chrono::milliseconds timeout,
   call->context.set_deadline(std::chrono::system_clock::now() + timeout);
   call->request.set_node_id(std::string(m_self.bytes().begin(), m_self.bytes().end()));
   call->request.set_version(kVersion);
-  call->stub->async()->Ping(&call->context, &call->request, &call->reply,
-                            [this, call, to, done = std::move(done)](grpc::Status status) mutable {
-                              Result<PingResult> result =
-                                  status.ok() ? decode(to, call->reply) : Result<PingResult>(from_status(to, status));
-                              std::lock_guard lock(m_mutex);
-                              if (!m_closed) m_post([done = std::move(done), result = std::move(result)]() mutable {
-                                done(std::move(result));
-                              });
-                              m_in_flight.erase(&call->context);
-                              if (m_in_flight.empty()) m_idle.notify_all();
-                            });
+  call->stub->async()->Ping(
+      &call->context, &call->request, &call->reply,
+      [this, call, to, done = std::move(done)](grpc::Status status) mutable {
+        Result<PingResult> result = status.ok() ? decode(to, call->reply) : Result<PingResult>(from_status(to, status));
+        std::lock_guard lock(m_mutex);
+        if (!m_closed)
+          m_post([done = std::move(done), result = std::move(result)]() mutable { done(std::move(result)); });
+        m_in_flight.erase(&call->context);
+        if (m_in_flight.empty()) m_idle.notify_all();
+      });
 }
 
 void PeerClient::shutdown() {

@@ -63,8 +63,7 @@ Result<std::unique_ptr<PeerServer>> PeerServer::start(const HostPort& listen, co
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   server->m_server = builder.BuildAndStart();
   if (!server->m_server || port == 0) {
-    return make_error(ErrorCode::unavailable,
-                      "cannot listen on {} (address in use, or not an address of this machine)",
+    return make_error(ErrorCode::unavailable, "cannot listen on {} (address in use, or not an address of this machine)",
                       listen.to_string());
   }
   server->m_bound = HostPort{listen.host, static_cast<std::uint16_t>(port)};
@@ -79,6 +78,8 @@ void PeerServer::shutdown(std::chrono::milliseconds grace) {
   m_server.reset();
 }
 
-PeerServer::~PeerServer() { shutdown(std::chrono::milliseconds(0)); }
+PeerServer::~PeerServer() {
+  shutdown(std::chrono::milliseconds(0));
+}
 
 }  // namespace p2pd::net

@@ -29,6 +29,8 @@ struct OptionGroups {
 
 OptionGroups make_options() {
   OptionGroups g;
+  // Program_options' chained calls read as a table; keep them so.
+  // clang-format off
   g.general.add_options()
       ("help,h", "print this help and exit")
       ("version,V", "print the version and exit")
@@ -55,6 +57,7 @@ OptionGroups make_options() {
   g.execution.add_options()
       ("executor", po::value<std::string>()->value_name("auto|cuda|cpu"),
        "where shards run; auto uses a GPU when one works (default: auto)");
+  // clang-format on
   g.all.add(g.general).add(g.network).add(g.control).add(g.storage).add(g.execution);
   return g;
 }
@@ -67,7 +70,11 @@ std::string help_text(const OptionGroups& g) {
          "--control-socket. Command-line options override the config file, which\n"
          "overrides the defaults. SIGTERM/SIGINT stop it cleanly; SIGHUP re-reads the\n"
          "config file.\n\n"
-      << g.general << '\n' << g.network << '\n' << g.control << '\n' << g.storage << '\n' << g.execution;
+      << g.general << '\n'
+      << g.network << '\n'
+      << g.control << '\n'
+      << g.storage << '\n'
+      << g.execution;
   return out.str();
 }
 
@@ -92,10 +99,14 @@ Result<void> apply_value(NodeConfig& config, const std::string& key, const std::
     if (value.empty()) return fail(make_error(ErrorCode::invalid_argument, "needs a path"));
     (key == "control-socket" ? config.control_socket : config.state_dir) = std::filesystem::path(value);
   } else if (key == "executor") {
-    if (value == "auto") config.executor = ExecutorChoice::automatic;
-    else if (value == "cuda") config.executor = ExecutorChoice::cuda;
-    else if (value == "cpu") config.executor = ExecutorChoice::cpu;
-    else return fail(make_error(ErrorCode::invalid_argument, "'{}' is not one of auto, cuda, cpu", value));
+    if (value == "auto")
+      config.executor = ExecutorChoice::automatic;
+    else if (value == "cuda")
+      config.executor = ExecutorChoice::cuda;
+    else if (value == "cpu")
+      config.executor = ExecutorChoice::cpu;
+    else
+      return fail(make_error(ErrorCode::invalid_argument, "'{}' is not one of auto, cuda, cpu", value));
   } else if (key == "log-level") {
     auto level = log::parse_level(value);
     if (!level) {
@@ -145,13 +156,12 @@ Result<ParsedCommandLine> parse_command_line(const std::vector<std::string>& arg
     file = default_config_file();
   }
   if (file) {
-    const ConfigKeyRules rules{
-        [&](const std::string& key) {
-          // find_nothrow also matches short names ("-h"); file keys are long names.
-          return !key.starts_with('-') && !kCommandLineOnly.contains(key) &&
-                 groups.all.find_nothrow(key, false) != nullptr;
-        },
-        [](const std::string& key) { return kRepeatable.contains(key); }};
+    const ConfigKeyRules rules{[&](const std::string& key) {
+                                 // find_nothrow also matches short names ("-h"); file keys are long names.
+                                 return !key.starts_with('-') && !kCommandLineOnly.contains(key) &&
+                                        groups.all.find_nothrow(key, false) != nullptr;
+                               },
+                               [](const std::string& key) { return kRepeatable.contains(key); }};
     auto entries = read_config_file(*file, rules);
     if (!entries) return entries.error();
     for (const auto& entry : *entries) {

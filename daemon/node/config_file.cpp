@@ -34,8 +34,8 @@ Result<std::vector<ConfigEntry>> parse_config_text(const std::string& text, cons
     const std::string line = trim(raw);
     if (line.empty()) continue;
     if (line.front() == '[') {
-      return make_error(ErrorCode::invalid_argument, "{}:{}: sections are not used; write 'key = value' lines",
-                        origin, line_no);
+      return make_error(ErrorCode::invalid_argument, "{}:{}: sections are not used; write 'key = value' lines", origin,
+                        line_no);
     }
     const auto eq = line.find('=');
     if (eq == std::string::npos) {

@@ -25,7 +25,9 @@ Node::Node(NodeConfig config, std::vector<std::string> args, NodeIdentity identi
       m_signals(m_io, SIGTERM, SIGINT, SIGHUP),
       m_bootstrap(m_config.bootstrap, m_identity.id) {}
 
-Node::~Node() { shutdown(); }
+Node::~Node() {
+  shutdown();
+}
 
 Result<void> Node::start() {
   // The control socket first, before any thread of ours exists: binding it
@@ -177,7 +179,7 @@ void Node::reload_config() {
     log::always(log::Category::config, "SIGHUP: '{}' changed; it takes effect after a restart", option);
   }
   log::always(log::Category::config, "SIGHUP: configuration re-read{}",
-            m_config.config_file ? " from " + m_config.config_file->string() : "");
+              m_config.config_file ? " from " + m_config.config_file->string() : "");
 }
 
 void Node::get_status(std::function<void(control::NodeStatus)> done) {

@@ -43,7 +43,9 @@ Result<StateDirLock> StateDirLock::acquire(const std::filesystem::path& state_di
   return StateDirLock(fd);
 }
 
-StateDirLock::StateDirLock(StateDirLock&& other) noexcept : m_fd(other.m_fd) { other.m_fd = -1; }
+StateDirLock::StateDirLock(StateDirLock&& other) noexcept : m_fd(other.m_fd) {
+  other.m_fd = -1;
+}
 
 StateDirLock::~StateDirLock() {
   if (m_fd >= 0) ::close(m_fd);

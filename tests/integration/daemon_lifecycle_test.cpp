@@ -176,7 +176,7 @@ TEST_CASE("the control socket is 0660 in a created directory and others cannot u
   daemon.set_socket(dir.path() / "run" / "p2pd" / "p2pd.sock");  // p2pd must create run/p2pd/
   daemon.spawn();
   REQUIRE(eventually([&] { return daemon.ctl({"status"}, 5s).status.exited_with(0); }, 30s));
-  struct stat st{};
+  struct stat st {};
   REQUIRE(::stat(daemon.socket().c_str(), &st) == 0);
   CHECK(S_ISSOCK(st.st_mode));
   CHECK((st.st_mode & 07777) == 0660);
@@ -213,10 +213,10 @@ TEST_CASE("a second daemon on the same socket or state dir or port is refused", 
     CHECK_THAT(r.err, Catch::Contains("another p2pd is serving"));
   }
   SECTION("same port") {
-    const auto r = run_command({p2pd_binary(), "--config", "/dev/null", "--listen", "127.0.0.1:" + port,
-                                "--control-socket", (dir.path() / "b.sock").string(), "--state-dir",
-                                (dir.path() / "b").string()},
-                               15s);
+    const auto r =
+        run_command({p2pd_binary(), "--config", "/dev/null", "--listen", "127.0.0.1:" + port, "--control-socket",
+                     (dir.path() / "b.sock").string(), "--state-dir", (dir.path() / "b").string()},
+                    15s);
     CHECK(r.status.exited_with(1));
     CHECK_THAT(r.err, Catch::Contains("cannot listen on 127.0.0.1:" + port));
     CHECK_FALSE(std::filesystem::exists(dir.path() / "b.sock"));  // a failed start cleans up

@@ -18,7 +18,9 @@ struct GossipMessage {
   bool is_reply = false;
 };
 
-inline std::uint64_t sim_fingerprint(const GossipMessage& m) { return m.value * 2 + (m.is_reply ? 1 : 0); }
+inline std::uint64_t sim_fingerprint(const GossipMessage& m) {
+  return m.value * 2 + (m.is_reply ? 1 : 0);
+}
 
 struct GossipDurable {
   std::uint64_t value = 0;

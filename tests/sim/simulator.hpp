@@ -17,8 +17,8 @@
 #include <algorithm>
 #include <chrono>
 #include <concepts>
-#include <deque>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
@@ -96,8 +96,7 @@ class Simulator {
   // Returns a description of the violation, or nullopt when it holds.
   using Invariant = std::function<std::optional<std::string>()>;
 
-  Simulator(SimConfig config, Factory factory)
-      : m_config(config), m_factory(std::move(factory)), m_rng(config.seed) {}
+  Simulator(SimConfig config, Factory factory) : m_config(config), m_factory(std::move(factory)), m_rng(config.seed) {}
 
   Address add_node() {
     const auto self = static_cast<Address>(m_nodes.size());
@@ -143,7 +142,9 @@ class Simulator {
   }
   void set_link(const LinkModel& link) { m_config.link = link; }
 
-  void add_invariant(std::string name, Invariant check) { m_invariants.emplace_back(std::move(name), std::move(check)); }
+  void add_invariant(std::string name, Invariant check) {
+    m_invariants.emplace_back(std::move(name), std::move(check));
+  }
 
   // Processes the next event. False when nothing is left or an invariant failed.
   bool step() {
@@ -241,7 +242,8 @@ class Simulator {
     n.rng = m_rng.fork();
     n.process = m_factory(self, n.durable, n.rng);
     // Each node ticks with its own phase, as real machines do.
-    const Duration phase{static_cast<std::int64_t>(m_rng.uniform(1, static_cast<std::uint64_t>(m_config.tick_interval.count())))};
+    const Duration phase{
+        static_cast<std::int64_t>(m_rng.uniform(1, static_cast<std::uint64_t>(m_config.tick_interval.count())))};
     schedule(self, std::nullopt, self, phase);
     mix(0x5a, self, n.incarnation);
     drain(self);
@@ -290,8 +292,8 @@ class Simulator {
   void check_invariants() {
     for (const auto& [name, check] : m_invariants) {
       if (auto violation = check()) {
-        m_failure = fmt::format("invariant '{}' violated at t={}us (seed {}): {}", name, m_now.count(),
-                                m_config.seed, *violation);
+        m_failure = fmt::format("invariant '{}' violated at t={}us (seed {}): {}", name, m_now.count(), m_config.seed,
+                                *violation);
         return;
       }
     }

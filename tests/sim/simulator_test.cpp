@@ -91,8 +91,7 @@ TEST_CASE("partitions split the network until healed", "[sim]") {
     const auto left = range(0, 20), right = range(20, n);
     sim.partition({left, right});
     const std::uint64_t left_max = 19 * 7 + 3, right_max = (n - 1) * 7ULL + 3;
-    REQUIRE(sim.run_until([&] { return all_up_hold(sim, left, left_max) && all_up_hold(sim, right, right_max); },
-                          60s));
+    REQUIRE(sim.run_until([&] { return all_up_hold(sim, left, left_max) && all_up_hold(sim, right, right_max); }, 60s));
     sim.run_for(30s);  // and it stays split
     CHECK(all_up_hold(sim, left, left_max));
     CHECK(sim.stats().dropped_partition > 0);
@@ -150,7 +149,7 @@ TEST_CASE("a restarted node gets nothing sent to its previous life", "[sim]") {
   sim.run_for(std::chrono::microseconds(4'950'000));  // t = 15.95 s: everything in flight was old
   CHECK(sim.process_as<GossipMax>(1)->received() == 0);
   CHECK(sim.stats().dropped_down - dropped_before >= 45);  // ~10 a second from t=6 s to t=11 s
-  sim.run_for(2s);  // messages sent after the restart arrive from t = 16 s
+  sim.run_for(2s);                                         // messages sent after the restart arrive from t = 16 s
   CHECK(sim.process_as<GossipMax>(1)->received() > 0);
 }
 

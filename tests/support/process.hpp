@@ -13,8 +13,8 @@
 namespace p2pd::test {
 
 struct ExitStatus {
-  int code = -1;    // exit code when exited normally
-  int signal = 0;   // the signal that killed it, else 0
+  int code = -1;   // exit code when exited normally
+  int signal = 0;  // the signal that killed it, else 0
   [[nodiscard]] bool exited_with(int expected) const { return signal == 0 && code == expected; }
 };
 

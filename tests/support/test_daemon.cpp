@@ -7,8 +7,12 @@
 
 namespace p2pd::test {
 
-std::string p2pd_binary() { return P2PD_TEST_P2PD_BINARY; }
-std::string p2pctl_binary() { return P2PD_TEST_P2PCTL_BINARY; }
+std::string p2pd_binary() {
+  return P2PD_TEST_P2PD_BINARY;
+}
+std::string p2pctl_binary() {
+  return P2PD_TEST_P2PCTL_BINARY;
+}
 
 bool eventually(const std::function<bool()>& condition, std::chrono::milliseconds timeout) {
   const auto deadline = std::chrono::steady_clock::now() + timeout;
@@ -37,8 +41,8 @@ void TestDaemon::spawn() {
   auto given = [&](const std::string& option) {
     return std::find(m_extra_args.begin(), m_extra_args.end(), option) != m_extra_args.end();
   };
-  std::vector<std::string> argv = {p2pd_binary(), "--listen", "127.0.0.1:0", "--control-socket", m_socket.string(),
-                                   "--state-dir", m_state.string()};
+  std::vector<std::string> argv = {p2pd_binary(),     "--listen",    "127.0.0.1:0",   "--control-socket",
+                                   m_socket.string(), "--state-dir", m_state.string()};
   // Never read the machine's /etc/p2pd/p2pd.conf; a test that names its own
   // file controls the log level through it.
   if (!given("--config")) {
@@ -52,11 +56,11 @@ void TestDaemon::spawn() {
 bool TestDaemon::start(std::chrono::milliseconds timeout) {
   spawn();
   return eventually(
-      [&] {
-        if (!m_process->running() || m_process->poll()) return true;  // died: stop polling
-        return ctl({"status"}, std::chrono::seconds(5)).status.exited_with(0);
-      },
-      timeout) &&
+             [&] {
+               if (!m_process->running() || m_process->poll()) return true;  // died: stop polling
+               return ctl({"status"}, std::chrono::seconds(5)).status.exited_with(0);
+             },
+             timeout) &&
          m_process->running();
 }
 
@@ -67,7 +71,9 @@ ExitStatus TestDaemon::stop(std::chrono::milliseconds timeout) {
   return m_process->kill();
 }
 
-ExitStatus TestDaemon::kill() { return m_process ? m_process->kill() : ExitStatus{}; }
+ExitStatus TestDaemon::kill() {
+  return m_process ? m_process->kill() : ExitStatus{};
+}
 
 CommandResult TestDaemon::ctl(const std::vector<std::string>& args, std::chrono::milliseconds timeout) const {
   std::vector<std::string> argv = {p2pctl_binary(), "--socket", m_socket.string()};

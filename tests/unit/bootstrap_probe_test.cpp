@@ -6,7 +6,9 @@ using namespace p2pd;
 using namespace p2pd::net;
 
 namespace {
-HostPort hp(std::uint16_t port) { return HostPort{"127.0.0.1", port}; }
+HostPort hp(std::uint16_t port) {
+  return HostPort{"127.0.0.1", port};
+}
 const NodeId kSelf = NodeId::hash_of(std::string_view("self"));
 const NodeId kOther = NodeId::hash_of(std::string_view("other"));
 }  // namespace

@@ -10,7 +10,9 @@ using namespace p2pd;
 using namespace p2pd::cli;
 
 namespace {
-Result<CliArgs> parse(std::vector<std::string> args) { return parse_cli_args(args); }
+Result<CliArgs> parse(std::vector<std::string> args) {
+  return parse_cli_args(args);
+}
 }  // namespace
 
 TEST_CASE("global options go anywhere", "[unit][cli]") {
@@ -33,9 +35,14 @@ TEST_CASE("P2PD_SOCKET is used when --socket is absent", "[unit][cli]") {
 }
 
 TEST_CASE("usage errors", "[unit][cli]") {
-  for (const std::vector<std::string>& args : std::vector<std::vector<std::string>>{
-           {}, {"--json"}, {"--socket"}, {"--timeout", "0", "status"}, {"--timeout", "-1", "status"},
-           {"--timeout", "soon", "status"}, {"--timeout", "nan", "status"}, {"--json=yes", "status"}}) {
+  for (const std::vector<std::string>& args : std::vector<std::vector<std::string>>{{},
+                                                                                    {"--json"},
+                                                                                    {"--socket"},
+                                                                                    {"--timeout", "0", "status"},
+                                                                                    {"--timeout", "-1", "status"},
+                                                                                    {"--timeout", "soon", "status"},
+                                                                                    {"--timeout", "nan", "status"},
+                                                                                    {"--json=yes", "status"}}) {
     INFO((args.empty() ? std::string("(none)") : args[0]));
     CHECK_FALSE(parse(args));
   }

@@ -1,10 +1,10 @@
 #include <catch2/catch.hpp>
 
+#include <sys/stat.h>
 #include <array>
 #include <filesystem>
 #include <fstream>
 #include <map>
-#include <sys/stat.h>
 
 #include "common/atomic_file.hpp"
 #include "common/host_port.hpp"
@@ -62,7 +62,7 @@ TEST_CASE("atomic file writes replace whole files with the asked mode", "[unit][
   REQUIRE(write_file_atomically(path, std::string_view("first"), 0600));
   REQUIRE(write_file_atomically(path, std::string_view("second"), 0600));
   CHECK(*read_small_file(path, 100) == "second");
-  struct stat st{};
+  struct stat st {};
   REQUIRE(::stat(path.c_str(), &st) == 0);
   CHECK((st.st_mode & 0777) == 0600);
   CHECK_FALSE(std::filesystem::exists(dir.path() / "f.tmp"));
@@ -74,7 +74,7 @@ TEST_CASE("atomic file writes replace whole files with the asked mode", "[unit][
 TEST_CASE("create_directories makes parents and refuses files in the way", "[unit][atomic_file]") {
   test::TempDir dir;
   REQUIRE(create_directories(dir.path() / "a" / "b" / "c", 0700));
-  struct stat st{};
+  struct stat st {};
   REQUIRE(::stat((dir.path() / "a" / "b" / "c").c_str(), &st) == 0);
   CHECK((st.st_mode & 0777) == 0700);
   std::ofstream(dir.path() / "file") << "x";

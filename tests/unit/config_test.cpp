@@ -14,7 +14,9 @@ using namespace p2pd::node;
 
 namespace {
 
-Result<ParsedCommandLine> parse(std::vector<std::string> args) { return parse_command_line(args); }
+Result<ParsedCommandLine> parse(std::vector<std::string> args) {
+  return parse_command_line(args);
+}
 
 std::filesystem::path write_config(const test::TempDir& dir, const std::string& text) {
   const auto path = dir.path() / "p2pd.conf";
@@ -59,8 +61,8 @@ TEST_CASE("command line over config file over defaults", "[unit][config]") {
   CHECK(from_file->config.log_level == log::Level::debug);
   CHECK(from_file->config.config_file == file);
 
-  auto overridden = parse({"--config", file.string(), "--listen", "127.0.0.1:0", "--bootstrap", "10.9.9.9:1",
-                           "--executor=auto"});
+  auto overridden =
+      parse({"--config", file.string(), "--listen", "127.0.0.1:0", "--bootstrap", "10.9.9.9:1", "--executor=auto"});
   REQUIRE(overridden);
   CHECK(overridden->config.listen.to_string() == "127.0.0.1:0");
   CHECK(overridden->config.executor == ExecutorChoice::automatic);
@@ -70,10 +72,16 @@ TEST_CASE("command line over config file over defaults", "[unit][config]") {
 }
 
 TEST_CASE("bad command lines are one-line usage errors", "[unit][config]") {
-  for (const std::vector<std::string>& args : std::vector<std::vector<std::string>>{
-           {"--bogus"}, {"--listen"}, {"--listen", "nonsense"}, {"--listen", "1.2.3.4:99999"},
-           {"--executor", "gpu"}, {"--log-level", "loud"}, {"--bootstrap", "host:0"}, {"positional"},
-           {"--config", "/nonexistent/p2pd.conf"}}) {
+  for (const std::vector<std::string>& args :
+       std::vector<std::vector<std::string>>{{"--bogus"},
+                                             {"--listen"},
+                                             {"--listen", "nonsense"},
+                                             {"--listen", "1.2.3.4:99999"},
+                                             {"--executor", "gpu"},
+                                             {"--log-level", "loud"},
+                                             {"--bootstrap", "host:0"},
+                                             {"positional"},
+                                             {"--config", "/nonexistent/p2pd.conf"}}) {
     INFO(args[0]);
     auto parsed = parse(args);
     REQUIRE_FALSE(parsed);

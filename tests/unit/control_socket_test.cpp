@@ -1,10 +1,10 @@
 #include <catch2/catch.hpp>
 
-#include <fstream>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
+#include <fstream>
 
 #include "daemon/control/control_socket.hpp"
 #include "tests/support/temp_dir.hpp"
@@ -31,7 +31,7 @@ TEST_CASE("a missing directory is created", "[unit][control_socket]") {
   test::TempDir dir;
   const auto path = dir.path() / "run" / "p2pd" / "p2pd.sock";
   REQUIRE(prepare_control_socket_path(path));
-  struct stat st{};
+  struct stat st {};
   REQUIRE(::stat(path.parent_path().c_str(), &st) == 0);
   CHECK((st.st_mode & 0777) == kControlDirMode);
 }

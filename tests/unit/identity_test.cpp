@@ -1,7 +1,7 @@
 #include <catch2/catch.hpp>
 
-#include <fstream>
 #include <sys/stat.h>
+#include <fstream>
 
 #include "common/atomic_file.hpp"
 #include "daemon/node/identity.hpp"
@@ -18,7 +18,7 @@ TEST_CASE("the identity is created once and reused", "[unit][identity]") {
   CHECK(first->created);
   CHECK(first->public_key.size() == 32);
   CHECK(first->id == NodeId::hash_of(first->public_key));
-  struct stat st{};
+  struct stat st {};
   REQUIRE(::stat((dir.path() / kNodeKeyFile).c_str(), &st) == 0);
   CHECK((st.st_mode & 0777) == 0600);
 
@@ -65,7 +65,7 @@ TEST_CASE("one daemon per state dir", "[unit][state_dir]") {
   {
     auto lock = StateDirLock::acquire(state);
     REQUIRE(lock);
-    struct stat st{};
+    struct stat st {};
     REQUIRE(::stat(state.c_str(), &st) == 0);
     CHECK((st.st_mode & 0777) == 0700);
     auto second = StateDirLock::acquire(state);

@@ -6,7 +6,9 @@
 using p2pd::NodeId;
 
 namespace {
-NodeId id(std::string_view hex) { return *NodeId::from_hex(hex); }
+NodeId id(std::string_view hex) {
+  return *NodeId::from_hex(hex);
+}
 const std::string kZero(40, '0');
 }  // namespace
 
