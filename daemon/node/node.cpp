@@ -64,6 +64,12 @@ void Node::request_stop() {
 }
 
 void Node::shutdown() {
+  if (m_shut_down) return;
+  m_shut_down = true;
+  // A start() that failed half-way may have the control socket up and calls
+  // queued for an io thread that never ran: run it now, or they would never
+  // be answered and the server's shutdown would wait for them.
+  if (!m_io_thread.joinable()) m_io_thread = std::thread([this] { m_io.run(); });
   // Servers first, while the io thread still runs: calls in flight are
   // answered by it, and gRPC's Shutdown waits for them.
   if (m_control_server) {

@@ -95,6 +95,7 @@ class Node final : public control::ControlHandler {
   std::mutex m_stop_mutex;
   std::condition_variable m_stop_cv;
   bool m_stop_requested = false;
+  bool m_shut_down = false;  // the thread that owns the Node: shutdown() ran
 };
 
 }  // namespace p2pd::node
