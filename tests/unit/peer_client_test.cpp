@@ -17,7 +17,7 @@ using namespace std::chrono_literals;
 
 namespace {
 
-// Stands in for the node's io thread: closures queue up and run on wait().
+// Stands in for the node's io thread: closures queue up and run_one() runs the next.
 class Inbox {
  public:
   PeerClient::Post poster() {
@@ -95,57 +95,51 @@ struct FakeServer {
 
 const NodeId kSelf = NodeId::hash_of(std::string_view("client"));
 
+// One ping through a fresh client, as the node's io thread would see it.
+Result<PingResult> ping_once(const HostPort& to, std::chrono::milliseconds timeout) {
+  Inbox inbox;
+  PeerClient client(kSelf, inbox.poster());
+  std::optional<Result<PingResult>> got;
+  client.ping(to, timeout, [&](Result<PingResult> r) { got = std::move(r); });
+  REQUIRE(inbox.run_one(timeout + 10s));
+  REQUIRE(got);
+  return std::move(*got);
+}
+
 }  // namespace
 
 TEST_CASE("a well-formed ping reply is decoded", "[unit][peer_client]") {
   FakeServer peer;
-  Inbox inbox;
-  PeerClient client(kSelf, inbox.poster());
-  std::optional<Result<PingResult>> got;
-  client.ping(peer.addr(), 5s, [&](Result<PingResult> r) { got = std::move(r); });
-  REQUIRE(inbox.run_one(10s));
-  REQUIRE(got);
-  REQUIRE(got->has_value());
-  CHECK((*got)->node_id.hex() == "0101010101010101010101010101010101010101");
-  CHECK((*got)->version == "fake");
-  REQUIRE((*got)->observed);
-  CHECK((*got)->observed->to_string() == "127.0.0.1:4242");
+  const auto got = ping_once(peer.addr(), 5s);
+  REQUIRE(got.has_value());
+  CHECK(got->node_id.hex() == "0101010101010101010101010101010101010101");
+  CHECK(got->version == "fake");
+  REQUIRE(got->observed);
+  CHECK(got->observed->to_string() == "127.0.0.1:4242");
   CHECK(peer.service.last_caller == std::string(kSelf.bytes().begin(), kSelf.bytes().end()));
 }
 
 TEST_CASE("a reply with a malformed node id is rejected", "[unit][peer_client]") {
   FakeServer peer;
   peer.service.node_id = "short";
-  Inbox inbox;
-  PeerClient client(kSelf, inbox.poster());
-  std::optional<Result<PingResult>> got;
-  client.ping(peer.addr(), 5s, [&](Result<PingResult> r) { got = std::move(r); });
-  REQUIRE(inbox.run_one(10s));
-  REQUIRE(got);
-  REQUIRE_FALSE(got->has_value());
-  CHECK(got->error().code == ErrorCode::corrupt);
-  CHECK_THAT(got->error().message, Catch::Contains("node id of 5 bytes"));
+  const auto got = ping_once(peer.addr(), 5s);
+  REQUIRE_FALSE(got.has_value());
+  CHECK(got.error().code == ErrorCode::corrupt);
+  CHECK_THAT(got.error().message, Catch::Contains("node id of 5 bytes"));
 }
 
 TEST_CASE("deadlines hold and an unreachable peer fails", "[unit][peer_client]") {
-  Inbox inbox;
-  PeerClient client(kSelf, inbox.poster());
   SECTION("nothing listens") {
-    std::optional<Result<PingResult>> got;
-    client.ping(HostPort{"127.0.0.1", 1}, 5s, [&](Result<PingResult> r) { got = std::move(r); });
-    REQUIRE(inbox.run_one(10s));
-    REQUIRE_FALSE(got->has_value());
+    REQUIRE_FALSE(ping_once(HostPort{"127.0.0.1", 1}, 5s).has_value());
   }
   SECTION("the peer never answers") {
     FakeServer peer;
     peer.service.hang = true;
-    std::optional<Result<PingResult>> got;
     const auto start = std::chrono::steady_clock::now();
-    client.ping(peer.addr(), 300ms, [&](Result<PingResult> r) { got = std::move(r); });
-    REQUIRE(inbox.run_one(10s));
+    const auto got = ping_once(peer.addr(), 300ms);
     CHECK(std::chrono::steady_clock::now() - start < 5s);
-    REQUIRE_FALSE(got->has_value());
-    CHECK(got->error().code == ErrorCode::timed_out);
+    REQUIRE_FALSE(got.has_value());
+    CHECK(got.error().code == ErrorCode::timed_out);
   }
 }
 
