@@ -151,6 +151,7 @@ class Simulator {
     if (m_failure || m_events.empty()) return false;
     auto handle = m_events.extract(m_events.begin());
     m_now = handle.key().first;
+    m_last_stepped.reset();
     Event& event = handle.mapped();
     Node& node = m_nodes.at(event.to);
     if (event.incarnation != node.incarnation || !node.process) {
@@ -168,12 +169,14 @@ class Simulator {
         m_stats.max_latency = std::max(m_stats.max_latency, m_now - event.sent_at);
         mix(0xd1, event.from, event.to);
         if constexpr (Fingerprinted<Message>) mix(0xf1, sim_fingerprint(*event.message), 0);
+        m_last_stepped = event.to;
         node.process->receive(event.from, *event.message);
         drain(event.to);
       }
     } else {
       ++m_stats.ticks;
       mix(0x71, event.to, 0);
+      m_last_stepped = event.to;
       node.process->tick();
       drain(event.to);
       schedule(event.to, std::nullopt, event.to, m_config.tick_interval);
@@ -202,6 +205,10 @@ class Simulator {
   }
 
   [[nodiscard]] Duration now() const { return m_now; }
+  // The node whose process handled the last event (a tick or a delivery):
+  // the only one whose state can have changed, so per-node invariants need
+  // to look at it alone.
+  [[nodiscard]] std::optional<Address> last_stepped() const { return m_last_stepped; }
   [[nodiscard]] std::uint64_t seed() const { return m_config.seed; }
   [[nodiscard]] const SimStats& stats() const { return m_stats; }
   // A running hash of everything that happened, with its virtual time: ticks,
@@ -321,6 +328,7 @@ class Simulator {
   std::uint64_t m_digest = 0xcbf29ce484222325ULL;
   SimStats m_stats;
   std::optional<std::string> m_failure;
+  std::optional<Address> m_last_stepped;
 };
 
 }  // namespace p2pd::sim

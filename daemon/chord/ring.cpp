@@ -1,0 +1,289 @@
+#include "daemon/chord/ring.hpp"
+
+#include <algorithm>
+#include <type_traits>
+#include <utility>
+
+namespace p2pd::chord {
+
+Ring::Ring(Peer self, RingConfig config) : m_self(std::move(self)), m_config(config) {
+  if (m_config.successor_list_length == 0) m_config.successor_list_length = 1;
+}
+
+void Ring::create() {
+  m_member = true;
+  m_joining = false;
+  m_successors = {m_self};
+  m_predecessor.reset();
+}
+
+void Ring::join(std::string bootstrap_addr) {
+  m_bootstrap = bootstrap_addr;
+  m_join_via = std::move(bootstrap_addr);
+  m_member = false;
+  m_joining = true;
+  m_next_join_attempt = m_now;
+}
+
+std::uint64_t Ring::send_request(Purpose purpose, const std::string& addr, std::optional<Peer> peer,
+                                 const Message& message) {
+  const std::uint64_t id = m_next_request_id++;
+  m_pending.emplace(id, Pending{purpose, addr, std::move(peer), m_now + m_config.request_timeout_ticks});
+  m_outbox.push_back(Outgoing{addr, message});
+  std::visit(
+      [id](auto& m) {
+        if constexpr (requires { m.request_id; }) m.request_id = id;
+      },
+      m_outbox.back().message);
+  return id;
+}
+
+bool Ring::has_pending(Purpose purpose) const {
+  return std::any_of(m_pending.begin(), m_pending.end(), [&](const auto& p) { return p.second.purpose == purpose; });
+}
+
+void Ring::tick() {
+  ++m_now;
+  // Timeouts first, in request order (a std::map: deterministic).
+  std::vector<Pending> expired;
+  for (auto it = m_pending.begin(); it != m_pending.end();) {
+    if (it->second.deadline <= m_now) {
+      expired.push_back(std::move(it->second));
+      it = m_pending.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  for (const auto& pending : expired) on_timeout(pending);
+
+  if (m_joining && !has_pending(Purpose::join_walk) && m_now >= m_next_join_attempt && m_join_via) {
+    send_request(Purpose::join_walk, *m_join_via, std::nullopt, GetNeighbors{});
+  }
+  if (m_member && m_now >= m_next_stabilize && !has_pending(Purpose::stabilize_successor) &&
+      !has_pending(Purpose::stabilize_candidate)) {
+    start_stabilize();
+  }
+  if (m_member && m_predecessor && m_now >= m_next_ping && !has_pending(Purpose::check_predecessor)) {
+    m_next_ping = m_now + m_config.ping_interval_ticks;
+    send_request(Purpose::check_predecessor, m_predecessor->addr, m_predecessor, Ping{});
+  }
+}
+
+void Ring::start_stabilize() {
+  m_next_stabilize = m_now + m_config.stabilize_interval_ticks;
+  const Peer& successor = m_successors.front();
+  if (successor == m_self && m_joining) return;  // repairing: the walk finds our successor
+  if (successor == m_self) {
+    // Alone: our own predecessor is "our successor's predecessor" (§4.4),
+    // which is how a ring of one grows into a ring of two.
+    if (m_predecessor && m_predecessor->id != m_self.id) {
+      send_request(Purpose::stabilize_candidate, m_predecessor->addr, m_predecessor, GetNeighbors{});
+    }
+    return;
+  }
+  send_request(Purpose::stabilize_successor, successor.addr, successor, GetNeighbors{});
+}
+
+void Ring::receive(const Peer& from, const Message& message) {
+  if (from.addr.empty() || from.addr.size() > kMaxAddrLength) return;
+  std::visit(
+      [&](const auto& m) {
+        using T = std::decay_t<decltype(m)>;
+        if constexpr (std::is_same_v<T, GetNeighbors>) {
+          Neighbors reply{m.request_id, m_predecessor, {}};
+          if (m_member) reply.successors = m_successors;
+          m_outbox.push_back(Outgoing{from.addr, reply});
+        } else if constexpr (std::is_same_v<T, Ping>) {
+          m_outbox.push_back(Outgoing{from.addr, Pong{m.request_id}});
+        } else if constexpr (std::is_same_v<T, Notify>) {
+          if (m_member) rectify(from);
+        } else {
+          // Replies: only to a request we made, from the address we asked.
+          auto it = m_pending.find(m.request_id);
+          if (it == m_pending.end() || it->second.addr != from.addr) return;
+          Pending pending = std::move(it->second);
+          m_pending.erase(it);
+          if constexpr (std::is_same_v<T, Neighbors>) on_neighbors(from, pending, m);
+          if constexpr (std::is_same_v<T, Pong>) on_pong(pending);
+        }
+      },
+      message);
+}
+
+std::vector<Peer> Ring::sanitize(const std::vector<Peer>& peers) const {
+  std::vector<Peer> out;
+  for (const auto& p : peers) {
+    if (out.size() >= kMaxSuccessorsAccepted) break;
+    if (p.addr.empty() || p.addr.size() > kMaxAddrLength) continue;
+    out.push_back(p);
+  }
+  return out;
+}
+
+void Ring::on_neighbors(const Peer& from, const Pending& pending, const Neighbors& reply) {
+  const std::vector<Peer> successors = sanitize(reply.successors);
+  switch (pending.purpose) {
+    case Purpose::join_walk: on_join_step(from, successors); return;
+    case Purpose::stabilize_successor: {
+      if (!m_member || m_successors.front().addr != from.addr) return;  // outdated
+      m_successor_failures = 0;
+      if (successors.empty()) {
+        // A member always has a successor (itself when alone): an empty list
+        // means it left the ring (it is rejoining). Go on with the next one.
+        drop_first_successor();
+        return;
+      }
+      adopt_successors(from, successors);
+      // A node between us and our successor that claims to be its
+      // predecessor becomes our successor only once it answers us itself.
+      if (reply.predecessor && reply.predecessor->id != m_self.id &&
+          in_open_interval(reply.predecessor->id, m_self.id, from.id) && !reply.predecessor->addr.empty() &&
+          reply.predecessor->addr.size() <= kMaxAddrLength) {
+        send_request(Purpose::stabilize_candidate, reply.predecessor->addr, reply.predecessor, GetNeighbors{});
+        return;
+      }
+      m_outbox.push_back(Outgoing{m_successors.front().addr, Notify{}});
+      return;
+    }
+    case Purpose::stabilize_candidate: {
+      if (!m_member) return;
+      // Only a member, and only if it still improves on our successor.
+      if (!successors.empty() &&
+          (m_successors.front() == m_self || in_open_interval(from.id, m_self.id, m_successors.front().id))) {
+        adopt_successors(from, successors);
+      }
+      if (m_successors.front() != m_self) m_outbox.push_back(Outgoing{m_successors.front().addr, Notify{}});
+      return;
+    }
+    case Purpose::check_predecessor: return;
+  }
+}
+
+void Ring::on_pong(const Pending& pending) {
+  if (m_predecessor && m_predecessor->addr == pending.addr) m_predecessor_failures = 0;
+}
+
+void Ring::on_join_step(const Peer& from, const std::vector<Peer>& listed) {
+  if (!m_joining) return;
+  // A rejoining node may find itself in the lists of others: skip it.
+  std::vector<Peer> successors;
+  for (const auto& p : listed) {
+    if (p.id != m_self.id) successors.push_back(p);
+  }
+  if (from.id == m_self.id || successors.empty()) {
+    // A peer claiming our id, or one that knows nobody past us: start again
+    // from the bootstrap peer, later.
+    m_join_via = m_bootstrap;
+    m_next_join_attempt = m_now + m_config.rejoin_backoff_ticks;
+    return;
+  }
+  const Peer& first = successors.front();
+  if (in_half_open_interval(m_self.id, from.id, first.id) || first.id == from.id) {
+    // `first` is our successor (§4.2). Join with `from`'s view of the rest,
+    // then stabilize at once to copy `first`'s own list. A member repairing
+    // its lost successor list keeps its predecessor.
+    const bool repairing = m_member;
+    m_joining = false;
+    m_member = true;
+    if (!repairing) m_predecessor.reset();
+    std::vector<Peer> rest(successors.begin() + 1, successors.end());
+    adopt_successors(first, rest);
+    m_next_stabilize = m_now;
+    return;
+  }
+  // Walk on: the farthest listed node that still precedes us. Linear in N/r
+  // until fingers route joins in O(log N) hops.
+  const Peer* next = &first;
+  for (const auto& p : successors) {
+    if (p.id != m_self.id && in_open_interval(p.id, from.id, m_self.id)) next = &p;
+  }
+  send_request(Purpose::join_walk, next->addr, *next, GetNeighbors{});
+}
+
+void Ring::adopt_successors(const Peer& first, const std::vector<Peer>& rest) {
+  if (m_successors.empty() || m_successors.front().addr != first.addr) m_successor_failures = 0;
+  // The list must run clockwise from us. A successor's own list can wrap
+  // around past us (a small ring, or a successor that does not know us yet):
+  // stop where an entry is no further on than the one before it.
+  std::vector<Peer> list{first};
+  for (const auto& p : rest) {
+    if (list.size() >= m_config.successor_list_length) break;
+    if (!(m_self.id.distance_to(list.back().id) < m_self.id.distance_to(p.id))) break;
+    list.push_back(p);
+  }
+  m_successors = std::move(list);
+}
+
+void Ring::drop_first_successor() {
+  const std::string gone = m_successors.front().addr;
+  std::erase_if(m_successors, [&](const Peer& p) { return p.addr == gone; });
+  if (m_successors.empty()) {
+    rejoin();
+    return;
+  }
+  m_next_stabilize = m_now;
+}
+
+void Ring::rectify(const Peer& notifier) {
+  if (notifier.id == m_self.id) return;
+  if (!m_predecessor || in_open_interval(notifier.id, m_predecessor->id, m_self.id)) {
+    if (!m_predecessor || m_predecessor->addr != notifier.addr) m_predecessor_failures = 0;
+    m_predecessor = notifier;
+  }
+}
+
+void Ring::on_timeout(const Pending& pending) {
+  switch (pending.purpose) {
+    case Purpose::join_walk:
+      // Restart the walk from the configured bootstrap peer.
+      m_join_via = m_bootstrap;
+      m_next_join_attempt = m_now + m_config.rejoin_backoff_ticks;
+      return;
+    case Purpose::stabilize_successor: {
+      if (!m_member || m_successors.front().addr != pending.addr) return;
+      if (++m_successor_failures < m_config.failures_before_dead) {
+        m_next_stabilize = m_now;  // ask again at once
+        return;
+      }
+      // The first successor is dead: drop it and go on with the next (§4.4).
+      m_successor_failures = 0;
+      drop_first_successor();
+      return;
+    }
+    case Purpose::stabilize_candidate:
+      // The candidate is dead: keep our successor, and still notify it.
+      if (m_member && m_successors.front() != m_self) {
+        m_outbox.push_back(Outgoing{m_successors.front().addr, Notify{}});
+      }
+      return;
+    case Purpose::check_predecessor:
+      if (m_predecessor && m_predecessor->addr == pending.addr &&
+          ++m_predecessor_failures >= m_config.failures_before_dead) {
+        m_predecessor.reset();
+        m_predecessor_failures = 0;
+      }
+      return;
+  }
+}
+
+void Ring::rejoin() {
+  // Every successor died at once (more than r consecutive failures): the
+  // ring invariant is lost for this node. It stays a member, answering with
+  // itself as its successor so that its predecessor keeps it (leaving would
+  // make the predecessor drop it and, holding copies of the same dead
+  // entries, lose its whole list too: a cascade), and walks to its true
+  // successor from its predecessor, else from the bootstrap peer.
+  ++m_rejoins;
+  const std::optional<std::string> via = m_predecessor ? std::optional(m_predecessor->addr) : m_bootstrap;
+  m_successors = {m_self};
+  if (!via) return;  // alone for good: nobody is known
+  m_joining = true;
+  m_join_via = via;
+  m_next_join_attempt = m_now;
+}
+
+std::vector<Outgoing> Ring::take_outbox() {
+  return std::exchange(m_outbox, {});
+}
+
+}  // namespace p2pd::chord
