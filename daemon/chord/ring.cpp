@@ -128,8 +128,9 @@ void Ring::on_neighbors(const Peer& from, const Pending& pending, const Neighbor
       if (!m_member || m_successors.front().addr != from.addr) return;  // outdated
       m_successor_failures = 0;
       if (successors.empty()) {
-        // A member always has a successor (itself when alone): an empty list
-        // means it left the ring (it is rejoining). Go on with the next one.
+        // A member always has a successor (itself when alone, or while it
+        // repairs): an empty list means a node that is not in the ring (it
+        // restarted and is joining again). Go on with the next one.
         drop_first_successor();
         return;
       }
