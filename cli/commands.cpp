@@ -96,7 +96,8 @@ const std::vector<CommandSpec>& command_specs() {
        "the Raft leader it knows, its executor, version and uptime.\n"
        "--json fields: node_id, listen, observed_addrs, reachability, leader_id,\n"
        "executor, executor_device, version, uptime_s, pid, state_dir, and\n"
-       "bootstrap: a list of {addr, node_id (null until the peer answered), failures}.\n"},
+       "bootstrap: a list of {addr, node_id (null until the peer answered), failures}.\n",
+       &cmd_status},
   };
   return specs;
 }
@@ -111,8 +112,7 @@ const CommandSpec* find_command(const std::string& name) {
 int run_command(const CliArgs& args) {
   const CommandSpec* spec = find_command(args.command);
   if (spec == nullptr) return usage_error(fmt::format("unknown command '{}' (see p2pctl --help)", args.command));
-  if (spec->name == "status") return cmd_status(args);
-  return usage_error(fmt::format("command '{}' has no handler", args.command));
+  return spec->run(args);
 }
 
 }  // namespace p2pd::cli

@@ -11,9 +11,10 @@ namespace p2pd::cli {
 
 struct CommandSpec {
   std::string name;
-  std::string usage;    // "status"
-  std::string summary;  // one line
-  std::string help;     // the command's own --help text, after the usage line
+  std::string usage;                          // "status"
+  std::string summary;                        // one line
+  std::string help;                           // the command's own --help text, after the usage line
+  int (*run)(const CliArgs& args) = nullptr;  // exit code, as run_command's
 };
 
 const std::vector<CommandSpec>& command_specs();
