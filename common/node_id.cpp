@@ -41,6 +41,11 @@ std::string NodeId::short_hex(std::size_t digits) const {
   return hex().substr(0, std::min(digits, kHexDigits));
 }
 
+NodeId NodeId::of_key(std::string_view key) {
+  if (auto id = from_hex(key)) return *id;
+  return hash_of(key);
+}
+
 NodeId NodeId::plus_power_of_two(std::size_t exponent) const {
   Bytes out = m_bytes;
   if (exponent >= kBits) return NodeId(out);  // 2^160 == 0 on the ring

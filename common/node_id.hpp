@@ -31,6 +31,9 @@ class NodeId {
   // SHA-1 of arbitrary bytes: the id of a key or of a public key.
   static NodeId hash_of(std::span<const std::uint8_t> data);
   static NodeId hash_of(std::string_view data);
+  // The id of a user's key (CONTRACT.md, `lookup KEY`): exactly 40 hex
+  // digits are the id itself; anything else is hashed.
+  static NodeId of_key(std::string_view key);
 
   [[nodiscard]] const Bytes& bytes() const { return m_bytes; }
   [[nodiscard]] std::string hex() const;

@@ -1,8 +1,15 @@
 #pragma once
-// Chord ring-maintenance messages (Zave, "Reasoning about identifier spaces:
-// How to make Chord correct", IEEE TSE 2017, §4). The core addresses peers by
-// an opaque string the driver understands (HOST:PORT in p2pd, a node number
-// in the simulator); ids are what the ring is ordered by.
+// Chord messages. Ring maintenance follows Zave, "Reasoning about identifier
+// spaces: How to make Chord correct" (IEEE TSE 2017, §4); lookups are the
+// iterative form of Stoica et al., "Chord" (SIGCOMM 2001, §4.3); the
+// key-value messages carry the replicated store built on the ring. The core
+// addresses peers by an opaque string the driver understands (HOST:PORT in
+// p2pd, a node number in the simulator); ids are what the ring is ordered by.
+//
+// Every message is a request (it has a request_id and is answered by the
+// value `receive` returns), a reply (matched to a request by request_id and
+// sender address), or one-way (Notify, Leaving). The driver maps a request
+// and its reply onto one RPC; the simulator onto two datagrams.
 
 #include <cstdint>
 #include <optional>
@@ -19,6 +26,8 @@ struct Peer {
   std::string addr;
   friend bool operator==(const Peer&, const Peer&) = default;
 };
+
+// --- ring maintenance ------------------------------------------------------
 
 // "Tell me your predecessor and successor list": the query of stabilize and
 // of join (§4.2, §4.4).
@@ -39,13 +48,92 @@ struct Ping {
 struct Pong {
   std::uint64_t request_id = 0;
 };
+// Graceful departure: the leaving node tells its neighbours, so they need not
+// wait for timeouts (Stoica et al., ToN 2003, §IV-E.3).
+struct Leaving {
+  std::vector<Peer> successors;
+};
 
-using Message = std::variant<GetNeighbors, Neighbors, Notify, Ping, Pong>;
+// --- routing ---------------------------------------------------------------
+
+// One step of an iterative lookup: "who succeeds `key`?" (§4.3).
+struct FindSuccessor {
+  std::uint64_t request_id = 0;
+  NodeId key;
+};
+// done: `nodes` is the key's owner followed by its successors (the holders of
+// its replicas). Not done: `nodes` are the answerer's nodes that most closely
+// precede the key, closest first; the asker goes on with them.
+struct FoundSuccessor {
+  std::uint64_t request_id = 0;
+  bool done = false;
+  std::vector<Peer> nodes;
+};
+
+// --- key-value store -------------------------------------------------------
+
+// Store a value. version 0: a client's write, the holder gives it the next
+// version; otherwise a replica copy that replaces only an older version.
+struct Put {
+  std::uint64_t request_id = 0;
+  NodeId key;
+  std::string value;
+  std::uint64_t version = 0;
+};
+struct PutReply {
+  std::uint64_t request_id = 0;
+  bool stored = false;
+  std::uint64_t version = 0;
+  std::string error;  // why not stored
+};
+struct Get {
+  std::uint64_t request_id = 0;
+  NodeId key;
+};
+struct GetReply {
+  std::uint64_t request_id = 0;
+  bool found = false;
+  std::string value;
+  std::uint64_t version = 0;
+};
+struct KeyVersion {
+  NodeId key;
+  std::uint64_t version = 0;
+  friend bool operator==(const KeyVersion&, const KeyVersion&) = default;
+};
+// "These are the keys I hold": an owner to its replicas (from_owner), or a
+// node to its predecessor, which may own some of them now (hand-over).
+struct SyncOffer {
+  std::uint64_t request_id = 0;
+  bool from_owner = false;
+  std::vector<KeyVersion> items;
+};
+// The keys the receiver of an offer lacks (or holds older); the offerer Puts them.
+struct SyncWant {
+  std::uint64_t request_id = 0;
+  std::vector<NodeId> keys;
+};
+
+using Message = std::variant<GetNeighbors, Neighbors, Notify, Ping, Pong, Leaving, FindSuccessor, FoundSuccessor, Put,
+                             PutReply, Get, GetReply, SyncOffer, SyncWant>;
+
+// Requests expect the reply that `receive` returns; everything else does not.
+inline bool is_request(const Message& m) {
+  return std::holds_alternative<GetNeighbors>(m) || std::holds_alternative<Ping>(m) ||
+         std::holds_alternative<FindSuccessor>(m) || std::holds_alternative<Put>(m) || std::holds_alternative<Get>(m) ||
+         std::holds_alternative<SyncOffer>(m);
+}
 
 // What the core asks the driver to send.
 struct Outgoing {
   std::string to_addr;
   Message message;
 };
+
+// Bounds on what a peer may send (validated, never asserted).
+inline constexpr std::size_t kMaxAddrLength = 300;
+inline constexpr std::size_t kMaxPeersAccepted = 64;
+inline constexpr std::size_t kMaxValueBytes = 1 << 20;
+inline constexpr std::size_t kMaxSyncItems = 4096;
 
 }  // namespace p2pd::chord

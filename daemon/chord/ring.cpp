@@ -6,8 +6,9 @@
 
 namespace p2pd::chord {
 
-Ring::Ring(Peer self, RingConfig config) : m_self(std::move(self)), m_config(config) {
+Ring::Ring(Peer self, RingConfig config) : m_self(std::move(self)), m_config(config), m_fingers(NodeId::kBits) {
   if (m_config.successor_list_length == 0) m_config.successor_list_length = 1;
+  if (m_config.fix_fingers_interval_ticks == 0) m_config.fix_fingers_interval_ticks = 1;
 }
 
 void Ring::create() {
@@ -42,7 +43,29 @@ bool Ring::has_pending(Purpose purpose) const {
   return std::any_of(m_pending.begin(), m_pending.end(), [&](const auto& p) { return p.second.purpose == purpose; });
 }
 
+void Ring::leave() {
+  if (m_left) return;
+  if (m_member) {
+    // The successor takes over our range and the predecessor skips us; both
+    // learn it now instead of after failures_before_dead timeouts.
+    const Leaving leaving{m_successors};
+    if (m_successors.front() != m_self) m_outbox.push_back(Outgoing{m_successors.front().addr, leaving});
+    if (m_predecessor && m_predecessor->id != m_self.id && m_predecessor->addr != m_successors.front().addr) {
+      m_outbox.push_back(Outgoing{m_predecessor->addr, leaving});
+    }
+  }
+  m_left = true;
+  m_member = false;
+  m_joining = false;
+  m_pending.clear();
+  for (auto& [id, lookup] : m_lookups) {
+    if (!lookup.finger) m_lookup_results.push_back(LookupResult{id, lookup.key, false, "this node is leaving", {}, {}});
+  }
+  m_lookups.clear();
+}
+
 void Ring::tick() {
+  if (m_left) return;
   ++m_now;
   // Timeouts first, in request order (a std::map: deterministic).
   std::vector<Pending> expired;
@@ -57,7 +80,7 @@ void Ring::tick() {
   for (const auto& pending : expired) on_timeout(pending);
 
   if (m_joining && !has_pending(Purpose::join_walk) && m_now >= m_next_join_attempt && m_join_via) {
-    send_request(Purpose::join_walk, *m_join_via, std::nullopt, GetNeighbors{});
+    send_request(Purpose::join_walk, *m_join_via, std::nullopt, FindSuccessor{0, m_self.id});
   }
   if (m_member && m_now >= m_next_stabilize && !has_pending(Purpose::stabilize_successor) &&
       !has_pending(Purpose::stabilize_candidate)) {
@@ -66,6 +89,10 @@ void Ring::tick() {
   if (m_member && m_predecessor && m_now >= m_next_ping && !has_pending(Purpose::check_predecessor)) {
     m_next_ping = m_now + m_config.ping_interval_ticks;
     send_request(Purpose::check_predecessor, m_predecessor->addr, m_predecessor, Ping{});
+  }
+  if (m_member && m_now >= m_next_fix_fingers && !m_fixing_finger) {
+    m_next_fix_fingers = m_now + m_config.fix_fingers_interval_ticks;
+    fix_fingers();
   }
 }
 
@@ -84,36 +111,74 @@ void Ring::start_stabilize() {
   send_request(Purpose::stabilize_successor, successor.addr, successor, GetNeighbors{});
 }
 
-void Ring::receive(const Peer& from, const Message& message) {
-  if (from.addr.empty() || from.addr.size() > kMaxAddrLength) return;
-  std::visit(
-      [&](const auto& m) {
+std::optional<Message> Ring::receive(const Peer& from, const Message& message) {
+  if (from.addr.empty() || from.addr.size() > kMaxAddrLength || m_left) return std::nullopt;
+  return std::visit(
+      [&](const auto& m) -> std::optional<Message> {
         using T = std::decay_t<decltype(m)>;
         if constexpr (std::is_same_v<T, GetNeighbors>) {
           Neighbors reply{m.request_id, m_predecessor, {}};
           if (m_member) reply.successors = m_successors;
-          m_outbox.push_back(Outgoing{from.addr, reply});
+          return reply;
         } else if constexpr (std::is_same_v<T, Ping>) {
-          m_outbox.push_back(Outgoing{from.addr, Pong{m.request_id}});
+          return Pong{m.request_id};
+        } else if constexpr (std::is_same_v<T, FindSuccessor>) {
+          return answer_find_successor(m);
         } else if constexpr (std::is_same_v<T, Notify>) {
           if (m_member) rectify(from);
-        } else {
+          return std::nullopt;
+        } else if constexpr (std::is_same_v<T, Leaving>) {
+          if (m_member) on_leaving(from, m);
+          return std::nullopt;
+        } else if constexpr (std::is_same_v<T, Neighbors> || std::is_same_v<T, Pong> ||
+                             std::is_same_v<T, FoundSuccessor>) {
           // Replies: only to a request we made, from the address we asked.
           auto it = m_pending.find(m.request_id);
-          if (it == m_pending.end() || it->second.addr != from.addr) return;
+          if (it == m_pending.end() || it->second.addr != from.addr) return std::nullopt;
           Pending pending = std::move(it->second);
           m_pending.erase(it);
           if constexpr (std::is_same_v<T, Neighbors>) on_neighbors(from, pending, m);
           if constexpr (std::is_same_v<T, Pong>) on_pong(pending);
+          if constexpr (std::is_same_v<T, FoundSuccessor>) on_found_successor(from, pending, m);
+          return std::nullopt;
+        } else {
+          return std::nullopt;  // key-value messages are not the ring's
         }
       },
       message);
 }
 
+void Ring::on_leaving(const Peer& from, const Leaving& leaving) {
+  const bool was_successor = m_successors.front().addr == from.addr;
+  if (m_predecessor && m_predecessor->addr == from.addr) {
+    // Our new predecessor will notify us once its stabilize skips the
+    // leaver; until then, none (Zave: adopt no node unchecked).
+    m_predecessor.reset();
+    m_predecessor_failures = 0;
+  }
+  forget(from.addr);
+  if (!was_successor) return;
+  std::erase_if(m_successors, [&](const Peer& p) { return p.addr == from.addr; });
+  if (m_successors.empty()) {
+    // Its list is the best guess for ours; stabilize checks the first at once.
+    std::vector<Peer> rest;
+    for (const auto& p : sanitize(leaving.successors)) {
+      if (p.addr != from.addr && p.id != m_self.id) rest.push_back(p);
+    }
+    if (rest.empty()) {
+      rejoin();
+      return;
+    }
+    adopt_successors(rest.front(), std::vector<Peer>(rest.begin() + 1, rest.end()));
+  }
+  m_successor_failures = 0;
+  m_next_stabilize = m_now;
+}
+
 std::vector<Peer> Ring::sanitize(const std::vector<Peer>& peers) const {
   std::vector<Peer> out;
   for (const auto& p : peers) {
-    if (out.size() >= kMaxSuccessorsAccepted) break;
+    if (out.size() >= kMaxPeersAccepted) break;
     if (p.addr.empty() || p.addr.size() > kMaxAddrLength) continue;
     out.push_back(p);
   }
@@ -123,7 +188,7 @@ std::vector<Peer> Ring::sanitize(const std::vector<Peer>& peers) const {
 void Ring::on_neighbors(const Peer& from, const Pending& pending, const Neighbors& reply) {
   const std::vector<Peer> successors = sanitize(reply.successors);
   switch (pending.purpose) {
-    case Purpose::join_walk: on_join_step(from, successors); return;
+    case Purpose::join_walk: return;  // asked with FindSuccessor: a Neighbors answer is not ours
     case Purpose::stabilize_successor: {
       if (!m_member || m_successors.front().addr != from.addr) return;  // outdated
       m_successor_failures = 0;
@@ -156,7 +221,8 @@ void Ring::on_neighbors(const Peer& from, const Pending& pending, const Neighbor
       if (m_successors.front() != m_self) m_outbox.push_back(Outgoing{m_successors.front().addr, Notify{}});
       return;
     }
-    case Purpose::check_predecessor: return;
+    case Purpose::check_predecessor:
+    case Purpose::lookup_hop: return;
   }
 }
 
@@ -164,41 +230,46 @@ void Ring::on_pong(const Pending& pending) {
   if (m_predecessor && m_predecessor->addr == pending.addr) m_predecessor_failures = 0;
 }
 
-void Ring::on_join_step(const Peer& from, const std::vector<Peer>& listed) {
+void Ring::on_join_step(const Peer& from, const FoundSuccessor& reply) {
   if (!m_joining) return;
-  // A rejoining node may find itself in the lists of others: skip it.
-  std::vector<Peer> successors;
-  for (const auto& p : listed) {
-    if (p.id != m_self.id) successors.push_back(p);
+  // A rejoining node may find itself (its previous life) in the lists of
+  // others: skip it.
+  std::vector<Peer> nodes;
+  for (const auto& p : sanitize(reply.nodes)) {
+    if (p.id != m_self.id) nodes.push_back(p);
   }
-  if (from.id == m_self.id || successors.empty()) {
-    // A peer claiming our id, or one that knows nobody past us: start again
-    // from the bootstrap peer, later.
+  if (from.id == m_self.id || nodes.empty()) {
+    // A peer claiming our id, or one that knows nobody: start again from the
+    // bootstrap peer, later.
     m_join_via = m_bootstrap;
     m_next_join_attempt = m_now + m_config.rejoin_backoff_ticks;
     return;
   }
-  const Peer& first = successors.front();
-  if (in_half_open_interval(m_self.id, from.id, first.id) || first.id == from.id) {
-    // `first` is our successor (§4.2). Join with `from`'s view of the rest,
-    // then stabilize at once to copy `first`'s own list. A member repairing
-    // its lost successor list keeps its predecessor.
+  if (reply.done) {
+    // `from` is our best predecessor and nodes.front() our successor (§4.2):
+    // join with `from`'s view of the rest, then stabilize at once to copy the
+    // successor's own list. A member repairing its lost successor list keeps
+    // its predecessor.
     const bool repairing = m_member;
     m_joining = false;
     m_member = true;
     if (!repairing) m_predecessor.reset();
-    std::vector<Peer> rest(successors.begin() + 1, successors.end());
-    adopt_successors(first, rest);
+    adopt_successors(nodes.front(), std::vector<Peer>(nodes.begin() + 1, nodes.end()));
     m_next_stabilize = m_now;
     return;
   }
-  // Walk on: the farthest listed node that still precedes us. Linear in N/r
-  // until fingers route joins in O(log N) hops.
-  const Peer* next = &first;
-  for (const auto& p : successors) {
-    if (p.id != m_self.id && in_open_interval(p.id, from.id, m_self.id)) next = &p;
+  // Route on towards our own id, as a lookup does: O(log N) hops with fingers.
+  const Peer* next = nullptr;
+  for (const auto& p : nodes) {
+    if (!in_open_interval(p.id, from.id, m_self.id)) continue;
+    if (next == nullptr || p.id.distance_to(m_self.id) < next->id.distance_to(m_self.id)) next = &p;
   }
-  send_request(Purpose::join_walk, next->addr, *next, GetNeighbors{});
+  if (next == nullptr) {
+    m_join_via = m_bootstrap;
+    m_next_join_attempt = m_now + m_config.rejoin_backoff_ticks;
+    return;
+  }
+  send_request(Purpose::join_walk, next->addr, *next, FindSuccessor{0, m_self.id});
 }
 
 void Ring::adopt_successors(const Peer& first, const std::vector<Peer>& rest) {
@@ -217,6 +288,7 @@ void Ring::adopt_successors(const Peer& first, const std::vector<Peer>& rest) {
 
 void Ring::drop_first_successor() {
   const std::string gone = m_successors.front().addr;
+  forget(gone);
   std::erase_if(m_successors, [&](const Peer& p) { return p.addr == gone; });
   if (m_successors.empty()) {
     rejoin();
@@ -264,6 +336,7 @@ void Ring::on_timeout(const Pending& pending) {
         m_predecessor_failures = 0;
       }
       return;
+    case Purpose::lookup_hop: on_lookup_timeout(pending); return;
   }
 }
 

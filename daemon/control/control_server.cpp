@@ -15,6 +15,25 @@ namespace p2pd::control {
 // as streams of chunks, each under this limit.
 inline constexpr int kMaxControlMessageBytes = 4 << 20;
 
+namespace {
+
+grpc::Status to_status(const Error& error) {
+  switch (error.code) {
+    case ErrorCode::invalid_argument: return {grpc::StatusCode::INVALID_ARGUMENT, error.message};
+    case ErrorCode::not_found: return {grpc::StatusCode::NOT_FOUND, error.message};
+    case ErrorCode::permission_denied: return {grpc::StatusCode::PERMISSION_DENIED, error.message};
+    // Not UNAVAILABLE: to p2pctl that means the daemon itself cannot be reached.
+    default: return {grpc::StatusCode::FAILED_PRECONDITION, error.message};
+  }
+}
+
+void set_ref(proto::NodeRef* out, const NodeRef& in) {
+  out->set_node_id(in.node_id);
+  out->set_addr(in.addr);
+}
+
+}  // namespace
+
 class ControlService final : public proto::Control::CallbackService {
  public:
   explicit ControlService(ControlHandler& handler) : m_handler(handler) {}
@@ -41,6 +60,109 @@ class ControlService final : public proto::Control::CallbackService {
         if (peer.node_id) out->set_node_id(*peer.node_id);
         out->set_failures(peer.failures);
       }
+      reactor->Finish(grpc::Status::OK);
+    });
+    return reactor;
+  }
+
+  grpc::ServerUnaryReactor* Ring(grpc::CallbackServerContext* context, const proto::RingRequest* /*request*/,
+                                 proto::RingReply* reply) override {
+    auto* reactor = context->DefaultReactor();
+    m_handler.get_ring([reactor, reply](RingView ring) {
+      set_ref(reply->mutable_self(), ring.self);
+      if (ring.predecessor) set_ref(reply->mutable_predecessor(), *ring.predecessor);
+      for (const auto& s : ring.successors) set_ref(reply->add_successors(), s);
+      for (const auto& f : ring.fingers) {
+        auto* out = reply->add_fingers();
+        out->set_start(f.start);
+        out->set_node_id(f.node.node_id);
+        out->set_addr(f.node.addr);
+      }
+      reply->set_member(ring.member);
+      reactor->Finish(grpc::Status::OK);
+    });
+    return reactor;
+  }
+
+  grpc::ServerUnaryReactor* Peers(grpc::CallbackServerContext* context, const proto::PeersRequest* /*request*/,
+                                  proto::PeersReply* reply) override {
+    auto* reactor = context->DefaultReactor();
+    m_handler.get_peers([reactor, reply](std::vector<PeerView> peers) {
+      for (const auto& p : peers) {
+        auto* out = reply->add_peers();
+        out->set_node_id(p.node_id);
+        out->set_addr(p.addr);
+        out->set_connection(p.connection);
+        out->set_executor(p.executor);
+        if (p.last_seen_s) out->set_last_seen_s(*p.last_seen_s);
+        for (const auto& role : p.roles) out->add_roles(role);
+      }
+      reactor->Finish(grpc::Status::OK);
+    });
+    return reactor;
+  }
+
+  grpc::ServerUnaryReactor* Lookup(grpc::CallbackServerContext* context, const proto::LookupRequest* request,
+                                   proto::LookupReply* reply) override {
+    auto* reactor = context->DefaultReactor();
+    m_handler.lookup(request->key(), [reactor, reply](Result<LookupView> result) {
+      if (!result) {
+        reactor->Finish(to_status(result.error()));
+        return;
+      }
+      reply->set_key(result->key);
+      set_ref(reply->mutable_owner(), result->owner);
+      reply->set_hops(result->hops);
+      for (const auto& id : result->path) reply->add_path(id);
+      for (const auto& r : result->replicas) set_ref(reply->add_replicas(), r);
+      reactor->Finish(grpc::Status::OK);
+    });
+    return reactor;
+  }
+
+  grpc::ServerUnaryReactor* Put(grpc::CallbackServerContext* context, const proto::PutRequest* request,
+                                proto::PutReply* reply) override {
+    auto* reactor = context->DefaultReactor();
+    m_handler.put(request->key(), request->value(), [reactor, reply](Result<PutView> result) {
+      if (!result) {
+        reactor->Finish(to_status(result.error()));
+        return;
+      }
+      reply->set_key(result->key);
+      reply->set_version(result->version);
+      reply->set_copies(result->copies);
+      for (const auto& h : result->holders) set_ref(reply->add_holders(), h);
+      reactor->Finish(grpc::Status::OK);
+    });
+    return reactor;
+  }
+
+  grpc::ServerUnaryReactor* Get(grpc::CallbackServerContext* context, const proto::GetRequest* request,
+                                proto::GetReply* reply) override {
+    auto* reactor = context->DefaultReactor();
+    m_handler.get(request->key(), [reactor, reply](Result<GetView> result) {
+      if (!result) {
+        reactor->Finish(to_status(result.error()));
+        return;
+      }
+      reply->set_key(result->key);
+      reply->set_value(result->value);
+      reply->set_version(result->version);
+      reactor->Finish(grpc::Status::OK);
+    });
+    return reactor;
+  }
+
+  grpc::ServerUnaryReactor* Leave(grpc::CallbackServerContext* context, const proto::LeaveRequest* /*request*/,
+                                  proto::LeaveReply* reply) override {
+    auto* reactor = context->DefaultReactor();
+    m_handler.leave([reactor, reply](Result<LeaveView> result) {
+      if (!result) {
+        reactor->Finish(to_status(result.error()));
+        return;
+      }
+      reply->set_keys_handed_over(result->keys_handed_over);
+      reply->set_successor(result->successor);
       reactor->Finish(grpc::Status::OK);
     });
     return reactor;

@@ -61,6 +61,32 @@ std::shared_ptr<grpc::Channel> PeerClient::channel_for(const HostPort& to) {
   return channel;
 }
 
+template <class Reply, class Call>
+void PeerClient::unary(const HostPort& to, std::chrono::milliseconds timeout, std::shared_ptr<Call> call,
+                       std::function<Result<Reply>(const grpc::Status&)> finish,
+                       std::function<void(Result<Reply>)> done) {
+  std::shared_ptr<grpc::Channel> channel;
+  {
+    std::lock_guard lock(m_mutex);
+    if (m_closed || m_in_flight.size() >= kMaxCallsInFlight) {
+      Error error = m_closed ? make_error(ErrorCode::unavailable, "shutting down")
+                             : make_error(ErrorCode::unavailable, "too many peer calls in flight");
+      m_post([done = std::move(done), error = std::move(error)] { done(error); });
+      return;
+    }
+    channel = channel_for(to);
+    m_in_flight.insert(&call->context);
+  }
+  call->context.set_deadline(std::chrono::system_clock::now() + timeout);
+  call->start(channel, [this, call, finish = std::move(finish), done = std::move(done)](grpc::Status status) mutable {
+    Result<Reply> result = finish(status);
+    std::lock_guard lock(m_mutex);
+    if (!m_closed) m_post([done = std::move(done), result = std::move(result)]() mutable { done(std::move(result)); });
+    m_in_flight.erase(&call->context);
+    if (m_in_flight.empty()) m_idle.notify_all();
+  });
+}
+
 void PeerClient::ping(const HostPort& to, std::chrono::milliseconds timeout,
                       std::function<void(Result<PingResult>)> done) {
   struct Call {
@@ -68,30 +94,43 @@ void PeerClient::ping(const HostPort& to, std::chrono::milliseconds timeout,
     proto::PingRequest request;
     proto::PingReply reply;
     std::unique_ptr<proto::Peer::Stub> stub;
+    void start(const std::shared_ptr<grpc::Channel>& channel, std::function<void(grpc::Status)> on_done) {
+      stub = proto::Peer::NewStub(channel);
+      stub->async()->Ping(&context, &request, &reply, std::move(on_done));
+    }
   };
   auto call = std::make_shared<Call>();
-  {
-    std::lock_guard lock(m_mutex);
-    if (m_closed) {
-      m_post([done = std::move(done)] { done(make_error(ErrorCode::unavailable, "shutting down")); });
-      return;
-    }
-    call->stub = proto::Peer::NewStub(channel_for(to));
-    m_in_flight.insert(&call->context);
-  }
-  call->context.set_deadline(std::chrono::system_clock::now() + timeout);
   call->request.set_node_id(std::string(m_self.bytes().begin(), m_self.bytes().end()));
   call->request.set_version(kVersion);
-  call->stub->async()->Ping(
-      &call->context, &call->request, &call->reply,
-      [this, call, to, done = std::move(done)](grpc::Status status) mutable {
-        Result<PingResult> result = status.ok() ? decode(to, call->reply) : Result<PingResult>(from_status(to, status));
-        std::lock_guard lock(m_mutex);
-        if (!m_closed)
-          m_post([done = std::move(done), result = std::move(result)]() mutable { done(std::move(result)); });
-        m_in_flight.erase(&call->context);
-        if (m_in_flight.empty()) m_idle.notify_all();
-      });
+  unary<PingResult>(
+      to, timeout, call,
+      [call, to](const grpc::Status& status) {
+        return status.ok() ? decode(to, call->reply) : Result<PingResult>(from_status(to, status));
+      },
+      std::move(done));
+}
+
+void PeerClient::chord_call(const HostPort& to, const proto::ChordRequest& request, std::chrono::milliseconds timeout,
+                            std::function<void(Result<proto::ChordReply>)> done) {
+  struct Call {
+    grpc::ClientContext context;
+    proto::ChordRequest request;
+    proto::ChordReply reply;
+    std::unique_ptr<proto::Chord::Stub> stub;
+    void start(const std::shared_ptr<grpc::Channel>& channel, std::function<void(grpc::Status)> on_done) {
+      stub = proto::Chord::NewStub(channel);
+      stub->async()->Call(&context, &request, &reply, std::move(on_done));
+    }
+  };
+  auto call = std::make_shared<Call>();
+  call->request = request;
+  unary<proto::ChordReply>(
+      to, timeout, call,
+      [call, to](const grpc::Status& status) {
+        return status.ok() ? Result<proto::ChordReply>(std::move(call->reply))
+                           : Result<proto::ChordReply>(from_status(to, status));
+      },
+      std::move(done));
 }
 
 void PeerClient::shutdown() {

@@ -22,7 +22,13 @@
 namespace grpc {
 class Channel;
 class ClientContext;
+class Status;
 }  // namespace grpc
+
+namespace p2pd::proto {
+class ChordRequest;
+class ChordReply;
+}  // namespace p2pd::proto
 
 namespace p2pd::net {
 
@@ -44,6 +50,9 @@ class PeerClient {
 
   // `done` runs once, through `post`, unless the client is shut down first.
   void ping(const HostPort& to, std::chrono::milliseconds timeout, std::function<void(Result<PingResult>)> done);
+  // One Chord message (service Chord, method Call); `done` as for ping.
+  void chord_call(const HostPort& to, const proto::ChordRequest& request, std::chrono::milliseconds timeout,
+                  std::function<void(Result<proto::ChordReply>)> done);
 
   // Cancels calls in flight and waits for gRPC to finish with them; later
   // calls fail at once. Idempotent.
@@ -53,9 +62,17 @@ class PeerClient {
   [[nodiscard]] std::size_t channel_count() const;
 
   static constexpr std::size_t kMaxChannels = 256;
+  // Calls in flight at once; more fail at once (bounded memory when peers stall).
+  static constexpr std::size_t kMaxCallsInFlight = 4096;
 
  private:
   std::shared_ptr<grpc::Channel> channel_for(const HostPort& to);
+  // The common part of every unary call: deadline, bookkeeping for
+  // shutdown, and the result posted to the io thread. `start` issues the
+  // call on the given channel and context; `finish` turns its status into a result.
+  template <class Reply, class Call>
+  void unary(const HostPort& to, std::chrono::milliseconds timeout, std::shared_ptr<Call> call,
+             std::function<Result<Reply>(const grpc::Status&)> finish, std::function<void(Result<Reply>)> done);
 
   NodeId m_self;
   Post m_post;

@@ -32,6 +32,34 @@ class PeerService final : public proto::Peer::CallbackService {
   NodeId m_self;
 };
 
+class ChordService final : public proto::Chord::CallbackService {
+ public:
+  ChordService(const NodeId& self, std::string executor, ChordHandler& handler)
+      : m_self(self), m_executor(std::move(executor)), m_handler(handler) {}
+
+  grpc::ServerUnaryReactor* Call(grpc::CallbackServerContext* context, const proto::ChordRequest* request,
+                                 proto::ChordReply* reply) override {
+    auto* reactor = context->DefaultReactor();
+    auto inbound = decode_request(*request);
+    if (!inbound) {
+      log::debug(log::Category::chord, "refused a Chord message from {}: {}", context->peer(), inbound.error().message);
+      reactor->Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, inbound.error().message));
+      return reactor;
+    }
+    // The reply object stays valid until Finish(): gRPC calls OnDone only after it.
+    m_handler.on_chord_message(std::move(*inbound), [this, reactor, reply](std::optional<chord::Message> answer) {
+      *reply = encode_reply(m_self, m_executor, answer);
+      reactor->Finish(grpc::Status::OK);
+    });
+    return reactor;
+  }
+
+ private:
+  NodeId m_self;
+  std::string m_executor;
+  ChordHandler& m_handler;
+};
+
 std::optional<HostPort> host_port_from_grpc_peer(std::string_view peer) {
   std::string text;
   if (peer.starts_with("ipv4:")) {
@@ -49,13 +77,16 @@ std::optional<HostPort> host_port_from_grpc_peer(std::string_view peer) {
   return *parsed;
 }
 
-Result<std::unique_ptr<PeerServer>> PeerServer::start(const HostPort& listen, const NodeId& self) {
+Result<std::unique_ptr<PeerServer>> PeerServer::start(const HostPort& listen, const NodeId& self,
+                                                      const std::string& executor, ChordHandler& chord) {
   std::unique_ptr<PeerServer> server(new PeerServer());
   server->m_service = std::make_unique<PeerService>(self);
+  server->m_chord = std::make_unique<ChordService>(self, executor, chord);
   grpc::ServerBuilder builder;
   int port = 0;
   builder.AddListeningPort(listen.to_string(), grpc::InsecureServerCredentials(), &port);
   builder.RegisterService(server->m_service.get());
+  builder.RegisterService(server->m_chord.get());
   builder.SetMaxReceiveMessageSize(kMaxPeerMessageBytes);
   builder.SetMaxSendMessageSize(kMaxPeerMessageBytes);
   // gRPC sets SO_REUSEPORT by default, which would let a second daemon bind

@@ -1,14 +1,17 @@
 #pragma once
-// The peer RPC endpoint on --listen (TCP). Later protocols register their
-// handlers here; for now it answers Ping: who is at this address, and where
-// the caller is seen from.
+// The peer RPC endpoint on --listen (TCP). It answers Ping itself (who is at
+// this address, and where the caller is seen from) and hands every Chord
+// message, decoded and validated, to the node's ChordHandler.
 
 #include <chrono>
+#include <functional>
 #include <memory>
+#include <optional>
 
 #include "common/host_port.hpp"
 #include "common/node_id.hpp"
 #include "common/result.hpp"
+#include "daemon/net/chord_codec.hpp"
 
 namespace grpc {
 class Server;
@@ -17,6 +20,16 @@ class Server;
 namespace p2pd::net {
 
 class PeerService;
+class ChordService;
+
+// What the peer server needs from the node.
+class ChordHandler {
+ public:
+  virtual ~ChordHandler() = default;
+  // `done` runs exactly once, on the node's io thread, with the core's reply
+  // (nullopt for a one-way message).
+  virtual void on_chord_message(ChordInbound inbound, std::function<void(std::optional<chord::Message>)> done) = 0;
+};
 
 // Bounded input: no single peer message may exceed this (DESIGN.md, "every
 // peer input is validated with size limits").
@@ -24,7 +37,8 @@ inline constexpr int kMaxPeerMessageBytes = 4 << 20;
 
 class PeerServer {
  public:
-  static Result<std::unique_ptr<PeerServer>> start(const HostPort& listen, const NodeId& self);
+  static Result<std::unique_ptr<PeerServer>> start(const HostPort& listen, const NodeId& self,
+                                                   const std::string& executor, ChordHandler& chord);
   ~PeerServer();
   PeerServer(const PeerServer&) = delete;
   PeerServer& operator=(const PeerServer&) = delete;
@@ -37,6 +51,7 @@ class PeerServer {
   PeerServer() = default;
   HostPort m_bound;
   std::unique_ptr<PeerService> m_service;
+  std::unique_ptr<ChordService> m_chord;
   std::unique_ptr<grpc::Server> m_server;
 };
 

@@ -37,12 +37,15 @@ Result<void> Node::start() {
   if (!control) return control.error();
   m_control_server = std::move(*control);
 
-  auto peer = net::PeerServer::start(m_config.listen, m_identity.id);
+  auto peer =
+      net::PeerServer::start(m_config.listen, m_identity.id, std::string(exec::to_string(m_executor.kind)), *this);
   if (!peer) return peer.error();
   m_peer_server = std::move(*peer);
   m_listen = m_peer_server->bound();
   m_peer_client = std::make_unique<net::PeerClient>(
       m_identity.id, [this](std::function<void()> fn) { boost::asio::post(m_io, std::move(fn)); });
+  // Before the io thread runs, so peer calls queued meanwhile find the overlay.
+  start_chord();
 
   wait_for_signal();
   schedule_tick();
@@ -113,7 +116,12 @@ void Node::on_tick() {
   ++m_ticks;
   // Protocol cores (Chord, Raft, scheduler, NAT) are ticked here, and their
   // outputs drained: persist first, then send, then apply.
+  if (m_overlay) {
+    m_overlay->tick();
+    pump_chord();
+  }
   probe_bootstrap_peers();
+  check_leave_done();
 }
 
 void Node::probe_bootstrap_peers() {
@@ -137,6 +145,12 @@ void Node::on_bootstrap_reply(const HostPort& addr, Result<net::PingResult> repl
       log::info(log::Category::net, "bootstrap peer {} answered: node {} (p2pd {}){}", addr.to_string(),
                 reply->node_id.hex(), reply->version,
                 reply->observed ? ", sees us at " + reply->observed->to_string() : "");
+      if (m_overlay && !m_ring_started && !m_leaving) {
+        m_ring_started = true;
+        log::info(log::Category::chord, "joining the ring through {}", addr.to_string());
+        m_overlay->join(addr.to_string());
+        pump_chord();
+      }
       break;
     case net::BootstrapProbe::Verdict::is_self:
       log::warn(log::Category::net, "bootstrap peer {} is this node itself; name another peer of the pool",
@@ -162,8 +176,9 @@ void Node::wait_for_signal() {
       std::_Exit(1);
     }
     m_stop_signalled = true;
-    log::info(log::Category::node, "received {}, shutting down (send it again to exit at once)", name);
-    request_stop();
+    log::info(log::Category::node, "received {}, leaving the pool and shutting down (send it again to exit at once)",
+              name);
+    begin_leave(nullptr);
     wait_for_signal();
   });
 }

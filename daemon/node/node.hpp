@@ -12,6 +12,8 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -19,18 +21,17 @@
 #include <vector>
 
 #include "common/result.hpp"
+#include "daemon/chord/overlay.hpp"
 #include "daemon/control/control_handler.hpp"
 #include "daemon/exec/executor_select.hpp"
 #include "daemon/net/bootstrap_probe.hpp"
 #include "daemon/net/peer_client.hpp"
+#include "daemon/net/peer_server.hpp"
 #include "daemon/node/config.hpp"
 #include "daemon/node/identity.hpp"
 
 namespace p2pd::control {
 class ControlServer;
-}
-namespace p2pd::net {
-class PeerServer;
 }
 
 namespace p2pd::node {
@@ -42,8 +43,15 @@ inline constexpr std::chrono::milliseconds kTickInterval{50};
 inline constexpr std::chrono::milliseconds kBootstrapPingTimeout{3000};
 // How long calls in flight may finish at shutdown before they are cancelled.
 inline constexpr std::chrono::milliseconds kShutdownGrace{2000};
+// Deadline of one Chord RPC; the core's own timeouts (in ticks) decide what
+// a missing answer means.
+inline constexpr std::chrono::milliseconds kChordCallTimeout{2000};
+// A graceful departure waits this long at most for its hand-over to be sent.
+inline constexpr std::chrono::milliseconds kLeaveTimeout{5000};
+// Peers remembered for `p2pctl peers` (the least recently seen go first).
+inline constexpr std::size_t kMaxPeersRemembered = 1024;
 
-class Node final : public control::ControlHandler {
+class Node final : public control::ControlHandler, public net::ChordHandler {
  public:
   // `args` is the command line (without argv[0]), kept for SIGHUP reloads.
   Node(NodeConfig config, std::vector<std::string> args, NodeIdentity identity, exec::ExecutorInfo executor);
@@ -61,6 +69,14 @@ class Node final : public control::ControlHandler {
   void shutdown();
 
   void get_status(std::function<void(control::NodeStatus)> done) override;
+  void get_ring(std::function<void(control::RingView)> done) override;
+  void get_peers(std::function<void(std::vector<control::PeerView>)> done) override;
+  void lookup(std::string key, std::function<void(Result<control::LookupView>)> done) override;
+  void put(std::string key, std::string value, std::function<void(Result<control::PutView>)> done) override;
+  void get(std::string key, std::function<void(Result<control::GetView>)> done) override;
+  void leave(std::function<void(Result<control::LeaveView>)> done) override;
+
+  void on_chord_message(net::ChordInbound inbound, std::function<void(std::optional<chord::Message>)> done) override;
 
  private:
   void schedule_tick();
@@ -70,6 +86,15 @@ class Node final : public control::ControlHandler {
   void probe_bootstrap_peers();
   void on_bootstrap_reply(const HostPort& addr, Result<net::PingResult> reply);
   control::NodeStatus snapshot() const;
+
+  // node_chord.cpp: the Chord overlay bound to gRPC (io thread only).
+  void start_chord();
+  void pump_chord();
+  void send_chord(chord::Outgoing out);
+  void note_peer(const NodeId& id, const std::string& addr, const std::string& executor);
+  void run_operation(std::uint64_t operation_id, std::function<void(chord::OperationResult)> done);
+  void begin_leave(std::function<void(Result<control::LeaveView>)> done);
+  void check_leave_done();
 
   NodeConfig m_config;
   std::vector<std::string> m_args;
@@ -91,6 +116,24 @@ class Node final : public control::ControlHandler {
   net::BootstrapProbe m_bootstrap;  // io thread only
   std::unique_ptr<control::ControlServer> m_control_server;
   HostPort m_listen;
+
+  // Chord (io thread only).
+  struct PeerSeen {
+    std::string addr;
+    std::string executor;
+    std::chrono::steady_clock::time_point last_seen;
+  };
+  std::unique_ptr<chord::Overlay> m_overlay;
+  chord::Peer m_chord_self;
+  bool m_ring_started = false;  // created, or joining through a bootstrap peer
+  std::map<std::uint64_t, std::function<void(chord::OperationResult)>> m_operations;
+  std::map<NodeId, PeerSeen> m_peers_seen;
+  std::size_t m_chord_calls_in_flight = 0;
+  bool m_leaving = false;
+  bool m_left = false;  // the hand-over is done (or timed out); stopping
+  std::chrono::steady_clock::time_point m_leave_deadline;
+  control::LeaveView m_leave_view;
+  std::vector<std::function<void(Result<control::LeaveView>)>> m_leave_waiters;
 
   std::mutex m_stop_mutex;
   std::condition_variable m_stop_cv;

@@ -2,10 +2,7 @@
 // checked against Zave's invariants ("How to make Chord correct", §3-§4).
 #include <catch2/catch.hpp>
 
-#include <algorithm>
-#include <map>
-
-#include "tests/sim/chord_node.hpp"
+#include "tests/sim/chord_harness.hpp"
 #include "tests/sim/seeds.hpp"
 
 using namespace p2pd;
@@ -13,65 +10,6 @@ using namespace p2pd::sim;
 using namespace std::chrono_literals;
 
 namespace {
-
-using ChordSim = Simulator<ChordEnvelope, ChordDurable>;
-
-chord::RingConfig config_with(std::size_t successors) {
-  chord::RingConfig config;
-  config.successor_list_length = successors;
-  return config;
-}
-
-ChordSim make_sim(std::uint64_t seed, LinkModel link = LinkModel{1ms, 20ms, 0.0, 0.0},
-                  chord::RingConfig config = chord::RingConfig{}) {
-  return ChordSim(SimConfig{seed, 50ms, link}, [config](Address self, ChordDurable& durable, Rng& rng) {
-    // Node 0 starts the ring; everyone else joins through it.
-    return std::make_unique<ChordNode>(self, durable, rng, self == 0 ? std::nullopt : std::optional<Address>(0),
-                                       config);
-  });
-}
-
-const chord::Ring* ring_of(ChordSim& sim, Address a) {
-  auto* node = sim.process_as<ChordNode>(a);
-  return node == nullptr ? nullptr : &node->ring();
-}
-
-// Live members sorted by id.
-std::vector<std::pair<NodeId, Address>> live_members(ChordSim& sim) {
-  std::vector<std::pair<NodeId, Address>> out;
-  for (Address a = 0; a < sim.size(); ++a) {
-    if (const auto* r = ring_of(sim, a); r != nullptr && r->is_member()) out.emplace_back(r->self().id, a);
-  }
-  std::sort(out.begin(), out.end());
-  return out;
-}
-
-// Zave's ideal ring: every live node is a member; successor, predecessor and
-// the whole successor list are exactly the next/previous live ids.
-std::optional<std::string> ideal_ring_violation(ChordSim& sim,
-                                                std::size_t r = chord::RingConfig{}.successor_list_length) {
-  std::size_t up = 0;
-  for (Address a = 0; a < sim.size(); ++a) up += sim.is_up(a) ? 1 : 0;
-  const auto members = live_members(sim);
-  if (members.size() != up) return fmt::format("{} of {} live nodes are members", members.size(), up);
-  const std::size_t n = members.size();
-  for (std::size_t i = 0; i < n; ++i) {
-    const auto* ring = ring_of(sim, members[i].second);
-    const auto& succ = ring->successors();
-    const std::size_t expected_len = n == 1 ? 1 : std::min(r, n - 1);
-    if (succ.size() != expected_len)
-      return fmt::format("node {} has {} successors, not {}", i, succ.size(), expected_len);
-    for (std::size_t k = 0; k < succ.size(); ++k) {
-      const auto& want = members[(i + 1 + k) % n].first;
-      if (succ[k].id != want) return fmt::format("node {} successor {} is wrong", i, k);
-    }
-    const auto& want_pred = members[(i + n - 1) % n].first;
-    if (n > 1 && (!ring->predecessor() || ring->predecessor()->id != want_pred)) {
-      return fmt::format("node {} predecessor is wrong", i);
-    }
-  }
-  return std::nullopt;
-}
 
 // Structural invariants that must hold after every single event (Zave §4):
 // a member's successor list is non-empty, duplicate-free and ordered
@@ -96,18 +34,6 @@ std::optional<std::string> structural_violation(ChordSim& sim, bool require_live
     if (require_live && !any_live) return fmt::format("node {}: no live entry in its successor list", *a);
   }
   return std::nullopt;
-}
-
-// Polls the (O(N·r)) ideal-ring check once per virtual second rather than
-// after every event. `why` keeps the last violation for the failure message.
-bool converges(ChordSim& sim, Duration limit, std::optional<std::string>& why,
-               std::size_t r = chord::RingConfig{}.successor_list_length) {
-  for (Duration waited{0}; waited <= limit; waited += 1s) {
-    if (!(why = ideal_ring_violation(sim, r))) return true;
-    if (sim.failure()) return false;
-    sim.run_for(1s);
-  }
-  return false;
 }
 
 }  // namespace

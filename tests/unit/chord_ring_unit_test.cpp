@@ -14,12 +14,6 @@ Peer peer(std::string_view name) {
   return Peer{NodeId::hash_of(name), std::string(name)};
 }
 
-template <class T>
-const T* only_message(std::vector<Outgoing>& out, const std::string& to) {
-  if (out.size() != 1 || out[0].to_addr != to) return nullptr;
-  return std::get_if<T>(&out[0].message);
-}
-
 }  // namespace
 
 TEST_CASE("a new ring is its own successor and answers neighbour queries", "[unit][chord]") {
@@ -28,15 +22,16 @@ TEST_CASE("a new ring is its own successor and answers neighbour queries", "[uni
   CHECK(ring.is_member());
   REQUIRE(ring.successors().size() == 1);
   CHECK(ring.successors()[0] == ring.self());
-  ring.receive(peer("b"), GetNeighbors{42});
-  auto out = ring.take_outbox();
-  const auto* reply = only_message<Neighbors>(out, "b");
+  const auto answer = ring.receive(peer("b"), GetNeighbors{42});
+  REQUIRE(answer);
+  const auto* reply = std::get_if<Neighbors>(&*answer);
   REQUIRE(reply != nullptr);
   CHECK(reply->request_id == 42);
   CHECK(reply->successors == std::vector<Peer>{ring.self()});
-  ring.receive(peer("b"), Ping{7});
-  out = ring.take_outbox();
-  REQUIRE(only_message<Pong>(out, "b") != nullptr);
+  const auto pong = ring.receive(peer("b"), Ping{7});
+  REQUIRE(pong);
+  CHECK(std::get_if<Pong>(&*pong)->request_id == 7);
+  CHECK(ring.take_outbox().empty());
 }
 
 TEST_CASE("replies nobody asked for, or from the wrong address, are ignored", "[unit][chord]") {
@@ -45,10 +40,10 @@ TEST_CASE("replies nobody asked for, or from the wrong address, are ignored", "[
   ring.tick();  // sends the first join query to "boot"
   auto out = ring.take_outbox();
   REQUIRE(out.size() == 1);
-  const auto request_id = std::get<GetNeighbors>(out[0].message).request_id;
-  const Neighbors forged{request_id, std::nullopt, {peer("x")}};
-  ring.receive(peer("mallory"), forged);                                             // right id, wrong sender
-  ring.receive(peer("boot"), Neighbors{request_id + 1, std::nullopt, {peer("x")}});  // wrong id
+  const auto request_id = std::get<FindSuccessor>(out[0].message).request_id;
+  const FoundSuccessor forged{request_id, true, {peer("x")}};
+  ring.receive(peer("mallory"), forged);                                          // right id, wrong sender
+  ring.receive(peer("boot"), FoundSuccessor{request_id + 1, true, {peer("x")}});  // wrong id
   CHECK_FALSE(ring.is_member());
   CHECK(ring.take_outbox().empty());
 }
@@ -56,8 +51,9 @@ TEST_CASE("replies nobody asked for, or from the wrong address, are ignored", "[
 TEST_CASE("senders with absurd addresses are ignored", "[unit][chord]") {
   Ring ring(peer("a"), RingConfig{});
   ring.create();
-  ring.receive(Peer{NodeId::hash_of(std::string_view("b")), std::string(kMaxAddrLength + 1, 'x')}, GetNeighbors{1});
-  ring.receive(Peer{NodeId::hash_of(std::string_view("b")), ""}, Ping{1});
+  CHECK_FALSE(ring.receive(Peer{NodeId::hash_of(std::string_view("b")), std::string(kMaxAddrLength + 1, 'x')},
+                           GetNeighbors{1}));
+  CHECK_FALSE(ring.receive(Peer{NodeId::hash_of(std::string_view("b")), ""}, Ping{1}));
   CHECK(ring.take_outbox().empty());
 }
 
@@ -84,15 +80,14 @@ TEST_CASE("a joiner adopts at most r successors, clockwise, from a long list", "
   ring.join("boot");
   ring.tick();
   auto out = ring.take_outbox();
-  const auto request_id = std::get<GetNeighbors>(out[0].message).request_id;
+  const auto request_id = std::get<FindSuccessor>(out[0].message).request_id;
   // The bootstrap (id 0x40) lists 100 successors from 0x60 on: we belong
   // between it and 0x60.
   std::vector<Peer> listed;
   for (int i = 0; i < 100; ++i) {
     listed.push_back(Peer{*NodeId::from_hex(fmt::format("{:040x}", 0x60 + i)), fmt::format("n{}", i)});
   }
-  ring.receive(Peer{*NodeId::from_hex(std::string(38, '0') + "40"), "boot"},
-               Neighbors{request_id, std::nullopt, listed});
+  ring.receive(Peer{*NodeId::from_hex(std::string(38, '0') + "40"), "boot"}, FoundSuccessor{request_id, true, listed});
   REQUIRE(ring.is_member());
   REQUIRE(ring.successors().size() == 4);
   CHECK(ring.successors()[0].addr == "n0");
