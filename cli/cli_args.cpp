@@ -1,5 +1,6 @@
 #include "cli/cli_args.hpp"
 
+#include <algorithm>
 #include <charconv>
 #include <cmath>
 #include <cstdlib>
@@ -38,7 +39,13 @@ Controls the local p2pd over its control socket.
 
 Commands:
   status            this node: id, addresses, reachability, leader, executor
-  help [COMMAND]    this help
+  peers             the pool's nodes as this node knows them
+  ring              this node's Chord state: predecessor, successors, fingers
+  lookup KEY        route KEY through the ring: its owner and the path there
+  put KEY VALUE     store VALUE (or --file FILE) under KEY in the ring
+  get KEY           print the value stored under KEY (or --out FILE)
+  leave             hand this node's keys over and stop its p2pd
+  help [COMMAND]    this help, or a command's arguments and --json fields
 
 Options:
   --socket PATH     p2pd's control socket (env P2PD_SOCKET; default
@@ -68,6 +75,7 @@ Result<CliArgs> parse_cli_args(const std::vector<std::string>& args) {
     }
     if (arg == "--") {
       options_done = true;
+      out.arguments.push_back(arg);  // the command's options end here too
       continue;
     }
     auto [name, inline_value] = split_option(arg);
@@ -101,7 +109,12 @@ Result<CliArgs> parse_cli_args(const std::vector<std::string>& args) {
   }
   if (out.command == "help") {
     out.action = CliArgs::Action::help;
-    out.command = out.arguments.empty() ? "" : out.arguments.front();
+    out.command.clear();
+    for (const auto& topic : out.arguments) {
+      if (topic == "--") continue;
+      out.command = topic;
+      break;
+    }
     out.arguments.clear();
   }
   if (socket) {
@@ -113,6 +126,61 @@ Result<CliArgs> parse_cli_args(const std::vector<std::string>& args) {
   }
   if (out.action == CliArgs::Action::run && out.command.empty()) {
     return make_error(ErrorCode::invalid_argument, "no command given (see p2pctl --help)");
+  }
+  return out;
+}
+
+const std::string* CommandArguments::option(std::string_view name) const {
+  const auto it = options.find(name);
+  return it == options.end() ? nullptr : &it->second;
+}
+
+Result<CommandArguments> parse_command_arguments(const CommandSyntax& syntax,
+                                                 const std::vector<std::string>& arguments) {
+  const std::string_view command = syntax.command;
+  CommandArguments out;
+  bool options_done = false;
+  for (std::size_t i = 0; i < arguments.size(); ++i) {
+    const std::string& arg = arguments[i];
+    if (!options_done && arg == "--") {
+      options_done = true;
+      continue;
+    }
+    if (options_done || arg.empty() || arg[0] != '-' || arg == "-") {
+      if (out.positionals.size() >= syntax.positionals.size()) {
+        if (syntax.positionals.empty()) {
+          return make_error(ErrorCode::invalid_argument, "{} takes no arguments, got '{}'", command, arg);
+        }
+        return make_error(ErrorCode::invalid_argument, "{}: unexpected argument '{}' (see p2pctl {} --help)", command,
+                          arg, command);
+      }
+      out.positionals.push_back(arg);
+      continue;
+    }
+    auto [name, inline_value] = split_option(arg);
+    if (std::find(syntax.value_options.begin(), syntax.value_options.end(), name) == syntax.value_options.end()) {
+      if (syntax.positionals.empty()) {
+        return make_error(ErrorCode::invalid_argument, "{}: unknown option '{}' (see p2pctl {} --help)", command, name,
+                          command);
+      }
+      return make_error(
+          ErrorCode::invalid_argument,
+          "{}: unknown option '{}' (see p2pctl {} --help; put -- before an argument that starts with '-')", command,
+          name, command);
+    }
+    if (!inline_value) {
+      if (i + 1 >= arguments.size())
+        return make_error(ErrorCode::invalid_argument, "{}: {} needs a value", command, name);
+      inline_value = arguments[++i];
+    }
+    if (inline_value->empty()) return make_error(ErrorCode::invalid_argument, "{}: {} needs a value", command, name);
+    if (!out.options.emplace(name, *inline_value).second) {
+      return make_error(ErrorCode::invalid_argument, "{}: {} given more than once", command, name);
+    }
+  }
+  if (out.positionals.size() < syntax.required) {
+    return make_error(ErrorCode::invalid_argument, "{}: missing {} (see p2pctl {} --help)", command,
+                      syntax.positionals[out.positionals.size()], command);
   }
   return out;
 }

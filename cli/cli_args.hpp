@@ -2,8 +2,11 @@
 // p2pctl's command line: global options (anywhere), a command, its arguments.
 
 #include <chrono>
+#include <cstddef>
 #include <filesystem>
+#include <map>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "common/result.hpp"
@@ -20,12 +23,37 @@ struct CliArgs {
   enum class Action { run, help, version };
   Action action = Action::run;
   GlobalOptions global;
-  std::string command;                 // empty with Action::help for the general help
-  std::vector<std::string> arguments;  // after the command
+  std::string command;  // empty with Action::help for the general help
+  // After the command, global options taken out. A "--" stays in: it ends
+  // the command's options too (parse_command_arguments).
+  std::vector<std::string> arguments;
 };
 
 // Usage errors (exit 2) are returned as Error.
 Result<CliArgs> parse_cli_args(const std::vector<std::string>& args);
+
+// What one command accepts after its name. The "{}" let a designated
+// initializer leave members out without -Wmissing-field-initializers.
+struct CommandSyntax {
+  std::string_view command;                       // "put", for messages
+  std::vector<std::string_view> positionals{};    // names, in order: {"KEY", "VALUE"}
+  std::size_t required = 0;                       // how many of them must be given
+  std::vector<std::string_view> value_options{};  // options taking a value: {"--file"}
+};
+
+struct CommandArguments {
+  std::vector<std::string> positionals;
+  std::map<std::string, std::string, std::less<>> options;  // given value options, by name
+
+  // nullptr when the option was not given.
+  [[nodiscard]] const std::string* option(std::string_view name) const;
+};
+
+// Splits a command's arguments into positionals and its options ("--file F"
+// or "--file=F", each at most once); "--" ends the options, so a KEY or
+// VALUE may start with '-'. Usage errors (exit 2) are returned as Error.
+Result<CommandArguments> parse_command_arguments(const CommandSyntax& syntax,
+                                                 const std::vector<std::string>& arguments);
 
 std::string general_help();
 

@@ -1,18 +1,14 @@
 #include "cli/commands.hpp"
 
-#include <cstdio>
-
 #include <fmt/format.h>
-#include <nlohmann/json.hpp>
 
+#include "cli/command_support.hpp"
+#include "cli/commands_chord.hpp"
 #include "cli/control_client.hpp"
 #include "cli/output.hpp"
-#include "common/one_line.hpp"
 
 namespace p2pd::cli {
 namespace {
-
-using Json = nlohmann::ordered_json;
 
 Json status_json(const proto::StatusReply& s) {
   Json j;
@@ -63,28 +59,9 @@ void print_status_text(const proto::StatusReply& s) {
   fmt::print("{}", table.render());
 }
 
-int fail(const Error& error) {
-  fmt::print(stderr, "p2pctl: error: {}\n", one_line(error.message));
-  return 1;
-}
-
-int usage_error(const std::string& message) {
-  fmt::print(stderr, "p2pctl: error: {}\n", one_line(message));
-  return 2;
-}
-
 int cmd_status(const CliArgs& args) {
-  if (!args.arguments.empty())
-    return usage_error(fmt::format("status takes no arguments, got '{}'", args.arguments[0]));
-  ControlClient client(args.global);
-  auto reply = client.status();
-  if (!reply) return fail(reply.error());
-  if (args.global.json) {
-    fmt::print("{}\n", status_json(*reply).dump(2));
-  } else {
-    print_status_text(*reply);
-  }
-  return 0;
+  if (!parse_arguments({.command = "status"}, args)) return 2;
+  return show(args, ControlClient(args.global).status(), status_json, print_status_text);
 }
 
 }  // namespace
@@ -98,6 +75,58 @@ const std::vector<CommandSpec>& command_specs() {
        "executor, executor_device, version, uptime_s, pid, state_dir, and\n"
        "bootstrap: a list of {addr, node_id (null until the peer answered), failures}.\n",
        &cmd_status},
+      {"peers", "peers", "the pool's nodes as this node knows them",
+       "Lists the nodes this node knows: id, address, how it reaches them,\n"
+       "their executor, when each last answered or called, and its Chord role\n"
+       "for this node (predecessor, successor, finger).\n"
+       "--json fields: peers, a list of {node_id, addr, connection (direct,\n"
+       "punched, relayed or none), executor, last_seen_s (seconds, or null: never),\n"
+       "roles (list)}.\n",
+       &cmd_peers},
+      {"ring", "ring", "this node's Chord state: predecessor, successors, fingers",
+       "Shows this node's place in the Chord ring: itself, its predecessor, its\n"
+       "successor list (nearest first) and its distinct fingers.\n"
+       "--json fields: self {node_id, addr}, predecessor (same, or null),\n"
+       "successors (list of {node_id, addr}, nearest first), fingers (list of\n"
+       "{start, node_id, addr}, lowest start first), member (false while joining).\n",
+       &cmd_ring},
+      {"lookup", "lookup KEY", "route KEY through the ring: its owner and the path there",
+       "Routes KEY through the ring from this node: shows the node that owns it,\n"
+       "how many nodes were asked on the way and which, and the replicas after\n"
+       "the owner. KEY of exactly 40 hex digits is the id itself; any other KEY\n"
+       "is hashed with SHA-1. Put -- before a KEY that starts with '-'.\n"
+       "--json fields: key (40 hex digits), owner {node_id, addr}, hops,\n"
+       "path (list of node ids, in order), replicas (list of {node_id, addr}).\n",
+       &cmd_lookup},
+      {"put", "put KEY (VALUE | --file FILE)", "store VALUE (or --file FILE) under KEY in the ring",
+       "Stores VALUE, or the contents of FILE, under KEY on its owner and the\n"
+       "replicas after it; a second put of KEY replaces the value with a newer\n"
+       "version. KEY as for lookup; put -- before a KEY or VALUE that starts\n"
+       "with '-'. A value holds at most 1 MiB (1048576 bytes).\n"
+       "\n"
+       "Options:\n"
+       "  --file FILE   read the value from FILE (a regular file) instead\n"
+       "\n"
+       "--json fields: key (40 hex digits), version, copies (holders that stored\n"
+       "it), holders (list of {node_id, addr}).\n",
+       &cmd_put},
+      {"get", "get KEY [--out FILE]", "print the value stored under KEY (or --out FILE)",
+       "Fetches the value stored under KEY (as for lookup) and writes its bytes,\n"
+       "as they are, to stdout. A key nobody holds is an error (exit 1).\n"
+       "\n"
+       "Options:\n"
+       "  --out FILE    write the value to FILE instead (replaced atomically)\n"
+       "\n"
+       "--json fields: key (40 hex digits), version, bytes (the value's size), and\n"
+       "value (a string) when the value is UTF-8 text, else value_hex (lowercase\n"
+       "hex); with --out, path instead of value.\n",
+       &cmd_get},
+      {"leave", "leave", "hand this node's keys over and stop its p2pd",
+       "Makes the local p2pd leave the pool gracefully: it hands its keys to its\n"
+       "successor, tells its neighbours and exits 0 (as on SIGTERM).\n"
+       "--json fields: keys_handed_over, successor (its address, or null when\n"
+       "this node was alone).\n",
+       &cmd_leave},
   };
   return specs;
 }

@@ -86,13 +86,49 @@ Error ControlClient::explain(const grpc::Status& status) const {
   }
 }
 
-Result<proto::StatusReply> ControlClient::status() {
+template <class Request, class Reply>
+Result<Reply> ControlClient::call(StubMethod<Request, Reply> method, const Request& request) {
   if (auto trusted = check_fallback_dir(m_options.socket); !trusted) return trusted.error();
   auto context = make_context();
-  proto::StatusReply reply;
-  grpc::Status rpc = m_stub->Status(context.get(), proto::StatusRequest{}, &reply);
+  Reply reply;
+  grpc::Status rpc = (m_stub.get()->*method)(context.get(), request, &reply);
   if (!rpc.ok()) return explain(rpc);
   return reply;
+}
+
+Result<proto::StatusReply> ControlClient::status() {
+  return call(&proto::Control::Stub::Status, proto::StatusRequest{});
+}
+
+Result<proto::RingReply> ControlClient::ring() {
+  return call(&proto::Control::Stub::Ring, proto::RingRequest{});
+}
+
+Result<proto::LookupReply> ControlClient::lookup(const std::string& key) {
+  proto::LookupRequest request;
+  request.set_key(key);
+  return call(&proto::Control::Stub::Lookup, request);
+}
+
+Result<proto::PeersReply> ControlClient::peers() {
+  return call(&proto::Control::Stub::Peers, proto::PeersRequest{});
+}
+
+Result<proto::PutReply> ControlClient::put(const std::string& key, const std::string& value) {
+  proto::PutRequest request;
+  request.set_key(key);
+  request.set_value(value);
+  return call(&proto::Control::Stub::Put, request);
+}
+
+Result<proto::GetReply> ControlClient::get(const std::string& key) {
+  proto::GetRequest request;
+  request.set_key(key);
+  return call(&proto::Control::Stub::Get, request);
+}
+
+Result<proto::LeaveReply> ControlClient::leave() {
+  return call(&proto::Control::Stub::Leave, proto::LeaveRequest{});
 }
 
 }  // namespace p2pd::cli

@@ -4,6 +4,7 @@
 
 #include <filesystem>
 #include <memory>
+#include <string>
 
 #include "cli/cli_args.hpp"
 #include "common/result.hpp"
@@ -16,8 +17,24 @@ class ControlClient {
   explicit ControlClient(const GlobalOptions& options);
 
   Result<proto::StatusReply> status();
+  Result<proto::RingReply> ring();
+  // `key`: exactly 40 hex digits is the id itself; anything else is hashed by p2pd.
+  Result<proto::LookupReply> lookup(const std::string& key);
+  Result<proto::PeersReply> peers();
+  Result<proto::PutReply> put(const std::string& key, const std::string& value);
+  // A missing key is ErrorCode::not_found.
+  Result<proto::GetReply> get(const std::string& key);
+  // p2pd answers once it handed its keys over, then exits.
+  Result<proto::LeaveReply> leave();
 
  private:
+  template <class Request, class Reply>
+  using StubMethod = grpc::Status (proto::Control::Stub::*)(grpc::ClientContext*, const Request&, Reply*);
+
+  // One unary call with the deadline; a failure comes back explained.
+  template <class Request, class Reply>
+  Result<Reply> call(StubMethod<Request, Reply> method, const Request& request);
+
   // Maps a failed call to a clear message; probes the socket for the cause.
   Error explain(const grpc::Status& status) const;
   std::unique_ptr<grpc::ClientContext> make_context() const;

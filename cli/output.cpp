@@ -14,6 +14,78 @@ std::string TextTable::render() const {
   return out;
 }
 
+void ColumnTable::row(std::vector<std::string> cells) {
+  cells.resize(m_header.size());
+  m_rows.push_back(std::move(cells));
+}
+
+std::string ColumnTable::render() const {
+  std::vector<std::size_t> widths(m_header.size());
+  for (std::size_t c = 0; c < m_header.size(); ++c) widths[c] = m_header[c].size();
+  for (const auto& cells : m_rows) {
+    for (std::size_t c = 0; c < cells.size(); ++c) widths[c] = std::max(widths[c], cells[c].size());
+  }
+  std::string out;
+  auto line = [&](const std::vector<std::string>& cells) {
+    std::string text;
+    for (std::size_t c = 0; c < cells.size(); ++c) {
+      if (c + 1 < cells.size()) {
+        text += fmt::format("{:<{}}  ", cells[c], widths[c]);
+      } else {
+        text += cells[c];
+      }
+    }
+    while (!text.empty() && text.back() == ' ') text.pop_back();
+    out += text + "\n";
+  };
+  line(m_header);
+  for (const auto& cells : m_rows) line(cells);
+  return out;
+}
+
+std::string short_id(std::string_view id) {
+  constexpr std::size_t kShortIdDigits = 12;
+  return std::string(id.substr(0, kShortIdDigits));
+}
+
+bool is_valid_utf8(std::string_view text) {
+  std::size_t i = 0;
+  while (i < text.size()) {
+    const auto lead = static_cast<unsigned char>(text[i]);
+    std::size_t length = 0;
+    std::uint32_t code = 0;
+    std::uint32_t min_code = 0;
+    if (lead < 0x80) {
+      ++i;
+      continue;
+    }
+    if ((lead & 0xe0) == 0xc0) {
+      length = 2;
+      code = lead & 0x1fu;
+      min_code = 0x80;
+    } else if ((lead & 0xf0) == 0xe0) {
+      length = 3;
+      code = lead & 0x0fu;
+      min_code = 0x800;
+    } else if ((lead & 0xf8) == 0xf0) {
+      length = 4;
+      code = lead & 0x07u;
+      min_code = 0x10000;
+    } else {
+      return false;  // a continuation byte, or 0xf8..0xff, cannot lead
+    }
+    if (text.size() - i < length) return false;
+    for (std::size_t k = 1; k < length; ++k) {
+      const auto next = static_cast<unsigned char>(text[i + k]);
+      if ((next & 0xc0) != 0x80) return false;
+      code = (code << 6) | (next & 0x3fu);
+    }
+    if (code < min_code || code > 0x10ffff || (code >= 0xd800 && code <= 0xdfff)) return false;
+    i += length;
+  }
+  return true;
+}
+
 std::string format_duration(std::uint64_t seconds) {
   const std::uint64_t days = seconds / 86400, hours = seconds / 3600 % 24, minutes = seconds / 60 % 60,
                       secs = seconds % 60;

@@ -1,8 +1,10 @@
 #pragma once
-// Text output helpers for people: aligned key/value tables, durations.
+// Text output helpers for people: aligned key/value and column tables,
+// durations, short ids.
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -16,6 +18,26 @@ class TextTable {
  private:
   std::vector<std::pair<std::string, std::string>> m_rows;
 };
+
+// Columns under a header line, two spaces apart; the last column is not padded.
+class ColumnTable {
+ public:
+  explicit ColumnTable(std::vector<std::string> header) : m_header(std::move(header)) {}
+  // Missing cells are empty, extra ones are dropped.
+  void row(std::vector<std::string> cells);
+  [[nodiscard]] std::string render() const;
+
+ private:
+  std::vector<std::string> m_header;
+  std::vector<std::vector<std::string>> m_rows;
+};
+
+// The first 12 hex digits of a node id or key: enough to tell nodes apart
+// in text; JSON always carries the full id.
+std::string short_id(std::string_view id);
+
+// Well-formed UTF-8 (no overlong forms, no surrogates, at most U+10FFFF).
+bool is_valid_utf8(std::string_view text);
 
 // 0s, 59s, 1m 02s, 3h 04m, 2d 03h
 std::string format_duration(std::uint64_t seconds);

@@ -142,6 +142,8 @@ class Ring {
 
   // ring_lookup.cpp
   FoundSuccessor answer_find_successor(const FindSuccessor& request) const;
+  // The owner of a key in (self, successor] and the nodes after it.
+  std::vector<Peer> holders_after_self() const;
   std::vector<Peer> closest_preceding(const NodeId& key, std::size_t count) const;
   std::uint64_t begin_lookup(const NodeId& key, std::optional<std::size_t> finger);
   void advance_lookup(std::uint64_t lookup_id);

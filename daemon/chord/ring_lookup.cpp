@@ -21,6 +21,14 @@ constexpr std::uint32_t kMaxHopTimeouts = 16;
 
 }  // namespace
 
+std::vector<Peer> Ring::holders_after_self() const {
+  std::vector<Peer> out = m_successors;
+  // A list shorter than r stopped where it wrapped around the ring: the ring
+  // has at most r+1 nodes, and we are the next one after it.
+  if (out.size() < m_config.successor_list_length && out.front() != m_self) out.push_back(m_self);
+  return out;
+}
+
 std::vector<Peer> Ring::closest_preceding(const NodeId& key, std::size_t count) const {
   std::vector<Peer> out;
   auto consider = [&](const Peer& p) {
@@ -48,7 +56,7 @@ FoundSuccessor Ring::answer_find_successor(const FindSuccessor& request) const {
   if (!m_member) return reply;  // empty: "not in the ring", the asker goes on elsewhere
   if (in_half_open_interval(request.key, m_self.id, m_successors.front().id)) {
     reply.done = true;
-    reply.nodes = m_successors;
+    reply.nodes = holders_after_self();
     return reply;
   }
   reply.nodes = closest_preceding(request.key, kCandidatesPerAnswer);
@@ -76,7 +84,7 @@ std::uint64_t Ring::begin_lookup(const NodeId& key, std::optional<std::size_t> f
     return id;
   }
   if (in_half_open_interval(key, m_self.id, m_successors.front().id)) {
-    finish_lookup(id, true, {}, m_successors);
+    finish_lookup(id, true, {}, holders_after_self());
     return id;
   }
   lookup.candidates = closest_preceding(key, NodeId::kBits);
