@@ -67,6 +67,36 @@ echo
 echo "== node 0 as JSON (p2pctl --json status)"
 "$P2PCTL" --socket "$work/node0.sock" --json status
 
+# The ring orders itself within a few stabilize rounds (0.5 s each): wait
+# until every node's successor is a different node, 30 s at most.
+echo
+echo "== quickstart: waiting for the Chord ring to close"
+for _ in $(seq 1 300); do
+  closed=1
+  for i in $(seq 0 $((nodes - 1))); do
+    "$P2PCTL" --socket "$work/node$i.sock" --json ring | python3 -c '
+import json, sys
+r = json.load(sys.stdin)
+sys.exit(0 if r["predecessor"] and r["successors"][0]["node_id"] != r["self"]["node_id"] else 1)' || closed=0
+  done
+  [ "$closed" = 1 ] && break
+  sleep 0.1
+done
+[ "$closed" = 1 ] || { echo "quickstart: error: the ring did not close within 30 s" >&2; exit 1; }
+echo
+echo "== node 0: p2pctl peers"
+"$P2PCTL" --socket "$work/node0.sock" peers
+echo
+echo "== node 0: p2pctl ring"
+"$P2PCTL" --socket "$work/node0.sock" ring
+echo
+echo "== the key-value store: put on node 0, lookup and get on node $((nodes - 1))"
+"$P2PCTL" --socket "$work/node0.sock" put greeting "hello from node 0"
+"$P2PCTL" --socket "$work/node$((nodes - 1)).sock" lookup greeting
+echo -n "get greeting: "
+"$P2PCTL" --socket "$work/node$((nodes - 1)).sock" get greeting
+echo
+
 echo
 echo "== quickstart: stopping the pool (SIGTERM)"
 for i in "${!pids[@]}"; do

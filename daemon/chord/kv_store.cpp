@@ -29,12 +29,18 @@ void KvStore::set(const NodeId& key, std::string value, std::uint64_t version, s
 Result<std::uint64_t> KvStore::write(const NodeId& key, std::string value, std::uint64_t now) {
   if (auto room = make_room(key, value.size()); !room) return room.error();
   const auto it = m_items.find(key);
+  if (it != m_items.end() && it->second.version == kMaxVersion) {
+    return make_error(ErrorCode::unavailable, "the key has reached its last version");
+  }
   const std::uint64_t version = it == m_items.end() ? 1 : it->second.version + 1;
   set(key, std::move(value), version, now);
   return version;
 }
 
 Result<std::uint64_t> KvStore::merge(const NodeId& key, std::string value, std::uint64_t version, std::uint64_t now) {
+  // 0 means "number it for me", and the last version would pin the key for
+  // good: neither is a version a peer may hand us.
+  if (version == 0 || version == kMaxVersion) return make_error(ErrorCode::invalid_argument, "invalid version");
   const auto it = m_items.find(key);
   if (it != m_items.end() && it->second.version >= version) {
     it->second.confirmed_at = now;

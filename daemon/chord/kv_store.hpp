@@ -28,6 +28,8 @@ struct StoredValue {
 
 class KvStore {
  public:
+  static constexpr std::uint64_t kMaxVersion = ~std::uint64_t{0};
+
   explicit KvStore(StoreLimits limits) : m_limits(limits) {}
 
   // A client's write: stored as the next version of the key.

@@ -10,6 +10,9 @@ namespace {
 // Global-maintenance hand-offs started per sync round: bounds the lookups a
 // node with many stray copies sends at once.
 constexpr std::size_t kMaxHandoffsPerSync = 64;
+// Replica copies in flight at once: a peer asking for every key we hold gets
+// them over several sync rounds, not all of our store's bytes in one go.
+constexpr std::size_t kMaxPushBytesInFlight = std::size_t{32} << 20;
 
 }  // namespace
 
@@ -22,7 +25,7 @@ Overlay::Overlay(Peer self, OverlayConfig config)
 bool Overlay::owns(const NodeId& key) const {
   const auto& pred = m_ring.predecessor();
   if (!m_ring.is_member()) return false;
-  if (m_ring.successors().front() == m_ring.self()) return true;  // alone: the whole ring
+  if (m_ring.successors().front() == m_ring.self() && !m_ring.is_repairing()) return true;  // alone: the whole ring
   return pred && in_half_open_interval(key, pred->id, m_ring.self().id);
 }
 
@@ -109,21 +112,24 @@ void Overlay::hand_off_to_holders(std::uint64_t operation_id) {
 }
 
 void Overlay::put_to_holders(std::uint64_t operation_id) {
+  // The owner numbers the write (the next version it knows of); the other
+  // holders then store that very version, so every copy of a write carries
+  // the same number and later syncs compare like with like.
   Operation& op = m_operations.at(operation_id);
-  op.outstanding = op.holders.size();
-  // Copy the holder list: a local write may finish (and erase) the operation.
-  const std::vector<Peer> holders = op.holders;
-  const std::string value = op.value;
-  const NodeId key = op.key;
-  for (const auto& holder : holders) {
-    if (holder.id == m_ring.self().id) {
-      auto written = m_store.write(key, value, m_now);
-      on_put_answer(operation_id, written.has_value(), written ? *written : 0,
-                    written ? std::string() : written.error().message);
-    } else {
-      send(Purpose::client_put, holder.addr, operation_id, Put{0, key, value, 0});
-    }
+  op.outstanding = 1;
+  write_to(operation_id, op.holders.front(), 0);
+}
+
+void Overlay::write_to(std::uint64_t operation_id, const Peer& holder, std::uint64_t version) {
+  const Operation& op = m_operations.at(operation_id);
+  if (holder.id != m_ring.self().id) {
+    send(Purpose::client_put, holder.addr, operation_id, Put{0, op.key, op.value, version});
+    return;
   }
+  auto written =
+      version == 0 ? m_store.write(op.key, op.value, m_now) : m_store.merge(op.key, op.value, version, m_now);
+  on_put_answer(operation_id, written.has_value(), written ? *written : 0,
+                written ? std::string() : written.error().message);
 }
 
 void Overlay::on_put_answer(std::uint64_t operation_id, bool stored, std::uint64_t version, const std::string& error) {
@@ -138,6 +144,18 @@ void Overlay::on_put_answer(std::uint64_t operation_id, bool stored, std::uint64
   }
   if (op.outstanding > 0) --op.outstanding;
   if (op.outstanding > 0) return;
+  if (op.kind == OperationKind::put && !op.owner_answered) {
+    // The owner has answered: copy its version to the replica holders. If it
+    // failed, they number the write themselves (a later sync reconciles).
+    op.owner_answered = true;
+    const std::vector<Peer> replicas(op.holders.begin() + 1, op.holders.end());
+    const std::uint64_t version_for_replicas = stored ? version : 0;
+    op.outstanding = replicas.size();
+    if (!replicas.empty()) {
+      for (const auto& holder : replicas) write_to(operation_id, holder, version_for_replicas);
+      return;
+    }
+  }
   if (op.kind == OperationKind::handoff) {
     // Drop our copy only once every holder has it (and it did not change meanwhile).
     const auto* held = m_store.find(op.key);
@@ -203,14 +221,16 @@ std::vector<OperationResult> Overlay::take_results() {
 
 // --- messages ---------------------------------------------------------------
 
-void Overlay::send(Purpose purpose, const std::string& addr, std::uint64_t operation_id, Message message) {
+void Overlay::send(Purpose purpose, const std::string& addr, std::uint64_t operation_id, Message message,
+                   std::size_t bytes) {
   const std::uint64_t id = m_next_request_id++;
   std::visit(
       [id](auto& m) {
         if constexpr (requires { m.request_id; }) m.request_id = id;
       },
       message);
-  m_pending.emplace(id, Pending{purpose, addr, m_now + m_config.request_timeout_ticks, operation_id});
+  m_pending.emplace(id, Pending{purpose, addr, m_now + m_config.request_timeout_ticks, operation_id, bytes});
+  m_push_bytes_in_flight += bytes;
   m_outbox.push_back(Outgoing{addr, std::move(message)});
 }
 
@@ -302,14 +322,17 @@ void Overlay::on_reply(const Pending& pending, const Message& reply) {
       const auto* want = std::get_if<SyncWant>(&reply);
       if (want == nullptr) return;
       const std::size_t count = std::min(want->keys.size(), kMaxSyncItems);
+      std::set<NodeId> pushed;  // a key asked for twice is sent once
       for (std::size_t i = 0; i < count; ++i) {
-        if (const auto* held = m_store.find(want->keys[i])) {
-          send(Purpose::push, pending.addr, 0, Put{0, want->keys[i], held->value, held->version});
-        }
+        if (!pushed.insert(want->keys[i]).second) continue;
+        const auto* held = m_store.find(want->keys[i]);
+        if (held == nullptr) continue;
+        if (m_push_bytes_in_flight + held->value.size() > kMaxPushBytesInFlight) break;  // next round
+        send(Purpose::push, pending.addr, 0, Put{0, want->keys[i], held->value, held->version}, held->value.size());
       }
       return;
     }
-    case Purpose::push: return;
+    case Purpose::push: m_push_bytes_in_flight -= pending.bytes; return;
   }
 }
 
@@ -323,8 +346,8 @@ void Overlay::on_timeout(const Pending& pending) {
       get_from_next_holder(pending.operation_id);
       return;
     }
-    case Purpose::sync_offer:
-    case Purpose::push: return;  // the next sync round tries again
+    case Purpose::sync_offer: return;  // the next sync round tries again
+    case Purpose::push: m_push_bytes_in_flight -= pending.bytes; return;
   }
 }
 
@@ -423,6 +446,7 @@ void Overlay::leave() {
   m_operations.clear();
   m_operation_of_lookup.clear();
   m_pending.clear();
+  m_push_bytes_in_flight = 0;
   m_handoffs.clear();
 }
 

@@ -97,6 +97,7 @@ class Overlay {
     std::size_t outstanding = 0;  // put: holders not yet answered
     std::size_t copies = 0;
     std::uint64_t version = 0;
+    bool owner_answered = false;  // put: the replicas are being written
     std::string last_error;
   };
   enum class Purpose { client_put, client_get, sync_offer, push };
@@ -105,14 +106,19 @@ class Overlay {
     std::string addr;
     std::uint64_t deadline = 0;
     std::uint64_t operation_id = 0;
+    std::size_t bytes = 0;  // push: value bytes in flight
   };
 
   std::uint64_t begin(OperationKind kind, const NodeId& key, std::string value);
-  void send(Purpose purpose, const std::string& addr, std::uint64_t operation_id, Message message);
+  void send(Purpose purpose, const std::string& addr, std::uint64_t operation_id, Message message,
+            std::size_t bytes = 0);
   void collect_lookups();
   void on_lookup(std::uint64_t operation_id, LookupResult result);
   void put_to_holders(std::uint64_t operation_id);
   void hand_off_to_holders(std::uint64_t operation_id);
+  // Writes the operation's value to one holder (ourselves included); version
+  // 0 lets the holder number it.
+  void write_to(std::uint64_t operation_id, const Peer& holder, std::uint64_t version);
   void get_from_next_holder(std::uint64_t operation_id);
   void on_put_answer(std::uint64_t operation_id, bool stored, std::uint64_t version, const std::string& error);
   void finish(std::uint64_t operation_id, bool ok, ErrorCode code, std::string error);
@@ -136,6 +142,7 @@ class Overlay {
   std::map<std::uint64_t, std::uint64_t> m_operation_of_lookup;
   std::map<std::uint64_t, Pending> m_pending;
   std::set<NodeId> m_handoffs;  // keys being handed off now
+  std::size_t m_push_bytes_in_flight = 0;
   std::vector<Outgoing> m_outbox;
   std::vector<OperationResult> m_results;
 };

@@ -5,6 +5,26 @@
 #include <utility>
 
 namespace p2pd::chord {
+namespace {
+
+// The reply each kind of request is answered with; anything else from the
+// right peer and request id is ignored (the request then times out).
+template <class Reply>
+bool answers_purpose(bool join_or_lookup, bool stabilize, bool ping) {
+  if constexpr (std::is_same_v<Reply, FoundSuccessor>) return join_or_lookup;
+  if constexpr (std::is_same_v<Reply, Neighbors>) return stabilize;
+  if constexpr (std::is_same_v<Reply, Pong>) return ping;
+  return false;
+}
+
+}  // namespace
+
+template <class Reply>
+bool Ring::answers(Purpose purpose) {
+  return answers_purpose<Reply>(purpose == Purpose::join_walk || purpose == Purpose::lookup_hop,
+                                purpose == Purpose::stabilize_successor || purpose == Purpose::stabilize_candidate,
+                                purpose == Purpose::check_predecessor);
+}
 
 Ring::Ring(Peer self, RingConfig config) : m_self(std::move(self)), m_config(config), m_fingers(NodeId::kBits) {
   if (m_config.successor_list_length == 0) m_config.successor_list_length = 1;
@@ -90,7 +110,7 @@ void Ring::tick() {
     m_next_ping = m_now + m_config.ping_interval_ticks;
     send_request(Purpose::check_predecessor, m_predecessor->addr, m_predecessor, Ping{});
   }
-  if (m_member && m_now >= m_next_fix_fingers && !m_fixing_finger) {
+  if (m_member && !m_joining && m_now >= m_next_fix_fingers && !m_fixing_finger) {
     m_next_fix_fingers = m_now + m_config.fix_fingers_interval_ticks;
     fix_fingers();
   }
@@ -99,10 +119,11 @@ void Ring::tick() {
 void Ring::start_stabilize() {
   m_next_stabilize = m_now + m_config.stabilize_interval_ticks;
   const Peer& successor = m_successors.front();
-  if (successor == m_self && m_joining) return;  // repairing: the walk finds our successor
   if (successor == m_self) {
-    // Alone: our own predecessor is "our successor's predecessor" (§4.4),
-    // which is how a ring of one grows into a ring of two.
+    // Alone (or repairing): our own predecessor is "our successor's
+    // predecessor" (§4.4), which is how a ring of one grows into a ring of
+    // two, and how a node that lost every successor finds its way back
+    // through predecessor pointers when the join walk cannot.
     if (m_predecessor && m_predecessor->id != m_self.id) {
       send_request(Purpose::stabilize_candidate, m_predecessor->addr, m_predecessor, GetNeighbors{});
     }
@@ -132,9 +153,11 @@ std::optional<Message> Ring::receive(const Peer& from, const Message& message) {
           return std::nullopt;
         } else if constexpr (std::is_same_v<T, Neighbors> || std::is_same_v<T, Pong> ||
                              std::is_same_v<T, FoundSuccessor>) {
-          // Replies: only to a request we made, from the address we asked.
+          // Replies: only to a request we made, from the address we asked,
+          // and of the kind that request is answered with.
           auto it = m_pending.find(m.request_id);
           if (it == m_pending.end() || it->second.addr != from.addr) return std::nullopt;
+          if (!answers<T>(it->second.purpose)) return std::nullopt;
           Pending pending = std::move(it->second);
           m_pending.erase(it);
           if constexpr (std::is_same_v<T, Neighbors>) on_neighbors(from, pending, m);
@@ -166,7 +189,8 @@ void Ring::on_leaving(const Peer& from, const Leaving& leaving) {
       if (p.addr != from.addr && p.id != m_self.id) rest.push_back(p);
     }
     if (rest.empty()) {
-      rejoin();
+      // The leaver knew nobody else: we are the ring now.
+      m_successors = {m_self};
       return;
     }
     adopt_successors(rest.front(), std::vector<Peer>(rest.begin() + 1, rest.end()));
@@ -217,6 +241,8 @@ void Ring::on_neighbors(const Peer& from, const Pending& pending, const Neighbor
       if (!successors.empty() &&
           (m_successors.front() == m_self || in_open_interval(from.id, m_self.id, m_successors.front().id))) {
         adopt_successors(from, successors);
+        m_joining = false;  // a repair ends with any live successor; stabilize refines it
+        m_repair_walks = 0;
       }
       if (m_successors.front() != m_self) m_outbox.push_back(Outgoing{m_successors.front().addr, Notify{}});
       return;
@@ -278,12 +304,17 @@ void Ring::adopt_successors(const Peer& first, const std::vector<Peer>& rest) {
   // around past us (a small ring, or a successor that does not know us yet):
   // stop where an entry is no further on than the one before it.
   std::vector<Peer> list{first};
+  bool wrapped = false;
   for (const auto& p : rest) {
     if (list.size() >= m_config.successor_list_length) break;
-    if (!(m_self.id.distance_to(list.back().id) < m_self.id.distance_to(p.id))) break;
+    if (!(m_self.id.distance_to(list.back().id) < m_self.id.distance_to(p.id))) {
+      wrapped = true;
+      break;
+    }
     list.push_back(p);
   }
   m_successors = std::move(list);
+  m_successors_wrapped = wrapped;
 }
 
 void Ring::drop_first_successor() {
@@ -311,6 +342,13 @@ void Ring::on_timeout(const Pending& pending) {
       // Restart the walk from the configured bootstrap peer.
       m_join_via = m_bootstrap;
       m_next_join_attempt = m_now + m_config.rejoin_backoff_ticks;
+      if (is_repairing() && !m_predecessor && ++m_repair_walks >= kRepairWalksBeforeAlone) {
+        // Every successor, the predecessor and the bootstrap peer are gone:
+        // nobody is left to find. Go on as a ring of one that others can
+        // join, instead of retrying forever.
+        m_joining = false;
+        m_repair_walks = 0;
+      }
       return;
     case Purpose::stabilize_successor: {
       if (!m_member || m_successors.front().addr != pending.addr) return;

@@ -97,6 +97,8 @@ class Ring {
   [[nodiscard]] bool has_left() const { return m_left; }
 
   [[nodiscard]] bool is_member() const { return m_member; }
+  // A member that lost every successor and is walking back to its place.
+  [[nodiscard]] bool is_repairing() const { return m_member && m_joining; }
   [[nodiscard]] const Peer& self() const { return m_self; }
   [[nodiscard]] const std::optional<Peer>& predecessor() const { return m_predecessor; }
   // Nearest first; never empty once a member (self when alone).
@@ -136,6 +138,9 @@ class Ring {
   void drop_first_successor();
   void rejoin();
   bool has_pending(Purpose purpose) const;
+  template <class Reply>
+  static bool answers(Purpose purpose);
+  static constexpr std::uint32_t kRepairWalksBeforeAlone = 3;
   std::vector<Peer> sanitize(const std::vector<Peer>& peers) const;
   void on_leaving(const Peer& from, const Leaving& leaving);
   void forget(const std::string& addr);
@@ -174,6 +179,8 @@ class Ring {
   std::uint32_t m_successor_failures = 0;    // consecutive, for successors().front()
   std::uint32_t m_predecessor_failures = 0;  // consecutive, for predecessor()
   bool m_left = false;
+  std::uint32_t m_repair_walks = 0;   // failed join walks in a row while repairing
+  bool m_successors_wrapped = false;  // the list ends where the ring wraps back to us
 
   std::vector<std::optional<Peer>> m_fingers;  // NodeId::kBits entries
   std::size_t m_next_finger = 0;

@@ -23,9 +23,9 @@ constexpr std::uint32_t kMaxHopTimeouts = 16;
 
 std::vector<Peer> Ring::holders_after_self() const {
   std::vector<Peer> out = m_successors;
-  // A list shorter than r stopped where it wrapped around the ring: the ring
-  // has at most r+1 nodes, and we are the next one after it.
-  if (out.size() < m_config.successor_list_length && out.front() != m_self) out.push_back(m_self);
+  // A list that stopped where the ring wraps back to us (a ring of at most
+  // r+1 nodes): we are the next holder after it.
+  if (m_successors_wrapped && out.front() != m_self) out.push_back(m_self);
   return out;
 }
 
@@ -54,7 +54,9 @@ std::vector<Peer> Ring::closest_preceding(const NodeId& key, std::size_t count) 
 FoundSuccessor Ring::answer_find_successor(const FindSuccessor& request) const {
   FoundSuccessor reply{request.request_id, false, {}};
   if (!m_member) return reply;  // empty: "not in the ring", the asker goes on elsewhere
-  if (in_half_open_interval(request.key, m_self.id, m_successors.front().id)) {
+  // A repairing node's successor is itself only for want of a better one:
+  // it must not claim the whole ring, only pass the asker on.
+  if (!is_repairing() && in_half_open_interval(request.key, m_self.id, m_successors.front().id)) {
     reply.done = true;
     reply.nodes = holders_after_self();
     return reply;
@@ -83,7 +85,7 @@ std::uint64_t Ring::begin_lookup(const NodeId& key, std::optional<std::size_t> f
     finish_lookup(id, false, m_left ? "this node has left the ring" : "this node has not joined the ring yet", {});
     return id;
   }
-  if (in_half_open_interval(key, m_self.id, m_successors.front().id)) {
+  if (!is_repairing() && in_half_open_interval(key, m_self.id, m_successors.front().id)) {
     finish_lookup(id, true, {}, holders_after_self());
     return id;
   }

@@ -42,7 +42,8 @@ OptionGroups make_options() {
       ("listen", po::value<std::string>()->value_name("HOST:PORT"),
        "peer RPC address (TCP); port 0 picks a free one (default: 0.0.0.0:7420)")
       ("advertise", po::value<std::string>()->value_name("HOST:PORT"),
-       "address to announce to peers instead of the discovered one")
+       "address peers reach this node at (default: the --listen address; a wildcard\n"
+       "listen address is announced as the primary interface's address)")
       ("bootstrap", po::value<std::vector<std::string>>()->value_name("HOST:PORT"),
        "a peer of the pool to join; repeatable. None: start a new pool")
       ("stun", po::value<std::vector<std::string>>()->value_name("HOST:PORT"),
@@ -68,8 +69,8 @@ std::string help_text(const OptionGroups& g) {
          "p2pd is the peer daemon of a volunteer GPU compute pool: it joins the pool\n"
          "(--bootstrap), serves peers on --listen and is driven by p2pctl over\n"
          "--control-socket. Command-line options override the config file, which\n"
-         "overrides the defaults. SIGTERM/SIGINT stop it cleanly; SIGHUP re-reads the\n"
-         "config file.\n\n"
+         "overrides the defaults. SIGTERM/SIGINT leave the pool gracefully (this\n"
+         "node's keys go to its successor) and exit 0; SIGHUP re-reads the config file.\n\n"
       << g.general << '\n'
       << g.network << '\n'
       << g.control << '\n'

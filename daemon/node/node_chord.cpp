@@ -269,9 +269,14 @@ void Node::leave(std::function<void(Result<control::LeaveView>)> done) {
 }
 
 void Node::begin_leave(std::function<void(Result<control::LeaveView>)> done) {
+  if (done && m_left) {
+    done(m_leave_view);  // the hand-over is over; we are on our way out
+    return;
+  }
   if (done) m_leave_waiters.push_back(std::move(done));
   if (m_leaving) return;
   m_leaving = true;
+  if (m_overlay && !m_overlay->ring().is_member()) m_overlay->leave();  // stops a join in progress
   if (m_overlay && m_overlay->ring().is_member()) {
     const auto& ring = m_overlay->ring();
     const auto& pred = ring.predecessor();
