@@ -299,7 +299,13 @@ void Ring::on_join_step(const Peer& from, const FoundSuccessor& reply) {
 }
 
 void Ring::adopt_successors(const Peer& first, const std::vector<Peer>& rest) {
-  if (m_successors.empty() || m_successors.front().addr != first.addr) m_successor_failures = 0;
+  if (m_successors.empty() || m_successors.front().addr != first.addr) {
+    m_successor_failures = 0;
+    // A new successor changes every finger up to it: start a round now
+    // rather than after the pause (a node that was alone has none at all).
+    m_next_fix_fingers = std::min(m_next_fix_fingers, m_now + m_config.fix_fingers_interval_ticks);
+    if (!m_fixing_finger) m_next_finger = 0;
+  }
   // The list must run clockwise from us. A successor's own list can wrap
   // around past us (a small ring, or a successor that does not know us yet):
   // stop where an entry is no further on than the one before it.
