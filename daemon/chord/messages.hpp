@@ -12,6 +12,7 @@
 // and its reply onto one RPC; the simulator onto two datagrams.
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <variant>
@@ -122,6 +123,42 @@ inline bool is_request(const Message& m) {
   return std::holds_alternative<GetNeighbors>(m) || std::holds_alternative<Ping>(m) ||
          std::holds_alternative<FindSuccessor>(m) || std::holds_alternative<Put>(m) || std::holds_alternative<Get>(m) ||
          std::holds_alternative<SyncOffer>(m);
+}
+
+// The request id a message carries (0 for one-way messages), and stamping one.
+inline std::uint64_t request_id_of(const Message& m) {
+  return std::visit(
+      [](const auto& v) -> std::uint64_t {
+        if constexpr (requires { v.request_id; }) {
+          return v.request_id;
+        } else {
+          return 0;
+        }
+      },
+      m);
+}
+inline void set_request_id(Message& m, std::uint64_t id) {
+  std::visit(
+      [id](auto& v) {
+        if constexpr (requires { v.request_id; }) v.request_id = id;
+      },
+      m);
+}
+
+// Removes the requests whose deadline has come, in request order (the map
+// is ordered: timeouts are handled deterministically), and returns them.
+template <class Pending>
+std::vector<Pending> take_expired(std::map<std::uint64_t, Pending>& pending, std::uint64_t now) {
+  std::vector<Pending> expired;
+  for (auto it = pending.begin(); it != pending.end();) {
+    if (it->second.deadline <= now) {
+      expired.push_back(std::move(it->second));
+      it = pending.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  return expired;
 }
 
 // What the core asks the driver to send.

@@ -224,11 +224,7 @@ std::vector<OperationResult> Overlay::take_results() {
 void Overlay::send(Purpose purpose, const std::string& addr, std::uint64_t operation_id, Message message,
                    std::size_t bytes) {
   const std::uint64_t id = m_next_request_id++;
-  std::visit(
-      [id](auto& m) {
-        if constexpr (requires { m.request_id; }) m.request_id = id;
-      },
-      message);
+  set_request_id(message, id);
   m_pending.emplace(id, Pending{purpose, addr, m_now + m_config.request_timeout_ticks, operation_id, bytes});
   m_push_bytes_in_flight += bytes;
   m_outbox.push_back(Outgoing{addr, std::move(message)});
@@ -357,16 +353,7 @@ void Overlay::tick() {
   if (m_ring.has_left()) return;
   ++m_now;
   m_ring.tick();
-  std::vector<Pending> expired;
-  for (auto it = m_pending.begin(); it != m_pending.end();) {
-    if (it->second.deadline <= m_now) {
-      expired.push_back(std::move(it->second));
-      it = m_pending.erase(it);
-    } else {
-      ++it;
-    }
-  }
-  for (const auto& pending : expired) on_timeout(pending);
+  for (const auto& pending : take_expired(m_pending, m_now)) on_timeout(pending);
   collect_lookups();
   if (m_now >= m_next_sync) {
     m_next_sync = m_now + m_config.sync_interval_ticks;

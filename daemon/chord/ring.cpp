@@ -51,11 +51,7 @@ std::uint64_t Ring::send_request(Purpose purpose, const std::string& addr, std::
   const std::uint64_t id = m_next_request_id++;
   m_pending.emplace(id, Pending{purpose, addr, std::move(peer), m_now + m_config.request_timeout_ticks});
   m_outbox.push_back(Outgoing{addr, message});
-  std::visit(
-      [id](auto& m) {
-        if constexpr (requires { m.request_id; }) m.request_id = id;
-      },
-      m_outbox.back().message);
+  set_request_id(m_outbox.back().message, id);
   return id;
 }
 
@@ -87,17 +83,8 @@ void Ring::leave() {
 void Ring::tick() {
   if (m_left) return;
   ++m_now;
-  // Timeouts first, in request order (a std::map: deterministic).
-  std::vector<Pending> expired;
-  for (auto it = m_pending.begin(); it != m_pending.end();) {
-    if (it->second.deadline <= m_now) {
-      expired.push_back(std::move(it->second));
-      it = m_pending.erase(it);
-    } else {
-      ++it;
-    }
-  }
-  for (const auto& pending : expired) on_timeout(pending);
+  // Timeouts first, in request order.
+  for (const auto& pending : take_expired(m_pending, m_now)) on_timeout(pending);
 
   if (m_joining && !has_pending(Purpose::join_walk) && m_now >= m_next_join_attempt && m_join_via) {
     send_request(Purpose::join_walk, *m_join_via, std::nullopt, FindSuccessor{0, m_self.id});

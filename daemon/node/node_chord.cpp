@@ -106,12 +106,7 @@ void Node::send_chord(chord::Outgoing out) {
     log::debug(log::Category::chord, "not sending to '{}': not HOST:PORT", out.to_addr);
     return;
   }
-  std::uint64_t request_id = 0;
-  std::visit(
-      [&](const auto& m) {
-        if constexpr (requires { m.request_id; }) request_id = m.request_id;
-      },
-      out.message);
+  const std::uint64_t request_id = chord::request_id_of(out.message);
   const auto request = net::encode_request(m_chord_self, std::string(exec::to_string(m_executor.kind)), out.message);
   ++m_chord_calls_in_flight;
   m_peer_client->chord_call(*to, request, kChordCallTimeout,
