@@ -22,7 +22,8 @@ bool answers_purpose(bool join_or_lookup, bool stabilize, bool ping) {
 template <class Reply>
 bool Ring::answers(Purpose purpose) {
   return answers_purpose<Reply>(purpose == Purpose::join_walk || purpose == Purpose::lookup_hop,
-                                purpose == Purpose::stabilize_successor || purpose == Purpose::stabilize_candidate,
+                                purpose == Purpose::stabilize_successor || purpose == Purpose::stabilize_candidate ||
+                                    purpose == Purpose::join_confirm,
                                 purpose == Purpose::check_predecessor);
 }
 
@@ -86,7 +87,8 @@ void Ring::tick() {
   // Timeouts first, in request order.
   for (const auto& pending : take_expired(m_pending, m_now)) on_timeout(pending);
 
-  if (m_joining && !has_pending(Purpose::join_walk) && m_now >= m_next_join_attempt && m_join_via) {
+  if (m_joining && !has_pending(Purpose::join_walk) && !has_pending(Purpose::join_confirm) &&
+      m_now >= m_next_join_attempt && m_join_via) {
     send_request(Purpose::join_walk, *m_join_via, std::nullopt, FindSuccessor{0, m_self.id});
   }
   if (m_member && m_now >= m_next_stabilize && !has_pending(Purpose::stabilize_successor) &&
@@ -200,6 +202,24 @@ void Ring::on_neighbors(const Peer& from, const Pending& pending, const Neighbor
   const std::vector<Peer> successors = sanitize(reply.successors);
   switch (pending.purpose) {
     case Purpose::join_walk: return;  // asked with FindSuccessor: a Neighbors answer is not ours
+    case Purpose::join_confirm: {
+      if (!m_joining) return;
+      if (successors.empty()) {
+        confirm_next_join_candidate();  // not in the ring (itself joining): the next one
+        return;
+      }
+      // Alive and a member: it is our successor, its list is ours (§4.2). A
+      // member repairing its lost successor list keeps its predecessor.
+      const bool repairing = m_member;
+      m_joining = false;
+      m_member = true;
+      m_repair_walks = 0;
+      m_join_candidates.clear();
+      if (!repairing) m_predecessor.reset();
+      adopt_successors(from, successors);  // cut where it wraps back to us
+      m_next_stabilize = m_now;
+      return;
+    }
     case Purpose::stabilize_successor: {
       if (!m_member || m_successors.front().addr != from.addr) return;  // outdated
       m_successor_failures = 0;
@@ -259,16 +279,11 @@ void Ring::on_join_step(const Peer& from, const FoundSuccessor& reply) {
     return;
   }
   if (reply.done) {
-    // `from` is our best predecessor and nodes.front() our successor (§4.2):
-    // join with `from`'s view of the rest, then stabilize at once to copy the
-    // successor's own list. A member repairing its lost successor list keeps
-    // its predecessor.
-    const bool repairing = m_member;
-    m_joining = false;
-    m_member = true;
-    if (!repairing) m_predecessor.reset();
-    adopt_successors(nodes.front(), std::vector<Peer>(nodes.begin() + 1, nodes.end()));
-    m_next_stabilize = m_now;
+    // `from` is our best predecessor and nodes.front() our successor (§4.2).
+    // Zave: adopt no successor unchecked. Ask it for its own list first; if
+    // it does not answer, the next node `from` listed is the next candidate.
+    m_join_candidates = std::move(nodes);
+    confirm_next_join_candidate();
     return;
   }
   // Route on towards our own id, as a lookup does: O(log N) hops with fingers.
@@ -283,6 +298,18 @@ void Ring::on_join_step(const Peer& from, const FoundSuccessor& reply) {
     return;
   }
   send_request(Purpose::join_walk, next->addr, *next, FindSuccessor{0, m_self.id});
+}
+
+void Ring::confirm_next_join_candidate() {
+  if (m_join_candidates.empty()) {
+    // Nobody the walk ended at answered: start again from the bootstrap peer, later.
+    m_join_via = m_bootstrap;
+    m_next_join_attempt = m_now + m_config.rejoin_backoff_ticks;
+    return;
+  }
+  const Peer candidate = m_join_candidates.front();
+  m_join_candidates.erase(m_join_candidates.begin());
+  send_request(Purpose::join_confirm, candidate.addr, candidate, GetNeighbors{});
 }
 
 void Ring::adopt_successors(const Peer& first, const std::vector<Peer>& rest) {
@@ -331,6 +358,7 @@ void Ring::rectify(const Peer& notifier) {
 
 void Ring::on_timeout(const Pending& pending) {
   switch (pending.purpose) {
+    case Purpose::join_confirm: confirm_next_join_candidate(); return;
     case Purpose::join_walk:
       // Restart the walk from the configured bootstrap peer.
       m_join_via = m_bootstrap;

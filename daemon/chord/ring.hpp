@@ -5,7 +5,8 @@
 // make Chord correct" (IEEE TSE 2017):
 //   - a successor list of length r (§4.1), never empty while a member;
 //   - join routes to its best predecessor (iterative FindSuccessor of its
-//     own id) and copies that node's successor list (§4.2);
+//     own id), checks that the successor it names is alive, and copies
+//     that successor's list (§4.2);
 //   - stabilize asks the first successor for its predecessor and list, and
 //     adopts a closer successor only after that node has answered (§4.4:
 //     never adopt a node without checking it is alive);
@@ -107,7 +108,14 @@ class Ring {
   [[nodiscard]] std::uint64_t rejoins() const { return m_rejoins; }
 
  private:
-  enum class Purpose { join_walk, stabilize_successor, stabilize_candidate, check_predecessor, lookup_hop };
+  enum class Purpose {
+    join_walk,
+    join_confirm,
+    stabilize_successor,
+    stabilize_candidate,
+    check_predecessor,
+    lookup_hop
+  };
   struct Pending {
     Purpose purpose;
     std::string addr;             // whom we asked
@@ -129,6 +137,8 @@ class Ring {
   void start_stabilize();
   void on_neighbors(const Peer& from, const Pending& pending, const Neighbors& reply);
   void on_join_step(const Peer& from, const FoundSuccessor& reply);
+  // Asks the next node the join walk ended with whether it is alive (join_confirm).
+  void confirm_next_join_candidate();
   void on_timeout(const Pending& pending);
   void on_pong(const Pending& pending);
   void adopt_successors(const Peer& first, const std::vector<Peer>& rest);
@@ -179,8 +189,9 @@ class Ring {
   std::uint32_t m_successor_failures = 0;    // consecutive, for successors().front()
   std::uint32_t m_predecessor_failures = 0;  // consecutive, for predecessor()
   bool m_left = false;
-  std::uint32_t m_repair_walks = 0;   // failed join walks in a row while repairing
-  bool m_successors_wrapped = false;  // the list ends where the ring wraps back to us
+  std::vector<Peer> m_join_candidates;  // successors to confirm, nearest first
+  std::uint32_t m_repair_walks = 0;     // failed join walks in a row while repairing
+  bool m_successors_wrapped = false;    // the list ends where the ring wraps back to us
 
   std::vector<std::optional<Peer>> m_fingers;  // NodeId::kBits entries
   std::size_t m_next_finger = 0;

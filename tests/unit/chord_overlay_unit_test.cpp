@@ -34,6 +34,10 @@ Overlay member_of_three() {
   REQUIRE(out.size() == 1);
   const auto rid = std::get<FindSuccessor>(out[0].message).request_id;
   overlay.receive(at(0x40, "pred"), FoundSuccessor{rid, true, {at(0xa0, "succ"), at(0x40, "pred")}});
+  const auto confirm = sent<GetNeighbors>(overlay.take_outbox());
+  REQUIRE(confirm.size() == 1);
+  overlay.receive(at(0xa0, "succ"),
+                  Neighbors{confirm[0].second.request_id, at(0x80, "self"), {at(0x40, "pred"), at(0x80, "self")}});
   overlay.receive(at(0x40, "pred"), Notify{});
   REQUIRE(overlay.ring().is_member());
   REQUIRE(overlay.ring().predecessor() == at(0x40, "pred"));

@@ -72,7 +72,7 @@ TEST_CASE("rectify: a closer notifier replaces the predecessor, a farther one do
   CHECK(*ring.predecessor() == near);
 }
 
-TEST_CASE("a joiner adopts at most r successors, clockwise, from a long list", "[unit][chord]") {
+TEST_CASE("a joiner checks its successor is alive and adopts at most r successors from its list", "[unit][chord]") {
   RingConfig config;
   config.successor_list_length = 4;
   const Peer self{*NodeId::from_hex(std::string(38, '0') + "50"), "self"};
@@ -88,8 +88,39 @@ TEST_CASE("a joiner adopts at most r successors, clockwise, from a long list", "
     listed.push_back(Peer{*NodeId::from_hex(fmt::format("{:040x}", 0x60 + i)), fmt::format("n{}", i)});
   }
   ring.receive(Peer{*NodeId::from_hex(std::string(38, '0') + "40"), "boot"}, FoundSuccessor{request_id, true, listed});
+  // Not a member before the named successor has answered for itself (Zave).
+  CHECK_FALSE(ring.is_member());
+  out = ring.take_outbox();
+  REQUIRE(out.size() == 1);
+  CHECK(out[0].to_addr == "n0");
+  const auto confirm_id = std::get<GetNeighbors>(out[0].message).request_id;
+  ring.receive(listed[0], Neighbors{confirm_id, std::nullopt, std::vector<Peer>(listed.begin() + 1, listed.end())});
   REQUIRE(ring.is_member());
   REQUIRE(ring.successors().size() == 4);
   CHECK(ring.successors()[0].addr == "n0");
   CHECK(ring.successors()[3].addr == "n3");
+}
+
+TEST_CASE("a joiner whose named successor does not answer tries the next one", "[unit][chord]") {
+  RingConfig config;
+  const Peer self{*NodeId::from_hex(std::string(38, '0') + "50"), "self"};
+  const Peer boot{*NodeId::from_hex(std::string(38, '0') + "40"), "boot"};
+  const Peer dead{*NodeId::from_hex(std::string(38, '0') + "60"), "dead"};
+  const Peer live{*NodeId::from_hex(std::string(38, '0') + "70"), "live"};
+  Ring ring(self, config);
+  ring.join("boot");
+  ring.tick();
+  auto out = ring.take_outbox();
+  ring.receive(boot, FoundSuccessor{std::get<FindSuccessor>(out[0].message).request_id, true, {dead, live}});
+  out = ring.take_outbox();
+  REQUIRE(out.size() == 1);
+  CHECK(out[0].to_addr == "dead");
+  for (std::uint32_t t = 0; t < config.request_timeout_ticks; ++t) ring.tick();
+  out = ring.take_outbox();
+  REQUIRE(out.size() == 1);
+  CHECK(out[0].to_addr == "live");
+  CHECK_FALSE(ring.is_member());
+  ring.receive(live, Neighbors{std::get<GetNeighbors>(out[0].message).request_id, boot, {boot}});
+  REQUIRE(ring.is_member());
+  CHECK(ring.successors().front() == live);
 }
