@@ -1,0 +1,351 @@
+#include "daemon/raft/raft.hpp"
+
+#include <algorithm>
+#include <type_traits>
+#include <utility>
+
+namespace p2pd::raft {
+
+std::string_view to_string(Role role) {
+  switch (role) {
+    case Role::follower: return "follower";
+    case Role::pre_candidate: return "candidate";  // the contract's roles: a pre-candidate campaigns too
+    case Role::candidate: return "candidate";
+    case Role::leader: return "leader";
+  }
+  return "follower";
+}
+
+Raft::Raft(NodeId self, std::vector<NodeId> voters, RaftConfig config, std::uint64_t seed, HardState hard_state,
+           std::vector<Entry> log)
+    : m_self(self),
+      m_voters(std::move(voters)),
+      m_config(config),
+      m_rng(seed),
+      m_hard(std::move(hard_state)),
+      m_persisted_hard(m_hard),
+      m_log(std::move(log)),
+      m_unpersisted_from(m_log.size() + 1) {
+  if (m_config.heartbeat_ticks == 0) m_config.heartbeat_ticks = 1;
+  if (m_config.election_ticks <= m_config.heartbeat_ticks) m_config.election_ticks = m_config.heartbeat_ticks + 1;
+  if (m_config.max_entries_per_append == 0) m_config.max_entries_per_append = 1;
+  std::sort(m_voters.begin(), m_voters.end());
+  m_voters.erase(std::unique(m_voters.begin(), m_voters.end()), m_voters.end());
+  reset_election_timer();
+}
+
+Term Raft::term_at(Index index) const {
+  if (index == 0 || index > m_log.size()) return 0;
+  return m_log[index - 1].term;
+}
+
+bool Raft::is_voter(const NodeId& id) const {
+  return std::binary_search(m_voters.begin(), m_voters.end(), id);
+}
+
+// §5.4.1: a vote goes only to a candidate whose log is at least as up to date.
+bool Raft::log_up_to_date(Index last_index, Term last_term) const {
+  return last_term > this->last_term() || (last_term == this->last_term() && last_index >= this->last_index());
+}
+
+void Raft::reset_election_timer() {
+  m_election_elapsed = 0;
+  // Randomized in [T, 2T) (§3.4) so that split votes are rare.
+  m_election_timeout =
+      m_config.election_ticks + static_cast<std::uint32_t>(m_rng.uniform(0, m_config.election_ticks - 1));
+}
+
+void Raft::set_term(Term term) {
+  m_hard.term = term;
+  m_hard.voted_for.reset();
+}
+
+void Raft::become_follower(Term term, std::optional<NodeId> leader) {
+  if (term > m_hard.term) set_term(term);
+  m_role = Role::follower;
+  m_leader = std::move(leader);
+  m_votes.clear();
+  m_progress.clear();
+  reset_election_timer();
+}
+
+void Raft::tick() {
+  if (m_role == Role::leader) {
+    if (++m_heartbeat_elapsed >= m_config.heartbeat_ticks) {
+      m_heartbeat_elapsed = 0;
+      broadcast_append();
+    }
+    // Check-quorum (§6.2): a leader that has not heard from a majority for
+    // an election timeout steps down, so a partitioned leader stops serving.
+    if (++m_election_elapsed >= m_config.election_ticks) {
+      m_election_elapsed = 0;
+      if (m_config.check_quorum) {
+        std::size_t active = 1;  // ourselves
+        for (auto& [id, progress] : m_progress) {
+          if (progress.recent_active && is_voter(id)) ++active;
+          progress.recent_active = false;
+        }
+        if (active < quorum()) become_follower(m_hard.term, std::nullopt);
+      }
+    }
+    return;
+  }
+  if (++m_election_elapsed >= m_election_timeout && is_voter(m_self)) campaign(m_config.pre_vote);
+}
+
+void Raft::campaign(bool pre_vote) {
+  if (pre_vote) {
+    // §9.6: ask first whether we could win, without raising our term, so a
+    // node that was cut off cannot disrupt the cluster when it returns.
+    m_role = Role::pre_candidate;
+  } else {
+    set_term(m_hard.term + 1);
+    m_hard.voted_for = m_self;
+    m_role = Role::candidate;
+  }
+  m_leader.reset();
+  m_votes = {m_self};
+  reset_election_timer();
+  if (m_votes.size() >= quorum()) {
+    if (pre_vote) {
+      campaign(false);
+    } else {
+      become_leader();
+    }
+    return;
+  }
+  const Term term = pre_vote ? m_hard.term + 1 : m_hard.term;
+  for (const auto& voter : m_voters) {
+    if (voter != m_self) send(voter, RequestVote{term, last_index(), last_term(), pre_vote});
+  }
+}
+
+void Raft::become_leader() {
+  m_role = Role::leader;
+  m_leader = m_self;
+  m_votes.clear();
+  m_progress.clear();
+  for (const auto& voter : m_voters) {
+    if (voter != m_self) m_progress[voter] = Progress{last_index() + 1, 0, true};
+  }
+  m_heartbeat_elapsed = 0;
+  m_election_elapsed = 0;
+  // A no-op of the new term (§8): entries of earlier terms commit with it.
+  append_local(Entry{m_hard.term, last_index() + 1, Entry::Kind::noop, {}});
+  broadcast_append();
+  advance_commit();
+}
+
+void Raft::append_local(Entry entry) {
+  m_log.push_back(std::move(entry));
+}
+
+Result<Index> Raft::propose(std::string command) {
+  if (m_role != Role::leader) {
+    if (m_leader) return make_error(ErrorCode::unavailable, "not the leader; the leader is {}", m_leader->hex());
+    return make_error(ErrorCode::unavailable, "not the leader, and no leader is known");
+  }
+  const Index index = last_index() + 1;
+  append_local(Entry{m_hard.term, index, Entry::Kind::command, std::move(command)});
+  broadcast_append();
+  advance_commit();
+  return index;
+}
+
+void Raft::send(const NodeId& to, Message message) {
+  m_outbox.push_back(Envelope{to, std::move(message)});
+}
+
+void Raft::send_append(const NodeId& to) {
+  auto it = m_progress.find(to);
+  if (it == m_progress.end()) return;
+  const Progress& p = it->second;
+  const Index prev = p.next - 1;
+  AppendEntries append{m_hard.term, prev, term_at(prev), {}, m_commit};
+  for (Index i = p.next; i <= last_index() && append.entries.size() < m_config.max_entries_per_append; ++i) {
+    append.entries.push_back(m_log[i - 1]);
+  }
+  send(to, std::move(append));
+}
+
+void Raft::broadcast_append() {
+  for (const auto& [id, progress] : m_progress) send_append(id);
+}
+
+void Raft::advance_commit() {
+  // §5.4.2 (Figure 8): only an entry of the current term commits by
+  // counting replicas; earlier ones commit with it.
+  for (Index n = last_index(); n > m_commit; --n) {
+    if (term_at(n) != m_hard.term) break;
+    std::size_t replicas = is_voter(m_self) ? 1 : 0;
+    for (const auto& [id, progress] : m_progress) {
+      if (progress.match >= n && is_voter(id)) ++replicas;
+    }
+    if (replicas >= quorum()) {
+      m_commit = n;
+      return;
+    }
+  }
+}
+
+void Raft::step(const NodeId& from, const Message& message) {
+  if (from == m_self) return;
+  const Term term = term_of(message);
+  const auto* vote = std::get_if<RequestVote>(&message);
+  const auto* vote_reply = std::get_if<RequestVoteReply>(&message);
+  if (term > m_hard.term) {
+    if (vote != nullptr) {
+      // Leader stickiness (§4.2.3 with check-quorum): while we hear from a
+      // live leader, a vote request is a disruption, not an election.
+      const bool in_lease = m_config.check_quorum && m_leader && m_election_elapsed < m_config.election_ticks;
+      if (in_lease) return;
+      if (!vote->pre_vote) become_follower(term, std::nullopt);
+    } else if (vote_reply != nullptr && vote_reply->pre_vote && vote_reply->granted) {
+      // A granted pre-vote carries the term we would campaign with.
+    } else {
+      become_follower(term, std::holds_alternative<AppendEntries>(message) ? std::optional(from) : std::nullopt);
+    }
+  } else if (term < m_hard.term) {
+    // A stale leader learns of the newer term from our answer; a stale
+    // pre-candidate from our refusal. Anything else old is dropped.
+    if (std::holds_alternative<AppendEntries>(message)) {
+      send(from, AppendEntriesReply{m_hard.term, false, 0, 0, 0});
+    } else if (vote != nullptr) {
+      send(from, RequestVoteReply{m_hard.term, false, vote->pre_vote});
+    }
+    return;
+  }
+  std::visit(
+      [&](const auto& m) {
+        using T = std::decay_t<decltype(m)>;
+        if constexpr (std::is_same_v<T, RequestVote>) on_request_vote(from, m);
+        if constexpr (std::is_same_v<T, RequestVoteReply>) on_vote_reply(from, m);
+        if constexpr (std::is_same_v<T, AppendEntries>) on_append(from, m);
+        if constexpr (std::is_same_v<T, AppendEntriesReply>) on_append_reply(from, m);
+      },
+      message);
+}
+
+void Raft::on_request_vote(const NodeId& from, const RequestVote& m) {
+  bool grant = false;
+  if (m.pre_vote) {
+    // Would we vote for it in the term it names? Only if no leader is
+    // heard from and its log is up to date.
+    const bool leader_silent = !m_leader || m_election_elapsed >= m_config.election_ticks;
+    grant = m.term > m_hard.term && leader_silent && log_up_to_date(m.last_log_index, m.last_log_term);
+  } else {
+    grant = m.term == m_hard.term && (!m_hard.voted_for || *m_hard.voted_for == from) &&
+            log_up_to_date(m.last_log_index, m.last_log_term);
+    if (grant) {
+      m_hard.voted_for = from;
+      m_election_elapsed = 0;
+    }
+  }
+  send(from, RequestVoteReply{grant && m.pre_vote ? m.term : m_hard.term, grant, m.pre_vote});
+}
+
+void Raft::on_vote_reply(const NodeId& from, const RequestVoteReply& m) {
+  if (!is_voter(from) || !m.granted) return;
+  if (m_role == Role::pre_candidate && m.pre_vote) {
+    m_votes.insert(from);
+    if (m_votes.size() >= quorum()) campaign(false);
+  } else if (m_role == Role::candidate && !m.pre_vote && m.term == m_hard.term) {
+    m_votes.insert(from);
+    if (m_votes.size() >= quorum()) become_leader();
+  }
+}
+
+void Raft::on_append(const NodeId& from, const AppendEntries& m) {
+  if (m_role != Role::follower) become_follower(m_hard.term, from);
+  m_leader = from;
+  m_election_elapsed = 0;
+  // The entries must continue the leader's log where prev_log_index says,
+  // in order and no newer than its term; anything else is not from a
+  // correct leader and is dropped.
+  Term previous_term = m.prev_log_term;
+  for (std::size_t k = 0; k < m.entries.size(); ++k) {
+    const Entry& e = m.entries[k];
+    if (e.index != m.prev_log_index + 1 + k || e.term < previous_term || e.term > m.term) return;
+    previous_term = e.term;
+  }
+  if (m.prev_log_index < m_commit) {
+    // Already committed here; tell the leader how far we are.
+    send(from, AppendEntriesReply{m_hard.term, true, m_commit, 0, 0});
+    return;
+  }
+  if (m.prev_log_index > last_index() || term_at(m.prev_log_index) != m.prev_log_term) {
+    AppendEntriesReply reply{m_hard.term, false, 0, last_index() + 1, 0};
+    if (m.prev_log_index <= last_index()) {
+      // Skip back over the whole conflicting term at once (§5.3).
+      reply.conflict_term = term_at(m.prev_log_index);
+      Index first = m.prev_log_index;
+      while (first > m_commit + 1 && term_at(first - 1) == reply.conflict_term) --first;
+      reply.conflict_index = first;
+    }
+    send(from, reply);
+    return;
+  }
+  for (const auto& e : m.entries) {
+    if (e.index <= last_index()) {
+      if (term_at(e.index) == e.term) continue;
+      if (e.index <= m_commit) return;  // never rewrite a committed entry
+      m_log.resize(e.index - 1);
+      m_truncated_from = std::min(m_truncated_from.value_or(e.index), e.index);
+      m_unpersisted_from = std::min(m_unpersisted_from, e.index);
+    }
+    m_log.push_back(e);
+  }
+  const Index match = m.prev_log_index + m.entries.size();
+  m_commit = std::max(m_commit, std::min(m.leader_commit, match));
+  send(from, AppendEntriesReply{m_hard.term, true, match, 0, 0});
+}
+
+void Raft::on_append_reply(const NodeId& from, const AppendEntriesReply& m) {
+  if (m_role != Role::leader) return;
+  auto it = m_progress.find(from);
+  if (it == m_progress.end()) return;
+  Progress& p = it->second;
+  p.recent_active = true;
+  if (m.success) {
+    if (m.match_index > last_index()) return;  // claims entries we never sent
+    if (m.match_index > p.match) {
+      p.match = m.match_index;
+      advance_commit();
+    }
+    p.next = std::max(p.next, p.match + 1);
+    if (p.next <= last_index()) send_append(from);
+    return;
+  }
+  Index next = m.conflict_index;
+  if (m.conflict_term != 0) {
+    // Our last entry of the follower's conflicting term, if we have that term.
+    for (Index i = last_index(); i > 0; --i) {
+      if (term_at(i) == m.conflict_term) {
+        next = i + 1;
+        break;
+      }
+      if (term_at(i) < m.conflict_term) break;
+    }
+  }
+  next = std::clamp(next, p.match + 1, last_index() + 1);
+  if (next >= p.next && p.next > p.match + 1) next = p.next - 1;  // always make progress backwards
+  p.next = next;
+  send_append(from);
+}
+
+Ready Raft::take_ready() {
+  Ready ready;
+  if (m_hard != m_persisted_hard) {
+    ready.hard_state = m_hard;
+    m_persisted_hard = m_hard;
+  }
+  ready.truncate_from = std::exchange(m_truncated_from, std::nullopt);
+  for (Index i = m_unpersisted_from; i <= last_index(); ++i) ready.append.push_back(m_log[i - 1]);
+  m_unpersisted_from = last_index() + 1;
+  ready.messages = std::exchange(m_outbox, {});
+  for (Index i = m_applied + 1; i <= m_commit; ++i) ready.committed.push_back(m_log[i - 1]);
+  m_applied = m_commit;
+  return ready;
+}
+
+}  // namespace p2pd::raft

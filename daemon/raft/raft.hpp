@@ -1,0 +1,124 @@
+#pragma once
+// The Raft core, sans-IO (DESIGN.md): tick() and step() in; a Ready out with,
+// in this order for the driver, the state to persist (hard state, log
+// suffix), the messages to send, and the entries newly committed. It
+// implements leader election with randomized timeouts, pre-vote and
+// check-quorum (Ongaro's thesis §9.6, §6.2), and log replication with the
+// conflict-term backtracking of §5.3. Snapshots, voter changes and
+// leadership transfer build on this (issue 4, next steps).
+
+#include <cstddef>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "common/result.hpp"
+#include "common/rng.hpp"
+#include "daemon/raft/messages.hpp"
+
+namespace p2pd::raft {
+
+struct RaftConfig {
+  // etcd's defaults at p2pd's 50 ms tick: heartbeat 100 ms, election 1 s
+  // (randomized in [election, 2·election) ticks).
+  std::uint32_t heartbeat_ticks = 2;
+  std::uint32_t election_ticks = 20;
+  bool pre_vote = true;
+  bool check_quorum = true;
+  std::size_t max_entries_per_append = 64;
+};
+
+enum class Role { follower, pre_candidate, candidate, leader };
+std::string_view to_string(Role role);
+
+struct Ready {
+  std::optional<HardState> hard_state;  // changed: persist it
+  // Entries from this index on were replaced (a follower's conflicting
+  // suffix): drop them from disk before appending.
+  std::optional<Index> truncate_from;
+  std::vector<Entry> append;       // persist after the truncation
+  std::vector<Envelope> messages;  // send only once the above is durable
+  std::vector<Entry> committed;    // apply in order
+  [[nodiscard]] bool empty() const {
+    return !hard_state && !truncate_from && append.empty() && messages.empty() && committed.empty();
+  }
+};
+
+class Raft {
+ public:
+  // `hard_state` and `log` are what was persisted (empty for a new node);
+  // `seed` drives the randomized election timeouts.
+  Raft(NodeId self, std::vector<NodeId> voters, RaftConfig config, std::uint64_t seed, HardState hard_state = {},
+       std::vector<Entry> log = {});
+
+  void tick();
+  void step(const NodeId& from, const Message& message);
+  // Appends a command to the leader's log; the index it will commit at, or
+  // an error naming the leader when this node is not it.
+  Result<Index> propose(std::string command);
+  Ready take_ready();
+
+  [[nodiscard]] Role role() const { return m_role; }
+  [[nodiscard]] Term term() const { return m_hard.term; }
+  [[nodiscard]] const std::optional<NodeId>& leader() const { return m_leader; }
+  [[nodiscard]] Index commit_index() const { return m_commit; }
+  [[nodiscard]] Index last_index() const { return m_log.size(); }
+  [[nodiscard]] Term last_term() const { return m_log.empty() ? 0 : m_log.back().term; }
+  [[nodiscard]] const std::vector<Entry>& log() const { return m_log; }
+  [[nodiscard]] const std::vector<NodeId>& voters() const { return m_voters; }
+  [[nodiscard]] const NodeId& self() const { return m_self; }
+
+ private:
+  struct Progress {
+    Index next = 1;
+    Index match = 0;
+    bool recent_active = false;  // heard from since the last check-quorum round
+  };
+
+  [[nodiscard]] Term term_at(Index index) const;  // 0 for 0 or past the end
+  [[nodiscard]] bool is_voter(const NodeId& id) const;
+  [[nodiscard]] std::size_t quorum() const { return m_voters.size() / 2 + 1; }
+  [[nodiscard]] bool log_up_to_date(Index last_index, Term last_term) const;
+  void reset_election_timer();
+  void become_follower(Term term, std::optional<NodeId> leader);
+  void become_pre_candidate();
+  void become_candidate();
+  void become_leader();
+  void campaign(bool pre_vote);
+  void set_term(Term term);
+  void send(const NodeId& to, Message message);
+  void send_append(const NodeId& to);
+  void broadcast_append();
+  void advance_commit();
+  void append_local(Entry entry);
+
+  void on_request_vote(const NodeId& from, const RequestVote& m);
+  void on_vote_reply(const NodeId& from, const RequestVoteReply& m);
+  void on_append(const NodeId& from, const AppendEntries& m);
+  void on_append_reply(const NodeId& from, const AppendEntriesReply& m);
+
+  NodeId m_self;
+  std::vector<NodeId> m_voters;
+  RaftConfig m_config;
+  Rng m_rng;
+  HardState m_hard;
+  HardState m_persisted_hard;
+  std::vector<Entry> m_log;  // m_log[i] has index i + 1
+  Index m_commit = 0;
+  Index m_applied = 0;
+  Role m_role = Role::follower;
+  std::optional<NodeId> m_leader;
+  std::uint32_t m_election_elapsed = 0;
+  std::uint32_t m_election_timeout = 0;  // randomized per term
+  std::uint32_t m_heartbeat_elapsed = 0;
+  std::set<NodeId> m_votes;
+  std::map<NodeId, Progress> m_progress;  // leader only
+  std::optional<Index> m_truncated_from;
+  Index m_unpersisted_from = 1;  // entries from here on are not in a Ready yet
+  std::vector<Envelope> m_outbox;
+};
+
+}  // namespace p2pd::raft
