@@ -50,9 +50,9 @@ bool Raft::log_up_to_date(Index last_index, Term last_term) const {
 
 void Raft::reset_election_timer() {
   m_election_elapsed = 0;
-  // Randomized in [T, 2T) (§3.4) so that split votes are rare.
+  // Randomized (§3.4, §9.3) so that split votes are rare.
   m_election_timeout =
-      m_config.election_ticks + static_cast<std::uint32_t>(m_rng.uniform(0, m_config.election_ticks - 1));
+      m_config.election_ticks + static_cast<std::uint32_t>(m_rng.uniform(0, m_config.election_jitter_ticks));
 }
 
 void Raft::set_term(Term term) {

@@ -23,9 +23,10 @@ namespace p2pd::raft {
 
 struct RaftConfig {
   // etcd's defaults at p2pd's 50 ms tick: heartbeat 100 ms, election 1 s
-  // (randomized in [election, 2·election) ticks).
+  // randomized up to 2 s: a timeout is drawn in [election, election + jitter].
   std::uint32_t heartbeat_ticks = 2;
   std::uint32_t election_ticks = 20;
+  std::uint32_t election_jitter_ticks = 19;
   bool pre_vote = true;
   bool check_quorum = true;
   std::size_t max_entries_per_append = 64;
