@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <optional>
+#include <span>
 #include <string>
 #include <variant>
 #include <vector>
@@ -18,7 +19,9 @@ using Term = std::uint64_t;
 using Index = std::uint64_t;
 
 struct Entry {
-  enum class Kind : std::uint8_t { command, noop };
+  // config: the voter set from this entry on (thesis §4.1), as the
+  // concatenated 20-byte ids.
+  enum class Kind : std::uint8_t { command, noop, config };
   Term term = 0;
   Index index = 0;
   Kind kind = Kind::command;
@@ -33,6 +36,9 @@ struct RequestVote {
   Index last_log_index = 0;
   Term last_log_term = 0;
   bool pre_vote = false;
+  // Sent on the leader's own request (TimeoutNow): voters must not refuse
+  // it for having heard from that leader lately.
+  bool leadership_transfer = false;
 };
 struct RequestVoteReply {
   Term term = 0;
@@ -57,7 +63,29 @@ struct AppendEntriesReply {
   Term conflict_term = 0;
 };
 
-using Message = std::variant<RequestVote, RequestVoteReply, AppendEntries, AppendEntriesReply>;
+// Leadership transfer (thesis §3.10): "your log is as long as mine; start
+// an election now".
+struct TimeoutNow {
+  Term term = 0;
+};
+
+using Message = std::variant<RequestVote, RequestVoteReply, AppendEntries, AppendEntriesReply, TimeoutNow>;
+
+inline std::string encode_voters(const std::vector<NodeId>& voters) {
+  std::string out;
+  for (const auto& id : voters) out.append(reinterpret_cast<const char*>(id.bytes().data()), NodeId::kBytes);
+  return out;
+}
+inline std::optional<std::vector<NodeId>> decode_voters(const std::string& data) {
+  if (data.empty() || data.size() % NodeId::kBytes != 0) return std::nullopt;
+  std::vector<NodeId> out;
+  for (std::size_t at = 0; at < data.size(); at += NodeId::kBytes) {
+    auto id = NodeId::from_bytes(std::span(reinterpret_cast<const std::uint8_t*>(data.data() + at), NodeId::kBytes));
+    if (!id) return std::nullopt;
+    out.push_back(*id);
+  }
+  return out;
+}
 
 inline Term term_of(const Message& m) {
   return std::visit([](const auto& v) { return v.term; }, m);

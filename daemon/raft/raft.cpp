@@ -31,7 +31,59 @@ Raft::Raft(NodeId self, std::vector<NodeId> voters, RaftConfig config, std::uint
   if (m_config.max_entries_per_append == 0) m_config.max_entries_per_append = 1;
   std::sort(m_voters.begin(), m_voters.end());
   m_voters.erase(std::unique(m_voters.begin(), m_voters.end()), m_voters.end());
+  m_initial_voters = m_voters;
+  refresh_voters();
   reset_election_timer();
+}
+
+void Raft::refresh_voters() {
+  m_voters = m_initial_voters;
+  m_config_index = 0;
+  for (Index i = last_index(); i > 0; --i) {
+    const Entry& e = m_log[i - 1];
+    if (e.kind != Entry::Kind::config) continue;
+    if (auto voters = decode_voters(e.data)) {
+      std::sort(voters->begin(), voters->end());
+      m_voters = std::move(*voters);
+      m_config_index = i;
+    }
+    break;
+  }
+  if (m_role != Role::leader) return;
+  // The leader replicates to every voter of the set in force.
+  for (const auto& voter : m_voters) {
+    if (voter != m_self && !m_progress.contains(voter)) m_progress[voter] = Progress{last_index() + 1, 0, true};
+  }
+  std::erase_if(m_progress, [&](const auto& p) { return !is_voter(p.first); });
+}
+
+Result<Index> Raft::add_voter(const NodeId& id) {
+  if (is_voter(id)) return make_error(ErrorCode::already_exists, "{} is a voter already", id.hex());
+  auto voters = m_voters;
+  voters.push_back(id);
+  return change_voters(std::move(voters));
+}
+
+Result<Index> Raft::remove_voter(const NodeId& id) {
+  if (!is_voter(id)) return make_error(ErrorCode::not_found, "{} is not a voter", id.hex());
+  if (m_voters.size() == 1) return make_error(ErrorCode::invalid_argument, "cannot remove the last voter");
+  auto voters = m_voters;
+  std::erase(voters, id);
+  return change_voters(std::move(voters));
+}
+
+Result<Index> Raft::change_voters(std::vector<NodeId> voters) {
+  if (m_role != Role::leader) return make_error(ErrorCode::unavailable, "not the leader");
+  if (m_config_index > m_commit) {
+    return make_error(ErrorCode::unavailable, "the previous voter change (index {}) is not committed yet",
+                      m_config_index);
+  }
+  const Index index = last_index() + 1;
+  append_local(Entry{m_hard.term, index, Entry::Kind::config, encode_voters(voters)});
+  refresh_voters();
+  broadcast_append();
+  advance_commit();
+  return index;
 }
 
 Term Raft::term_at(Index index) const {
@@ -63,6 +115,7 @@ void Raft::set_term(Term term) {
 void Raft::become_follower(Term term, std::optional<NodeId> leader) {
   if (term > m_hard.term) set_term(term);
   m_role = Role::follower;
+  m_transferee.reset();
   m_leader = std::move(leader);
   m_votes.clear();
   m_progress.clear();
@@ -71,6 +124,7 @@ void Raft::become_follower(Term term, std::optional<NodeId> leader) {
 
 void Raft::tick() {
   if (m_role == Role::leader) {
+    if (m_transferee && ++m_transfer_elapsed >= m_config.election_ticks) m_transferee.reset();  // give up
     if (++m_heartbeat_elapsed >= m_config.heartbeat_ticks) {
       m_heartbeat_elapsed = 0;
       broadcast_append();
@@ -93,7 +147,7 @@ void Raft::tick() {
   if (++m_election_elapsed >= m_election_timeout && is_voter(m_self)) campaign(m_config.pre_vote);
 }
 
-void Raft::campaign(bool pre_vote) {
+void Raft::campaign(bool pre_vote, bool transfer) {
   if (pre_vote) {
     // §9.6: ask first whether we could win, without raising our term, so a
     // node that was cut off cannot disrupt the cluster when it returns.
@@ -116,7 +170,7 @@ void Raft::campaign(bool pre_vote) {
   }
   const Term term = pre_vote ? m_hard.term + 1 : m_hard.term;
   for (const auto& voter : m_voters) {
-    if (voter != m_self) send(voter, RequestVote{term, last_index(), last_term(), pre_vote});
+    if (voter != m_self) send(voter, RequestVote{term, last_index(), last_term(), pre_vote, transfer});
   }
 }
 
@@ -141,6 +195,10 @@ void Raft::append_local(Entry entry) {
 }
 
 Result<Index> Raft::propose(std::string command) {
+  if (m_role == Role::leader && m_transferee) {
+    return make_error(ErrorCode::unavailable, "leadership is being handed to {}; try again shortly",
+                      m_transferee->hex());
+  }
   if (m_role != Role::leader) {
     if (m_leader) return make_error(ErrorCode::unavailable, "not the leader; the leader is {}", m_leader->hex());
     return make_error(ErrorCode::unavailable, "not the leader, and no leader is known");
@@ -150,6 +208,21 @@ Result<Index> Raft::propose(std::string command) {
   broadcast_append();
   advance_commit();
   return index;
+}
+
+Result<void> Raft::transfer_leadership(const NodeId& to) {
+  if (m_role != Role::leader) return make_error(ErrorCode::unavailable, "not the leader");
+  if (to == m_self) return {};
+  if (!is_voter(to)) return make_error(ErrorCode::invalid_argument, "{} is not a voter", to.hex());
+  m_transferee = to;
+  m_transfer_elapsed = 0;
+  const auto& p = m_progress.at(to);
+  if (p.match == last_index()) {
+    send(to, TimeoutNow{m_hard.term});
+  } else {
+    send_append(to);  // TimeoutNow follows once it has caught up
+  }
+  return {};
 }
 
 void Raft::send(const NodeId& to, Message message) {
@@ -183,6 +256,11 @@ void Raft::advance_commit() {
     }
     if (replicas >= quorum()) {
       m_commit = n;
+      if (m_config_index != 0 && m_config_index <= m_commit && !is_voter(m_self)) {
+        // We removed ourselves and that is committed: hand over by stepping
+        // down; the remaining voters elect a leader (§4.2.2).
+        become_follower(m_hard.term, std::nullopt);
+      }
       return;
     }
   }
@@ -197,7 +275,8 @@ void Raft::step(const NodeId& from, const Message& message) {
     if (vote != nullptr) {
       // Leader stickiness (§4.2.3 with check-quorum): while we hear from a
       // live leader, a vote request is a disruption, not an election.
-      const bool in_lease = m_config.check_quorum && m_leader && m_election_elapsed < m_config.election_ticks;
+      const bool in_lease = m_config.check_quorum && m_leader && m_election_elapsed < m_config.election_ticks &&
+                            !vote->leadership_transfer;
       if (in_lease) return;
       if (!vote->pre_vote) become_follower(term, std::nullopt);
     } else if (vote_reply != nullptr && vote_reply->pre_vote && vote_reply->granted) {
@@ -222,6 +301,10 @@ void Raft::step(const NodeId& from, const Message& message) {
         if constexpr (std::is_same_v<T, RequestVoteReply>) on_vote_reply(from, m);
         if constexpr (std::is_same_v<T, AppendEntries>) on_append(from, m);
         if constexpr (std::is_same_v<T, AppendEntriesReply>) on_append_reply(from, m);
+        if constexpr (std::is_same_v<T, TimeoutNow>) {
+          // Only from our leader, in its term, and only a voter campaigns.
+          if (m_role == Role::follower && m_leader == from && is_voter(m_self)) campaign(false, true);
+        }
       },
       message);
 }
@@ -285,16 +368,21 @@ void Raft::on_append(const NodeId& from, const AppendEntries& m) {
     send(from, reply);
     return;
   }
+  bool voters_may_change = false;
   for (const auto& e : m.entries) {
     if (e.index <= last_index()) {
       if (term_at(e.index) == e.term) continue;
       if (e.index <= m_commit) return;  // never rewrite a committed entry
+      voters_may_change = voters_may_change || m_config_index >= e.index;
       m_log.resize(e.index - 1);
       m_truncated_from = std::min(m_truncated_from.value_or(e.index), e.index);
       m_unpersisted_from = std::min(m_unpersisted_from, e.index);
     }
     m_log.push_back(e);
   }
+  voters_may_change = voters_may_change || std::any_of(m.entries.begin(), m.entries.end(),
+                                                       [](const Entry& e) { return e.kind == Entry::Kind::config; });
+  if (voters_may_change) refresh_voters();
   const Index match = m.prev_log_index + m.entries.size();
   m_commit = std::max(m_commit, std::min(m.leader_commit, match));
   send(from, AppendEntriesReply{m_hard.term, true, match, 0, 0});
@@ -311,9 +399,14 @@ void Raft::on_append_reply(const NodeId& from, const AppendEntriesReply& m) {
     if (m.match_index > p.match) {
       p.match = m.match_index;
       advance_commit();
+      if (m_role != Role::leader) return;  // it committed our own removal: `p` is gone
     }
     p.next = std::max(p.next, p.match + 1);
-    if (p.next <= last_index()) send_append(from);
+    if (m_transferee == from && p.match == last_index()) {
+      send(from, TimeoutNow{m_hard.term});
+    } else if (p.next <= last_index()) {
+      send_append(from);
+    }
     return;
   }
   Index next = m.conflict_index;

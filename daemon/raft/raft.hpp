@@ -3,9 +3,11 @@
 // in this order for the driver, the state to persist (hard state, log
 // suffix), the messages to send, and the entries newly committed. It
 // implements leader election with randomized timeouts, pre-vote and
-// check-quorum (Ongaro's thesis §9.6, §6.2), and log replication with the
-// conflict-term backtracking of §5.3. Snapshots, voter changes and
-// leadership transfer build on this (issue 4, next steps).
+// check-quorum (Ongaro's thesis §9.6, §6.2), log replication with the
+// conflict-term backtracking of §5.3, leadership transfer (§3.10) and
+// single-server voter changes (§4.1: a node uses the latest voter set in its
+// log, committed or not; one change at a time). Snapshots build on this
+// (issue 4, next step).
 
 #include <cstddef>
 #include <cstdint>
@@ -60,6 +62,15 @@ class Raft {
   // Appends a command to the leader's log; the index it will commit at, or
   // an error naming the leader when this node is not it.
   Result<Index> propose(std::string command);
+  // Hands leadership to `to` (a voter): it is brought up to date and told
+  // to campaign at once. Proposals are refused meanwhile; the transfer is
+  // abandoned after an election timeout.
+  Result<void> transfer_leadership(const NodeId& to);
+  // Adds or removes one voter (§4.1); refused while an earlier change is
+  // not committed. A leader that removes itself steps down once the change
+  // commits.
+  Result<Index> add_voter(const NodeId& id);
+  Result<Index> remove_voter(const NodeId& id);
   Ready take_ready();
 
   [[nodiscard]] Role role() const { return m_role; }
@@ -88,13 +99,16 @@ class Raft {
   void become_pre_candidate();
   void become_candidate();
   void become_leader();
-  void campaign(bool pre_vote);
+  void campaign(bool pre_vote, bool transfer = false);
   void set_term(Term term);
   void send(const NodeId& to, Message message);
   void send_append(const NodeId& to);
   void broadcast_append();
   void advance_commit();
   void append_local(Entry entry);
+  Result<Index> change_voters(std::vector<NodeId> voters);
+  // The voter set of the latest config entry in the log, else the initial one.
+  void refresh_voters();
 
   void on_request_vote(const NodeId& from, const RequestVote& m);
   void on_vote_reply(const NodeId& from, const RequestVoteReply& m);
@@ -102,7 +116,9 @@ class Raft {
   void on_append_reply(const NodeId& from, const AppendEntriesReply& m);
 
   NodeId m_self;
+  std::vector<NodeId> m_initial_voters;
   std::vector<NodeId> m_voters;
+  Index m_config_index = 0;  // the log index of the voter set in force (0: initial)
   RaftConfig m_config;
   Rng m_rng;
   HardState m_hard;
@@ -116,6 +132,8 @@ class Raft {
   std::uint32_t m_election_timeout = 0;  // randomized per term
   std::uint32_t m_heartbeat_elapsed = 0;
   std::set<NodeId> m_votes;
+  std::optional<NodeId> m_transferee;  // leader only: handing leadership over
+  std::uint32_t m_transfer_elapsed = 0;
   std::map<NodeId, Progress> m_progress;  // leader only
   std::optional<Index> m_truncated_from;
   Index m_unpersisted_from = 1;  // entries from here on are not in a Ready yet

@@ -129,7 +129,7 @@ Result<void> RaftStorage::load() {
     e.term = get_u64(payload.data(), 8);
     e.index = get_u64(payload.data() + 8, 8);
     const auto kind = static_cast<std::uint8_t>(payload[16]);
-    if (e.index != m_loaded.log.size() + 1 || kind > static_cast<std::uint8_t>(Entry::Kind::noop) ||
+    if (e.index != m_loaded.log.size() + 1 || kind > static_cast<std::uint8_t>(Entry::Kind::config) ||
         (!m_loaded.log.empty() && e.term < m_loaded.log.back().term)) {
       problem = "a record out of sequence";
       break;

@@ -270,3 +270,66 @@ TEST_CASE("raft: a follower far behind on a divergent log catches up quickly", "
   INFO("messages to catch up: " << c.sim->stats().sent - before);
   CHECK_FALSE(c.sim->failure());
 }
+
+TEST_CASE("raft: leadership transfer hands over within one round trip of elections", "[sim][raft]") {
+  for (auto seed : sweep_seeds(3)) {
+    INFO("seed " << seed);
+    Cluster c(seed, 5);
+    auto leader = c.wait_for_leader(10s, c.all());
+    REQUIRE(leader);
+    REQUIRE(c.commit("before", 10s));
+    const Address target = (*leader + 1) % 5;
+    const raft::Term term = c.node(*leader)->term();
+    REQUIRE(c.node(*leader)->transfer_leadership(raft_id(target)));
+    CHECK_FALSE(c.node(*leader)->propose("refused while transferring").has_value());
+    // Far sooner than an election timeout (1 s at these settings).
+    c.sim->run_for(300ms);
+    REQUIRE(c.leader() == std::optional<Address>(target));
+    CHECK(c.node(target)->term() == term + 1);
+    CHECK(c.commit("after", 10s));
+    CHECK_FALSE(c.sim->failure());
+  }
+}
+
+TEST_CASE("raft: voters are removed and added one at a time, the leader included", "[sim][raft]") {
+  for (auto seed : sweep_seeds(3)) {
+    INFO("seed " << seed);
+    Cluster c(seed, 5, LinkModel{1ms, 20ms, 0.02, 0.0});
+    auto leader = c.wait_for_leader(10s, c.all());
+    REQUIRE(leader);
+    const Address removed = (*leader + 2) % 5;
+    REQUIRE(c.node(*leader)->remove_voter(raft_id(removed)));
+    // A second change waits for the first to commit.
+    CHECK_FALSE(c.node(*leader)->remove_voter(raft_id((*leader + 3) % 5)));
+    REQUIRE(c.commit("without one", 10s));
+    for (auto a : c.all()) {
+      if (a != removed) CHECK(c.node(a)->voters().size() == 4);
+    }
+    // Four voters: the removed node's silence no longer matters, and two
+    // more failures would (quorum 3 of 4).
+    c.sim->crash(removed);
+    REQUIRE(c.commit("still four", 10s));
+    c.sim->restart(removed);
+    leader = c.leader();
+    REQUIRE(leader);
+    REQUIRE(c.node(*leader)->add_voter(raft_id(removed)));
+    REQUIRE(c.commit("five again", 10s));
+    c.sim->run_for(2s);
+    CHECK(c.node(removed)->voters().size() == 5);
+    // The leader removes itself: it steps down once that commits.
+    leader = c.leader();
+    REQUIRE(leader);
+    const Address old = *leader;
+    REQUIRE(c.node(old)->remove_voter(raft_id(old)));
+    std::vector<Address> rest;
+    for (auto a : c.all()) {
+      if (a != old) rest.push_back(a);
+    }
+    auto next = c.wait_for_leader(10s, rest);
+    REQUIRE(next);
+    CHECK(*next != old);
+    CHECK(c.node(old)->role() != raft::Role::leader);
+    CHECK(c.commit("after the leader left", 10s));
+    CHECK_FALSE(c.sim->failure());
+  }
+}
