@@ -72,6 +72,11 @@ struct Cluster {
     for (Address a = 0; a < sim->size(); ++a) out.push_back(a);
     return out;
   }
+  std::vector<Address> all_but(Address excluded) const {
+    auto out = all();
+    std::erase(out, excluded);
+    return out;
+  }
 
   // Proposes through the current leader, retrying until it commits (or the limit).
   bool commit(const std::string& command, Duration limit) {
@@ -140,10 +145,7 @@ TEST_CASE("raft: no leader without a quorum, and pre-vote keeps terms still", "[
   Cluster c(3, 5);
   auto leader = c.wait_for_leader(10s, c.all());
   REQUIRE(leader);
-  std::vector<Address> others;
-  for (auto a : c.all()) {
-    if (a != *leader) others.push_back(a);
-  }
+  const auto others = c.all_but(*leader);
   // Crash three (the leader among them): two cannot elect anyone.
   c.sim->crash(*leader);
   c.sim->crash(others[0]);
@@ -167,10 +169,7 @@ TEST_CASE("raft: a partitioned old leader steps down and rejoins without disrupt
     auto old = c.wait_for_leader(10s, c.all());
     REQUIRE(old);
     REQUIRE(c.commit("before", 10s));
-    std::vector<Address> majority;
-    for (auto a : c.all()) {
-      if (a != *old) majority.push_back(a);
-    }
+    const auto majority = c.all_but(*old);
     c.sim->partition({{*old}, majority});
     // Its proposal can never commit.
     REQUIRE(c.node(*old)->propose("lost").has_value());
@@ -250,10 +249,7 @@ TEST_CASE("raft: a follower far behind on a divergent log catches up quickly", "
   Cluster c(7, 5, LinkModel{1ms, 10ms, 0.0, 0.0}, config);
   auto old = c.wait_for_leader(10s, c.all());
   REQUIRE(old);
-  std::vector<Address> majority;
-  for (auto a : c.all()) {
-    if (a != *old) majority.push_back(a);
-  }
+  const auto majority = c.all_but(*old);
   c.sim->partition({{*old}, majority});
   for (int i = 0; i < 200; ++i) REQUIRE(c.node(*old)->propose(fmt::format("stale-{}", i)).has_value());
   REQUIRE(c.wait_for_leader(10s, majority));
@@ -321,10 +317,7 @@ TEST_CASE("raft: voters are removed and added one at a time, the leader included
     REQUIRE(leader);
     const Address old = *leader;
     REQUIRE(c.node(old)->remove_voter(raft_id(old)));
-    std::vector<Address> rest;
-    for (auto a : c.all()) {
-      if (a != old) rest.push_back(a);
-    }
+    const auto rest = c.all_but(old);
     auto next = c.wait_for_leader(10s, rest);
     REQUIRE(next);
     CHECK(*next != old);
