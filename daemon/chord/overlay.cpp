@@ -413,15 +413,18 @@ void Overlay::maintain() {
   offer(pred->addr, false, others);
 }
 
-void Overlay::leave() {
-  if (m_ring.has_left()) return;
+Overlay::Handover Overlay::leave() {
+  Handover handover;
+  if (m_ring.has_left()) return handover;
   const Peer& successor = m_ring.successors().empty() ? m_ring.self() : m_ring.successors().front();
   if (m_ring.is_member() && successor.id != m_ring.self().id) {
+    handover.successor = successor;
     const auto& pred = m_ring.predecessor();
     for (const auto& item : m_store.all()) {
       if (pred && !in_half_open_interval(item.key, pred->id, m_ring.self().id)) continue;
       const auto* held = m_store.find(item.key);
       m_outbox.push_back(Outgoing{successor.addr, Put{m_next_request_id++, item.key, held->value, held->version}});
+      ++handover.keys;
     }
   }
   m_ring.leave();
@@ -435,6 +438,7 @@ void Overlay::leave() {
   m_pending.clear();
   m_push_bytes_in_flight = 0;
   m_handoffs.clear();
+  return handover;
 }
 
 std::vector<Outgoing> Overlay::take_outbox() {

@@ -69,7 +69,11 @@ class Overlay {
   void join(std::string bootstrap_addr) { m_ring.join(std::move(bootstrap_addr)); }
   // Hands the keys this node owns to its successor, tells the neighbours,
   // and stops. The driver sends the outbox and then exits.
-  void leave();
+  struct Handover {
+    std::optional<Peer> successor;  // unset when alone or not in the ring
+    std::size_t keys = 0;           // values sent to it
+  };
+  Handover leave();
 
   void tick();
   // As Ring::receive: the reply to a request, else nullopt.

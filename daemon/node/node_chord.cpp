@@ -271,20 +271,14 @@ void Node::begin_leave(std::function<void(Result<control::LeaveView>)> done) {
   if (done) m_leave_waiters.push_back(std::move(done));
   if (m_leaving) return;
   m_leaving = true;
-  if (m_overlay && !m_overlay->ring().is_member()) m_overlay->leave();  // stops a join in progress
-  if (m_overlay && m_overlay->ring().is_member()) {
-    const auto& ring = m_overlay->ring();
-    const auto& pred = ring.predecessor();
-    const chord::Peer& successor = ring.successors().front();
-    if (successor.id != m_identity.id) {
-      m_leave_view.successor = successor.addr;
-      for (const auto& item : m_overlay->store().all()) {
-        if (!pred || in_half_open_interval(item.key, pred->id, m_identity.id)) ++m_leave_view.keys_handed_over;
-      }
-    }
-    log::info(log::Category::chord, "leaving the ring: handing {} keys to {}", m_leave_view.keys_handed_over,
-              m_leave_view.successor.empty() ? std::string("nobody (alone)") : m_leave_view.successor);
-    m_overlay->leave();
+  if (m_overlay) {
+    const bool was_member = m_overlay->ring().is_member();
+    const auto handover = m_overlay->leave();  // also stops a join in progress
+    if (handover.successor) m_leave_view.successor = handover.successor->addr;
+    m_leave_view.keys_handed_over = static_cast<std::uint32_t>(handover.keys);
+    if (was_member)
+      log::info(log::Category::chord, "leaving the ring: handing {} keys to {}", handover.keys,
+                handover.successor ? handover.successor->addr : std::string("nobody (alone)"));
     pump_chord();
   }
   m_leave_deadline = std::chrono::steady_clock::now() + kLeaveTimeout;
