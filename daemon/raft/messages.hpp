@@ -69,7 +69,38 @@ struct TimeoutNow {
   Term term = 0;
 };
 
-using Message = std::variant<RequestVote, RequestVoteReply, AppendEntries, AppendEntriesReply, TimeoutNow>;
+// Log compaction (thesis §5.1): the state machine as of `index`, which
+// replaces every entry up to it. `voters` is the voter set in force there.
+struct Snapshot {
+  Index index = 0;  // 0: none
+  Term term = 0;
+  std::vector<NodeId> voters;
+  std::string data;
+  friend bool operator==(const Snapshot&, const Snapshot&) = default;
+};
+
+// A snapshot goes to a follower that needs entries the leader no longer
+// holds, in chunks (thesis §5.1, Figure 5.3) so no message is large.
+struct InstallSnapshot {
+  Term term = 0;
+  Index last_index = 0;
+  Term last_term = 0;
+  std::vector<NodeId> voters;
+  std::uint64_t total_bytes = 0;
+  std::uint64_t offset = 0;
+  std::string data;
+};
+// How many bytes of that snapshot the follower holds; `done` once it is
+// installed (or the follower had already committed past it).
+struct InstallSnapshotReply {
+  Term term = 0;
+  Index last_index = 0;
+  std::uint64_t received = 0;
+  bool done = false;
+};
+
+using Message = std::variant<RequestVote, RequestVoteReply, AppendEntries, AppendEntriesReply, TimeoutNow,
+                             InstallSnapshot, InstallSnapshotReply>;
 
 inline std::string encode_voters(const std::vector<NodeId>& voters) {
   std::string out;
@@ -96,10 +127,13 @@ struct Envelope {
   Message message;
 };
 
-// What must be on disk before the messages of the same Ready are sent.
+// What must be on disk before the messages of the same Ready are sent. The
+// commit index is kept too (as etcd does), so a restarted node applies what
+// it knew was committed at once and its commit index never goes back.
 struct HardState {
   Term term = 0;
   std::optional<NodeId> voted_for;
+  Index commit = 0;
   friend bool operator==(const HardState&, const HardState&) = default;
 };
 

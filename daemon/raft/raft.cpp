@@ -16,45 +16,110 @@ std::string_view to_string(Role role) {
   return "follower";
 }
 
+namespace {
+std::vector<NodeId> sorted_unique(std::vector<NodeId> ids) {
+  std::sort(ids.begin(), ids.end());
+  ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
+  return ids;
+}
+}  // namespace
+
 Raft::Raft(NodeId self, std::vector<NodeId> voters, RaftConfig config, std::uint64_t seed, HardState hard_state,
-           std::vector<Entry> log)
+           std::vector<Entry> log, Snapshot snapshot)
     : m_self(self),
-      m_voters(std::move(voters)),
+      m_initial_voters(sorted_unique(std::move(voters))),
       m_config(config),
       m_rng(seed),
       m_hard(std::move(hard_state)),
       m_persisted_hard(m_hard),
-      m_log(std::move(log)),
-      m_unpersisted_from(m_log.size() + 1) {
+      m_snapshot(std::move(snapshot)),
+      m_log(std::move(log)) {
   if (m_config.heartbeat_ticks == 0) m_config.heartbeat_ticks = 1;
   if (m_config.election_ticks <= m_config.heartbeat_ticks) m_config.election_ticks = m_config.heartbeat_ticks + 1;
   if (m_config.max_entries_per_append == 0) m_config.max_entries_per_append = 1;
-  std::sort(m_voters.begin(), m_voters.end());
-  m_voters.erase(std::unique(m_voters.begin(), m_voters.end()), m_voters.end());
-  m_initial_voters = m_voters;
+  if (m_config.snapshot_chunk_bytes == 0) m_config.snapshot_chunk_bytes = 1;
+  m_snapshot.voters = sorted_unique(std::move(m_snapshot.voters));
+  // What was persisted is trusted only as far as it is consistent: the log
+  // continues the snapshot, and nothing past it counts as committed.
+  std::erase_if(m_log, [&](const Entry& e) { return e.index <= m_snapshot.index; });
+  for (std::size_t i = 0; i < m_log.size(); ++i) {
+    if (m_log[i].index != m_snapshot.index + 1 + i) {
+      m_log.resize(i);
+      break;
+    }
+  }
+  m_unpersisted_from = last_index() + 1;
+  m_hard.commit = std::clamp(m_hard.commit, m_snapshot.index, last_index());
+  m_persisted_hard = m_hard;
+  m_commit = m_hard.commit;
+  m_applied = m_snapshot.index;
   refresh_voters();
   reset_election_timer();
 }
 
 void Raft::refresh_voters() {
-  m_voters = m_initial_voters;
-  m_config_index = 0;
-  for (Index i = last_index(); i > 0; --i) {
-    const Entry& e = m_log[i - 1];
-    if (e.kind != Entry::Kind::config) continue;
-    if (auto voters = decode_voters(e.data)) {
-      std::sort(voters->begin(), voters->end());
-      m_voters = std::move(*voters);
-      m_config_index = i;
+  m_voters = m_snapshot.index > 0 ? m_snapshot.voters : m_initial_voters;
+  m_config_index = m_snapshot.index;
+  for (auto it = m_log.rbegin(); it != m_log.rend(); ++it) {
+    if (it->kind != Entry::Kind::config) continue;
+    if (auto voters = decode_voters(it->data)) {
+      m_voters = sorted_unique(std::move(*voters));
+      m_config_index = it->index;
     }
     break;
   }
+  refresh_progress();
+}
+
+void Raft::refresh_progress() {
   if (m_role != Role::leader) return;
-  // The leader replicates to every voter of the set in force.
-  for (const auto& voter : m_voters) {
-    if (voter != m_self && !m_progress.contains(voter)) m_progress[voter] = Progress{last_index() + 1, 0, true};
+  // The leader replicates to every voter of the set in force and to the
+  // learners; a new one starts where the leader's log ends (§5.3).
+  auto track = [&](const NodeId& id) {
+    if (id != m_self && !m_progress.contains(id)) m_progress[id] = Progress{last_index() + 1, 0, true, 0, 0};
+  };
+  for (const auto& voter : m_voters) track(voter);
+  for (const auto& learner : m_learners) track(learner);
+  std::erase_if(m_progress, [&](const auto& p) {
+    return !is_voter(p.first) && !std::binary_search(m_learners.begin(), m_learners.end(), p.first);
+  });
+}
+
+void Raft::set_learners(std::vector<NodeId> learners) {
+  learners = sorted_unique(std::move(learners));
+  std::erase_if(learners, [&](const NodeId& id) { return id == m_self || is_voter(id); });
+  if (learners == m_learners) return;
+  m_learners = std::move(learners);
+  refresh_progress();
+}
+
+std::map<NodeId, FollowerProgress> Raft::followers() const {
+  std::map<NodeId, FollowerProgress> out;
+  if (m_role != Role::leader) return out;
+  for (const auto& [id, p] : m_progress) out[id] = FollowerProgress{p.match, p.silent_ticks, is_voter(id)};
+  return out;
+}
+
+Result<void> Raft::compact(Index index, std::string data) {
+  if (index <= m_snapshot.index) return {};
+  if (index > m_applied) {
+    return make_error(ErrorCode::invalid_argument, "cannot compact to index {}: only {} is applied", index, m_applied);
   }
-  std::erase_if(m_progress, [&](const auto& p) { return !is_voter(p.first); });
+  // The voter set in force at `index`: its last config entry, else the
+  // snapshot's (or the initial set).
+  std::vector<NodeId> voters = m_snapshot.index > 0 ? m_snapshot.voters : m_initial_voters;
+  for (Index i = index; i > m_snapshot.index; --i) {
+    const Entry& e = entry(i);
+    if (e.kind != Entry::Kind::config) continue;
+    if (auto decoded = decode_voters(e.data)) voters = sorted_unique(std::move(*decoded));
+    break;
+  }
+  const Term term = term_at(index);
+  m_log.erase(m_log.begin(), m_log.begin() + static_cast<std::ptrdiff_t>(index - m_snapshot.index));
+  m_snapshot = Snapshot{index, term, std::move(voters), std::move(data)};
+  m_snapshot_for_ready = m_snapshot;
+  m_restore_snapshot = false;
+  return {};
 }
 
 Result<Index> Raft::add_voter(const NodeId& id) {
@@ -78,6 +143,12 @@ Result<Index> Raft::change_voters(std::vector<NodeId> voters) {
     return make_error(ErrorCode::unavailable, "the previous voter change (index {}) is not committed yet",
                       m_config_index);
   }
+  // The fix to single-server changes (Ongaro, raft-dev, 2015): a new leader
+  // first commits an entry of its own term, so it cannot stack a change on
+  // an uncommitted one of an earlier leader's.
+  if (term_at(m_commit) != m_hard.term) {
+    return make_error(ErrorCode::unavailable, "a new leader changes voters only once it has committed in its term");
+  }
   const Index index = last_index() + 1;
   append_local(Entry{m_hard.term, index, Entry::Kind::config, encode_voters(voters)});
   refresh_voters();
@@ -87,8 +158,9 @@ Result<Index> Raft::change_voters(std::vector<NodeId> voters) {
 }
 
 Term Raft::term_at(Index index) const {
-  if (index == 0 || index > m_log.size()) return 0;
-  return m_log[index - 1].term;
+  if (index == m_snapshot.index) return m_snapshot.term;
+  if (index < m_snapshot.index || index > last_index()) return 0;
+  return entry(index).term;
 }
 
 bool Raft::is_voter(const NodeId& id) const {
@@ -125,6 +197,7 @@ void Raft::become_follower(Term term, std::optional<NodeId> leader) {
 void Raft::tick() {
   if (m_role == Role::leader) {
     if (m_transferee && ++m_transfer_elapsed >= m_config.election_ticks) m_transferee.reset();  // give up
+    for (auto& [id, progress] : m_progress) ++progress.silent_ticks;
     if (++m_heartbeat_elapsed >= m_config.heartbeat_ticks) {
       m_heartbeat_elapsed = 0;
       broadcast_append();
@@ -179,13 +252,18 @@ void Raft::become_leader() {
   m_leader = m_self;
   m_votes.clear();
   m_progress.clear();
-  for (const auto& voter : m_voters) {
-    if (voter != m_self) m_progress[voter] = Progress{last_index() + 1, 0, true};
-  }
+  refresh_progress();
   m_heartbeat_elapsed = 0;
   m_election_elapsed = 0;
-  // A no-op of the new term (§8): entries of earlier terms commit with it.
-  append_local(Entry{m_hard.term, last_index() + 1, Entry::Kind::noop, {}});
+  // An entry of the new term (§8): entries of earlier terms commit with it.
+  // The first leader of a pool writes the voter set it was started with, so
+  // from then on the log (or a snapshot) always names the voters.
+  if (m_config_index == 0) {
+    append_local(Entry{m_hard.term, last_index() + 1, Entry::Kind::config, encode_voters(m_voters)});
+    m_config_index = last_index();
+  } else {
+    append_local(Entry{m_hard.term, last_index() + 1, Entry::Kind::noop, {}});
+  }
   broadcast_append();
   advance_commit();
 }
@@ -216,7 +294,7 @@ Result<void> Raft::transfer_leadership(const NodeId& to) {
   if (!is_voter(to)) return make_error(ErrorCode::invalid_argument, "{} is not a voter", to.hex());
   m_transferee = to;
   m_transfer_elapsed = 0;
-  const auto& p = m_progress.at(to);
+  const auto& p = m_progress.at(to);  // every voter has progress at the leader
   if (p.match == last_index()) {
     send(to, TimeoutNow{m_hard.term});
   } else {
@@ -232,13 +310,26 @@ void Raft::send(const NodeId& to, Message message) {
 void Raft::send_append(const NodeId& to) {
   auto it = m_progress.find(to);
   if (it == m_progress.end()) return;
-  const Progress& p = it->second;
+  Progress& p = it->second;
+  if (p.next <= m_snapshot.index) {
+    // It needs entries we compacted away: it gets the snapshot instead.
+    send_snapshot_chunk(to, p);
+    return;
+  }
   const Index prev = p.next - 1;
   AppendEntries append{m_hard.term, prev, term_at(prev), {}, m_commit};
   for (Index i = p.next; i <= last_index() && append.entries.size() < m_config.max_entries_per_append; ++i) {
-    append.entries.push_back(m_log[i - 1]);
+    append.entries.push_back(entry(i));
   }
   send(to, std::move(append));
+}
+
+void Raft::send_snapshot_chunk(const NodeId& to, Progress& p) {
+  const std::uint64_t total = m_snapshot.data.size();
+  p.snapshot_offset = std::min(p.snapshot_offset, total);
+  const std::uint64_t size = std::min<std::uint64_t>(m_config.snapshot_chunk_bytes, total - p.snapshot_offset);
+  send(to, InstallSnapshot{m_hard.term, m_snapshot.index, m_snapshot.term, m_snapshot.voters, total, p.snapshot_offset,
+                           m_snapshot.data.substr(p.snapshot_offset, size)});
 }
 
 void Raft::broadcast_append() {
@@ -256,9 +347,20 @@ void Raft::advance_commit() {
     }
     if (replicas >= quorum()) {
       m_commit = n;
+      m_hard.commit = n;
       if (m_config_index != 0 && m_config_index <= m_commit && !is_voter(m_self)) {
-        // We removed ourselves and that is committed: hand over by stepping
-        // down; the remaining voters elect a leader (§4.2.2).
+        // We removed ourselves and that is committed (§4.2.2): hand over to
+        // the most up-to-date remaining voter at once (§3.10), then step
+        // down, so the pool is not without a leader for an election timeout.
+        const NodeId* best = nullptr;
+        Index best_match = 0;
+        for (const auto& [id, progress] : m_progress) {
+          if (is_voter(id) && (best == nullptr || progress.match > best_match)) {
+            best = &id;
+            best_match = progress.match;
+          }
+        }
+        if (best != nullptr && best_match == last_index()) send(*best, TimeoutNow{m_hard.term});
         become_follower(m_hard.term, std::nullopt);
       }
       return;
@@ -282,13 +384,17 @@ void Raft::step(const NodeId& from, const Message& message) {
     } else if (vote_reply != nullptr && vote_reply->pre_vote && vote_reply->granted) {
       // A granted pre-vote carries the term we would campaign with.
     } else {
-      become_follower(term, std::holds_alternative<AppendEntries>(message) ? std::optional(from) : std::nullopt);
+      const bool from_leader =
+          std::holds_alternative<AppendEntries>(message) || std::holds_alternative<InstallSnapshot>(message);
+      become_follower(term, from_leader ? std::optional(from) : std::nullopt);
     }
   } else if (term < m_hard.term) {
     // A stale leader learns of the newer term from our answer; a stale
     // pre-candidate from our refusal. Anything else old is dropped.
     if (std::holds_alternative<AppendEntries>(message)) {
       send(from, AppendEntriesReply{m_hard.term, false, 0, 0, 0});
+    } else if (const auto* install = std::get_if<InstallSnapshot>(&message)) {
+      send(from, InstallSnapshotReply{m_hard.term, install->last_index, 0, false});
     } else if (vote != nullptr) {
       send(from, RequestVoteReply{m_hard.term, false, vote->pre_vote});
     }
@@ -301,6 +407,8 @@ void Raft::step(const NodeId& from, const Message& message) {
         if constexpr (std::is_same_v<T, RequestVoteReply>) on_vote_reply(from, m);
         if constexpr (std::is_same_v<T, AppendEntries>) on_append(from, m);
         if constexpr (std::is_same_v<T, AppendEntriesReply>) on_append_reply(from, m);
+        if constexpr (std::is_same_v<T, InstallSnapshot>) on_install_snapshot(from, m);
+        if constexpr (std::is_same_v<T, InstallSnapshotReply>) on_install_snapshot_reply(from, m);
         if constexpr (std::is_same_v<T, TimeoutNow>) {
           // Only from our leader, in its term, and only a voter campaigns.
           if (m_role == Role::follower && m_leader == from && is_voter(m_self)) campaign(false, true);
@@ -374,7 +482,7 @@ void Raft::on_append(const NodeId& from, const AppendEntries& m) {
       if (term_at(e.index) == e.term) continue;
       if (e.index <= m_commit) return;  // never rewrite a committed entry
       voters_may_change = voters_may_change || m_config_index >= e.index;
-      m_log.resize(e.index - 1);
+      m_log.resize(e.index - m_snapshot.index - 1);
       m_truncated_from = std::min(m_truncated_from.value_or(e.index), e.index);
       m_unpersisted_from = std::min(m_unpersisted_from, e.index);
     }
@@ -385,7 +493,84 @@ void Raft::on_append(const NodeId& from, const AppendEntries& m) {
   if (voters_may_change) refresh_voters();
   const Index match = m.prev_log_index + m.entries.size();
   m_commit = std::max(m_commit, std::min(m.leader_commit, match));
+  m_hard.commit = m_commit;
   send(from, AppendEntriesReply{m_hard.term, true, match, 0, 0});
+}
+
+void Raft::on_install_snapshot(const NodeId& from, const InstallSnapshot& m) {
+  if (m_role != Role::follower) become_follower(m_hard.term, from);
+  m_leader = from;
+  m_election_elapsed = 0;
+  InstallSnapshotReply reply{m_hard.term, m.last_index, 0, false};
+  if (m.last_index <= m_commit) {
+    // We hold all of that already.
+    reply.received = m.total_bytes;
+    reply.done = true;
+    send(from, reply);
+    return;
+  }
+  if (m.total_bytes > m_config.max_snapshot_bytes || m.last_term > m.term || m.voters.empty()) return;
+  if (m.offset == 0) {
+    m_receiving = Snapshot{m.last_index, m.last_term, sorted_unique(m.voters), {}};
+    m_receiving.data.reserve(static_cast<std::size_t>(m.total_bytes));
+  }
+  const bool continues = m_receiving.index == m.last_index && m_receiving.term == m.last_term &&
+                         m.offset == m_receiving.data.size() && m.offset + m.data.size() <= m.total_bytes;
+  if (!continues) {
+    // Out of order or another snapshot: say what we hold; the leader goes on from there.
+    reply.received = m_receiving.index == m.last_index && m_receiving.term == m.last_term ? m_receiving.data.size() : 0;
+    send(from, reply);
+    return;
+  }
+  m_receiving.data += m.data;
+  reply.received = m_receiving.data.size();
+  if (m_receiving.data.size() < m.total_bytes) {
+    send(from, reply);
+    return;
+  }
+  // Complete (§5.1): entries after it that agree with it are kept; a log
+  // that disagrees, or ends before it, is replaced whole.
+  Snapshot snapshot = std::exchange(m_receiving, Snapshot{});
+  if (snapshot.index <= last_index() && term_at(snapshot.index) == snapshot.term) {
+    m_log.erase(m_log.begin(), m_log.begin() + static_cast<std::ptrdiff_t>(snapshot.index - m_snapshot.index));
+  } else {
+    m_log.clear();
+    m_truncated_from = std::min(m_truncated_from.value_or(snapshot.index + 1), snapshot.index + 1);
+  }
+  m_unpersisted_from = std::max(m_unpersisted_from, snapshot.index + 1);
+  m_snapshot = std::move(snapshot);
+  m_snapshot_for_ready = m_snapshot;
+  m_restore_snapshot = true;
+  m_commit = std::max(m_commit, m_snapshot.index);
+  m_hard.commit = m_commit;
+  m_applied = m_snapshot.index;
+  refresh_voters();
+  reply.done = true;
+  send(from, reply);
+}
+
+void Raft::on_install_snapshot_reply(const NodeId& from, const InstallSnapshotReply& m) {
+  if (m_role != Role::leader) return;
+  auto it = m_progress.find(from);
+  if (it == m_progress.end()) return;
+  Progress& p = it->second;
+  p.recent_active = true;
+  p.silent_ticks = 0;
+  if (m.done) {
+    // It holds everything up to that snapshot (one of ours, so not past our log).
+    if (m.last_index > p.match && m.last_index <= last_index()) {
+      p.match = m.last_index;
+      advance_commit();
+      if (m_role != Role::leader) return;
+    }
+    p.next = std::max(p.next, p.match + 1);
+    p.snapshot_offset = 0;
+    if (p.next <= last_index()) send_append(from);
+    return;
+  }
+  if (m.last_index != m_snapshot.index || p.next > m_snapshot.index) return;  // about an older snapshot
+  p.snapshot_offset = m.received;
+  send_snapshot_chunk(from, p);
 }
 
 void Raft::on_append_reply(const NodeId& from, const AppendEntriesReply& m) {
@@ -394,6 +579,7 @@ void Raft::on_append_reply(const NodeId& from, const AppendEntriesReply& m) {
   if (it == m_progress.end()) return;
   Progress& p = it->second;
   p.recent_active = true;
+  p.silent_ticks = 0;
   if (m.success) {
     if (m.match_index > last_index()) return;  // claims entries we never sent
     if (m.match_index > p.match) {
@@ -421,7 +607,8 @@ void Raft::on_append_reply(const NodeId& from, const AppendEntriesReply& m) {
     }
   }
   next = std::clamp(next, p.match + 1, last_index() + 1);
-  if (next >= p.next && p.next > p.match + 1) next = p.next - 1;  // always make progress backwards
+  if (next >= p.next && p.next > p.match + 1) next = p.next - 1;                     // always make progress backwards
+  if (next <= m_snapshot.index && p.next > m_snapshot.index) p.snapshot_offset = 0;  // a fresh transfer
   p.next = next;
   send_append(from);
 }
@@ -432,11 +619,15 @@ Ready Raft::take_ready() {
     ready.hard_state = m_hard;
     m_persisted_hard = m_hard;
   }
+  ready.snapshot = std::exchange(m_snapshot_for_ready, std::nullopt);
+  ready.restore_snapshot = std::exchange(m_restore_snapshot, false);
   ready.truncate_from = std::exchange(m_truncated_from, std::nullopt);
-  for (Index i = m_unpersisted_from; i <= last_index(); ++i) ready.append.push_back(m_log[i - 1]);
+  for (Index i = std::max(m_unpersisted_from, m_snapshot.index + 1); i <= last_index(); ++i) {
+    ready.append.push_back(entry(i));
+  }
   m_unpersisted_from = last_index() + 1;
   ready.messages = std::exchange(m_outbox, {});
-  for (Index i = m_applied + 1; i <= m_commit; ++i) ready.committed.push_back(m_log[i - 1]);
+  for (Index i = std::max(m_applied, m_snapshot.index) + 1; i <= m_commit; ++i) ready.committed.push_back(entry(i));
   m_applied = m_commit;
   return ready;
 }

@@ -6,8 +6,9 @@
 // check-quorum (Ongaro's thesis §9.6, §6.2), log replication with the
 // conflict-term backtracking of §5.3, leadership transfer (§3.10) and
 // single-server voter changes (§4.1: a node uses the latest voter set in its
-// log, committed or not; one change at a time). Snapshots build on this
-// (issue 4, next step).
+// log, committed or not; one change at a time), learners that replicate the
+// log without voting (§4.2.1), and log compaction by snapshots sent to
+// followers in chunks (§5.1).
 
 #include <cstddef>
 #include <cstdint>
@@ -32,6 +33,10 @@ struct RaftConfig {
   bool pre_vote = true;
   bool check_quorum = true;
   std::size_t max_entries_per_append = 64;
+  std::size_t snapshot_chunk_bytes = 1u << 20;
+  // A snapshot announced larger than this is refused: it bounds what a
+  // leader can make a follower buffer.
+  std::uint64_t max_snapshot_bytes = 256ull << 20;
 };
 
 enum class Role { follower, pre_candidate, candidate, leader };
@@ -44,18 +49,33 @@ struct Ready {
   std::optional<Index> truncate_from;
   std::vector<Entry> append;       // persist after the truncation
   std::vector<Envelope> messages;  // send only once the above is durable
-  std::vector<Entry> committed;    // apply in order
+  // A new snapshot: persist it before the log changes above. When
+  // `restore_snapshot` is set it came from the leader and replaces the state
+  // machine (before `committed` is applied); otherwise it is the driver's
+  // own compaction.
+  std::optional<Snapshot> snapshot;
+  bool restore_snapshot = false;
+  std::vector<Entry> committed;  // apply in order
   [[nodiscard]] bool empty() const {
-    return !hard_state && !truncate_from && append.empty() && messages.empty() && committed.empty();
+    return !hard_state && !truncate_from && append.empty() && messages.empty() && committed.empty() && !snapshot;
   }
+};
+
+// What the leader knows of one follower, for the driver's voter policy.
+struct FollowerProgress {
+  Index match = 0;
+  std::uint32_t silent_ticks = 0;  // since it last answered
+  bool voter = false;
 };
 
 class Raft {
  public:
-  // `hard_state` and `log` are what was persisted (empty for a new node);
-  // `seed` drives the randomized election timeouts.
+  // `hard_state`, `log` and `snapshot` are what was persisted (empty for a
+  // new node; the log holds the entries after the snapshot); `voters` is
+  // the set in force when neither names one. `seed` drives the randomized
+  // election timeouts.
   Raft(NodeId self, std::vector<NodeId> voters, RaftConfig config, std::uint64_t seed, HardState hard_state = {},
-       std::vector<Entry> log = {});
+       std::vector<Entry> log = {}, Snapshot snapshot = {});
 
   void tick();
   void step(const NodeId& from, const Message& message);
@@ -71,27 +91,47 @@ class Raft {
   // commits.
   Result<Index> add_voter(const NodeId& id);
   Result<Index> remove_voter(const NodeId& id);
+  // Peers the leader replicates to without counting them: they follow the
+  // log and know the leader. Voters among them are ignored.
+  void set_learners(std::vector<NodeId> learners);
+  // Replaces the log up to `index` (applied already) by the state machine
+  // `data` as of that index.
+  Result<void> compact(Index index, std::string data);
   Ready take_ready();
 
   [[nodiscard]] Role role() const { return m_role; }
   [[nodiscard]] Term term() const { return m_hard.term; }
   [[nodiscard]] const std::optional<NodeId>& leader() const { return m_leader; }
   [[nodiscard]] Index commit_index() const { return m_commit; }
-  [[nodiscard]] Index last_index() const { return m_log.size(); }
-  [[nodiscard]] Term last_term() const { return m_log.empty() ? 0 : m_log.back().term; }
+  [[nodiscard]] Index last_index() const { return m_snapshot.index + m_log.size(); }
+  [[nodiscard]] Term last_term() const { return m_log.empty() ? m_snapshot.term : m_log.back().term; }
+  [[nodiscard]] Index applied_index() const { return m_applied; }
+  // The entries after the snapshot; entry(i) for snapshot_index() < i <= last_index().
   [[nodiscard]] const std::vector<Entry>& log() const { return m_log; }
+  [[nodiscard]] const Entry& entry(Index index) const { return m_log[index - m_snapshot.index - 1]; }
+  [[nodiscard]] Index snapshot_index() const { return m_snapshot.index; }
+  [[nodiscard]] const Snapshot& snapshot() const { return m_snapshot; }
   [[nodiscard]] const std::vector<NodeId>& voters() const { return m_voters; }
+  [[nodiscard]] const std::vector<NodeId>& learners() const { return m_learners; }
+  [[nodiscard]] bool is_voter(const NodeId& id) const;
   [[nodiscard]] const NodeId& self() const { return m_self; }
+  // Leader only: every follower it replicates to.
+  [[nodiscard]] std::map<NodeId, FollowerProgress> followers() const;
+  // The voter change not yet committed, if any.
+  [[nodiscard]] bool voter_change_pending() const { return m_config_index > m_commit; }
 
  private:
   struct Progress {
     Index next = 1;
     Index match = 0;
     bool recent_active = false;  // heard from since the last check-quorum round
+    std::uint32_t silent_ticks = 0;
+    std::uint64_t snapshot_offset = 0;  // bytes of our snapshot it holds
   };
 
-  [[nodiscard]] Term term_at(Index index) const;  // 0 for 0 or past the end
-  [[nodiscard]] bool is_voter(const NodeId& id) const;
+  // The term of the entry at `index`: the snapshot's at its index, 0 for 0,
+  // past the end or compacted away.
+  [[nodiscard]] Term term_at(Index index) const;
   [[nodiscard]] std::size_t quorum() const { return m_voters.size() / 2 + 1; }
   [[nodiscard]] bool log_up_to_date(Index last_index, Term last_term) const;
   void reset_election_timer();
@@ -103,7 +143,10 @@ class Raft {
   void set_term(Term term);
   void send(const NodeId& to, Message message);
   void send_append(const NodeId& to);
+  void send_snapshot_chunk(const NodeId& to, Progress& p);
   void broadcast_append();
+  // Leader: progress for every voter and learner, none for anyone else.
+  void refresh_progress();
   void advance_commit();
   void append_local(Entry entry);
   Result<Index> change_voters(std::vector<NodeId> voters);
@@ -114,16 +157,23 @@ class Raft {
   void on_vote_reply(const NodeId& from, const RequestVoteReply& m);
   void on_append(const NodeId& from, const AppendEntries& m);
   void on_append_reply(const NodeId& from, const AppendEntriesReply& m);
+  void on_install_snapshot(const NodeId& from, const InstallSnapshot& m);
+  void on_install_snapshot_reply(const NodeId& from, const InstallSnapshotReply& m);
 
   NodeId m_self;
   std::vector<NodeId> m_initial_voters;
   std::vector<NodeId> m_voters;
+  std::vector<NodeId> m_learners;
   Index m_config_index = 0;  // the log index of the voter set in force (0: initial)
   RaftConfig m_config;
   Rng m_rng;
   HardState m_hard;
   HardState m_persisted_hard;
-  std::vector<Entry> m_log;  // m_log[i] has index i + 1
+  Snapshot m_snapshot;
+  std::vector<Entry> m_log;  // m_log[i] has index m_snapshot.index + i + 1
+  Snapshot m_receiving;      // follower: a snapshot arriving in chunks
+  std::optional<Snapshot> m_snapshot_for_ready;
+  bool m_restore_snapshot = false;
   Index m_commit = 0;
   Index m_applied = 0;
   Role m_role = Role::follower;

@@ -16,7 +16,11 @@ namespace {
 
 constexpr std::size_t kHeaderBytes = 8;
 constexpr std::size_t kFixedPayloadBytes = 17;  // term, index, kind
-constexpr std::size_t kHardStateBytes = 8 + 1 + NodeId::kBytes;
+// term, vote flag, vote, commit. Files written before the commit index was
+// kept lack the last field: they load with commit 0.
+constexpr std::size_t kHardStateBytes = 8 + 1 + NodeId::kBytes + 8;
+constexpr std::size_t kOldHardStateBytes = 8 + 1 + NodeId::kBytes;
+constexpr std::size_t kMaxVoters = 4096;
 
 void put_u32(std::string& out, std::uint32_t v) {
   for (int i = 0; i < 4; ++i) out.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
@@ -76,8 +80,9 @@ Result<void> RaftStorage::load() {
     auto text = read_small_file(hard_path, 4096);
     if (!text) return text.error();
     const std::string& s = *text;
-    if (s.size() != kHardStateBytes + 4 ||
-        crc32_of(s.data(), kHardStateBytes) != get_u64(s.data() + kHardStateBytes, 4)) {
+    const std::size_t body = s.size() >= 4 ? s.size() - 4 : 0;
+    if ((body != kHardStateBytes && body != kOldHardStateBytes) ||
+        crc32_of(s.data(), body) != get_u64(s.data() + body, 4)) {
       // Written atomically, so a bad one is not a torn write but damage:
       // refuse rather than forget a vote (which could elect two leaders).
       return make_error(ErrorCode::corrupt, "{} is damaged (size or checksum); restore it or remove the state dir",
@@ -89,7 +94,10 @@ Result<void> RaftStorage::load() {
       std::memcpy(bytes.data(), s.data() + 9, NodeId::kBytes);
       m_loaded.hard_state.voted_for = NodeId(bytes);
     }
+    if (body == kHardStateBytes) m_loaded.hard_state.commit = get_u64(s.data() + kOldHardStateBytes, 8);
   }
+  if (auto snapshot = load_snapshot(); !snapshot) return snapshot.error();
+  const Snapshot& snap = m_loaded.snapshot;
 
   // The log: records until the first bad one.
   struct stat st {};
@@ -99,6 +107,7 @@ Result<void> RaftStorage::load() {
   std::string payload;
   std::uint64_t offset = 0;
   std::optional<std::string> problem;
+  Term last_term = 0;
   while (offset < size) {
     if (size - offset < kHeaderBytes) {
       problem = "a torn record header";
@@ -129,31 +138,132 @@ Result<void> RaftStorage::load() {
     e.term = get_u64(payload.data(), 8);
     e.index = get_u64(payload.data() + 8, 8);
     const auto kind = static_cast<std::uint8_t>(payload[16]);
-    if (e.index != m_loaded.log.size() + 1 || kind > static_cast<std::uint8_t>(Entry::Kind::config) ||
-        (!m_loaded.log.empty() && e.term < m_loaded.log.back().term)) {
-      problem = "a record out of sequence";
+    if (kind > static_cast<std::uint8_t>(Entry::Kind::config) || e.index == 0) {
+      problem = "a record of unknown kind";
       break;
     }
     e.kind = static_cast<Entry::Kind>(kind);
     e.data = payload.substr(kFixedPayloadBytes);
+    if (m_offsets.empty()) {
+      if (e.index > snap.index + 1) {
+        problem = fmt::format("a gap after the snapshot (index {}, log from {})", snap.index, e.index);
+        break;
+      }
+      m_first_index = e.index;
+    } else if (e.index != m_first_index + m_offsets.size() || e.term < last_term) {
+      problem = "a record out of sequence";
+      break;
+    }
+    if (e.index == snap.index && e.term != snap.term) {
+      // A crash between installing a leader's snapshot and cutting the
+      // disagreeing log: what follows is not the snapshot's history.
+      problem = "a record that disagrees with the snapshot";
+      break;
+    }
+    last_term = e.term;
     m_offsets.push_back(offset);
-    m_loaded.log.push_back(std::move(e));
+    if (e.index > snap.index) m_loaded.log.push_back(std::move(e));
     offset += kHeaderBytes + length;
   }
   m_end = offset;
   if (problem) {
-    m_loaded.warning = fmt::format("{}: {} at byte {} after {} good entries; cut the log there ({} bytes dropped)",
-                                   (m_dir / "log").string(), *problem, offset, m_loaded.log.size(), size - offset);
+    m_loaded.warning = fmt::format("{}: {} at byte {} after {} good records; cut the log there ({} bytes dropped)",
+                                   (m_dir / "log").string(), *problem, offset, m_offsets.size(), size - offset);
     if (::ftruncate(m_log_fd, static_cast<off_t>(offset)) != 0 || ::fsync(m_log_fd) != 0)
       return errno_error("cannot truncate", m_dir / "log");
   }
   return {};
 }
 
+Result<void> RaftStorage::load_snapshot() {
+  const auto path = m_dir / "snapshot";
+  if (!std::filesystem::exists(path)) return {};
+  auto text = read_small_file(path, kMaxSnapshotFileBytes);
+  if (!text) return text.error();
+  const std::string& s = *text;
+  // index, term, voter count, voters, data length, data, CRC-32.
+  auto damaged = [&] {
+    return make_error(ErrorCode::corrupt,
+                      "{} is damaged (size or checksum); restore it or remove the state dir to rejoin as a new node",
+                      path.string());
+  };
+  if (s.size() < 8 + 8 + 4 + 8 + 4 || crc32_of(s.data(), s.size() - 4) != get_u64(s.data() + s.size() - 4, 4)) {
+    return damaged();
+  }
+  Snapshot snap;
+  snap.index = get_u64(s.data(), 8);
+  snap.term = get_u64(s.data() + 8, 8);
+  const std::uint64_t voters = get_u64(s.data() + 16, 4);
+  std::size_t at = 20;
+  if (voters == 0 || voters > kMaxVoters || s.size() - 4 - at < voters * NodeId::kBytes + 8) return damaged();
+  for (std::uint64_t v = 0; v < voters; ++v, at += NodeId::kBytes) {
+    NodeId::Bytes bytes{};
+    std::memcpy(bytes.data(), s.data() + at, NodeId::kBytes);
+    snap.voters.emplace_back(bytes);
+  }
+  const std::uint64_t data_size = get_u64(s.data() + at, 8);
+  at += 8;
+  if (snap.index == 0 || data_size != s.size() - 4 - at) return damaged();
+  snap.data = s.substr(at, data_size);
+  m_loaded.snapshot = std::move(snap);
+  return {};
+}
+
+Result<void> RaftStorage::save_snapshot(const Snapshot& snapshot) {
+  std::string s;
+  put_u64(s, snapshot.index);
+  put_u64(s, snapshot.term);
+  put_u32(s, static_cast<std::uint32_t>(snapshot.voters.size()));
+  for (const auto& id : snapshot.voters) s.append(reinterpret_cast<const char*>(id.bytes().data()), NodeId::kBytes);
+  put_u64(s, snapshot.data.size());
+  s += snapshot.data;
+  put_u32(s, crc32_of(s.data(), s.size()));
+  if (s.size() > kMaxSnapshotFileBytes) {
+    return make_error(ErrorCode::invalid_argument, "raft snapshot of {} bytes is over the limit", s.size());
+  }
+  return write_file_atomically(m_dir / "snapshot", s, 0600);
+}
+
+Result<void> RaftStorage::drop_log_through(Index index) {
+  // The records after `index` move, as they are, to a new file that
+  // replaces the log atomically.
+  const Index last = m_first_index + m_offsets.size() - 1;
+  std::string kept;
+  if (!m_offsets.empty() && index < last) {
+    const std::uint64_t from = index < m_first_index ? 0 : m_offsets[index + 1 - m_first_index];
+    kept.resize(m_end - from);
+    if (::pread(m_log_fd, kept.data(), kept.size(), static_cast<off_t>(from)) != static_cast<ssize_t>(kept.size()))
+      return errno_error("cannot read", m_dir / "log");
+  }
+  const auto path = m_dir / "log";
+  if (auto written = write_file_atomically(path, kept, 0600); !written) return written.error();
+  const int fd = ::open(path.c_str(), O_RDWR | O_CLOEXEC);
+  if (fd < 0) return errno_error("cannot open", path);
+  ::close(m_log_fd);
+  m_log_fd = fd;
+  if (!m_offsets.empty() && index < last && index >= m_first_index) {
+    const std::uint64_t shift = m_offsets[index + 1 - m_first_index];
+    m_offsets.erase(m_offsets.begin(), m_offsets.begin() + static_cast<std::ptrdiff_t>(index + 1 - m_first_index));
+    for (auto& o : m_offsets) o -= shift;
+    m_first_index = index + 1;
+  } else if (m_offsets.empty() || index >= last) {
+    m_offsets.clear();
+    m_first_index = index + 1;
+  }
+  m_end = kept.size();
+  return {};
+}
+
 Result<void> RaftStorage::truncate_log(Index from) {
-  if (from == 0 || from > m_offsets.size()) return {};
-  m_end = m_offsets[from - 1];
-  m_offsets.resize(from - 1);
+  if (from == 0 || from >= m_first_index + m_offsets.size()) return {};
+  if (from <= m_first_index) {
+    m_end = 0;
+    m_offsets.clear();
+    m_first_index = from;
+  } else {
+    m_end = m_offsets[from - m_first_index];
+    m_offsets.resize(from - m_first_index);
+  }
   if (::ftruncate(m_log_fd, static_cast<off_t>(m_end)) != 0) return errno_error("cannot truncate", m_dir / "log");
   return {};
 }
@@ -161,8 +271,10 @@ Result<void> RaftStorage::truncate_log(Index from) {
 Result<void> RaftStorage::append(const std::vector<Entry>& entries) {
   std::string buffer;
   for (const auto& e : entries) {
-    if (e.index != m_offsets.size() + 1) {
-      return make_error(ErrorCode::internal, "raft log append of index {} after {}", e.index, m_offsets.size());
+    if (m_offsets.empty() && buffer.empty()) m_first_index = e.index;  // continues the snapshot
+    if (e.index != m_first_index + m_offsets.size()) {
+      return make_error(ErrorCode::internal, "raft log append of index {} after {}", e.index,
+                        m_first_index + m_offsets.size() - 1);
     }
     if (e.data.size() + kFixedPayloadBytes > kMaxRecordBytes) {
       return make_error(ErrorCode::invalid_argument, "raft entry of {} bytes is over the limit", e.data.size());
@@ -183,6 +295,14 @@ Result<void> RaftStorage::append(const std::vector<Entry>& entries) {
 }
 
 Result<void> RaftStorage::save(const Ready& ready) {
+  if (ready.snapshot) {
+    // The snapshot first: once it is durable the entries it covers may go.
+    if (auto saved = save_snapshot(*ready.snapshot); !saved) return saved.error();
+    if (ready.truncate_from) {
+      if (auto cut = truncate_log(*ready.truncate_from); !cut) return cut.error();
+    }
+    if (auto dropped = drop_log_through(ready.snapshot->index); !dropped) return dropped.error();
+  }
   const bool log_changed = ready.truncate_from || !ready.append.empty();
   if (ready.truncate_from) {
     if (auto cut = truncate_log(*ready.truncate_from); !cut) return cut.error();
@@ -201,6 +321,7 @@ Result<void> RaftStorage::save(const Ready& ready) {
     NodeId::Bytes vote{};
     if (ready.hard_state->voted_for) vote = ready.hard_state->voted_for->bytes();
     s.append(reinterpret_cast<const char*>(vote.data()), vote.size());
+    put_u64(s, ready.hard_state->commit);
     put_u32(s, crc32_of(s.data(), s.size()));
     if (auto saved = write_file_atomically(m_dir / "hard_state", s, 0600); !saved) return saved.error();
   }

@@ -142,3 +142,55 @@ TEST_CASE("raft: a leader cut off from the majority steps down (check-quorum)", 
   }
   CHECK(s1.role() != Role::leader);
 }
+
+TEST_CASE("raft: a pool's first leader writes its voter set so a restart needs no initial voters", "[unit][raft]") {
+  const NodeId founder = server(1);
+  Raft first(founder, {founder}, RaftConfig{}, 1);
+  for (int i = 0; i < 100 && first.role() != Role::leader; ++i) first.tick();
+  REQUIRE(first.role() == Role::leader);
+  auto ready = first.take_ready();
+  REQUIRE(ready.append.size() == 1);
+  CHECK(ready.append[0].kind == Entry::Kind::config);
+  CHECK(ready.committed.size() == 1);
+  REQUIRE(ready.hard_state);
+  CHECK(ready.hard_state->commit == 1);
+  // Restarted with no initial voters (as p2pd does once it has state): the
+  // log names it a voter, it wins again, and it resumes at its commit index.
+  Raft again(founder, {}, RaftConfig{}, 2, *ready.hard_state, ready.append);
+  CHECK(again.voters() == std::vector<NodeId>{founder});
+  CHECK(again.commit_index() == 1);
+  CHECK(again.take_ready().committed.size() == 1);  // re-applied from the log
+  for (int i = 0; i < 100 && again.role() != Role::leader; ++i) again.tick();
+  CHECK(again.role() == Role::leader);
+  // Without state and without voters a node waits to be told: it never campaigns.
+  Raft joiner(server(2), {}, RaftConfig{}, 3);
+  for (int i = 0; i < 200; ++i) joiner.tick();
+  CHECK(joiner.role() == Role::follower);
+  CHECK(joiner.term() == 0);
+}
+
+TEST_CASE("raft: compaction keeps what is not applied and refuses to go past it", "[unit][raft]") {
+  const NodeId self = server(1);
+  Raft r(self, {self}, RaftConfig{}, 1);
+  for (int i = 0; i < 100 && r.role() != Role::leader; ++i) r.tick();
+  REQUIRE(r.role() == Role::leader);
+  for (int i = 0; i < 5; ++i) REQUIRE(r.propose(fmt::format("c{}", i)));
+  CHECK_FALSE(r.compact(6, "too early"));  // nothing handed out yet
+  auto ready = r.take_ready();
+  REQUIRE(ready.committed.size() == 6);
+  REQUIRE(r.compact(4, "state@4"));
+  CHECK(r.snapshot_index() == 4);
+  CHECK(r.snapshot().voters == std::vector<NodeId>{self});
+  CHECK(r.log().size() == 2);
+  CHECK(r.entry(5).data == "c3");
+  auto compacted = r.take_ready();
+  REQUIRE(compacted.snapshot);
+  CHECK_FALSE(compacted.restore_snapshot);
+  CHECK(compacted.snapshot->data == "state@4");
+  // A restart from that snapshot and the log after it.
+  Raft again(self, {}, RaftConfig{}, 2, HardState{r.term(), self, 6}, r.log(), r.snapshot());
+  CHECK(again.last_index() == 6);
+  auto replay = again.take_ready();
+  REQUIRE(replay.committed.size() == 2);
+  CHECK(replay.committed.front().index == 5);
+}
