@@ -44,6 +44,7 @@ Commands:
   lookup KEY        route KEY through the ring: its owner and the path there
   put KEY VALUE     store VALUE (or --file FILE) under KEY in the ring
   get KEY           print the value stored under KEY (or --out FILE)
+  leader            the Raft view of this node: term, leader, role, voters
   leave             hand this node's keys over and stop its p2pd
   help [COMMAND]    this help, or a command's arguments and --json fields
 

@@ -4,6 +4,7 @@
 
 #include "cli/command_support.hpp"
 #include "cli/commands_chord.hpp"
+#include "cli/commands_raft.hpp"
 #include "cli/control_client.hpp"
 #include "cli/output.hpp"
 
@@ -121,6 +122,17 @@ const std::vector<CommandSpec>& command_specs() {
        "value (a string) when the value is UTF-8 text, else value_hex (lowercase\n"
        "hex); with --out, path instead of value.\n",
        &cmd_get},
+      {"leader", "leader", "the Raft view of this node: term, leader, role, voters",
+       "Shows this node's view of the coordinators' Raft group: the term, the\n"
+       "leader it follows, its own role (leader, follower, candidate, or learner:\n"
+       "a peer that follows the log without voting), the voters, and how far\n"
+       "the log is committed and applied. On the leader, every follower with\n"
+       "how much of the log it holds and how long it has been silent.\n"
+       "--json fields: term, leader_id (hex or null), leader_addr (or null), role,\n"
+       "voters (list of hex), target_voters, commit_index, last_index,\n"
+       "applied_index, snapshot_index, followers (list of {node_id, match_index,\n"
+       "silent_ms, voter}; empty except on the leader).\n",
+       &cmd_leader},
       {"leave", "leave", "hand this node's keys over and stop its p2pd",
        "Makes the local p2pd leave the pool gracefully: it hands its keys to its\n"
        "successor, tells its neighbours and exits 0 (as on SIGTERM).\n"

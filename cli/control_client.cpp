@@ -100,6 +100,10 @@ Result<proto::StatusReply> ControlClient::status() {
   return call(&proto::Control::Stub::Status, proto::StatusRequest{});
 }
 
+Result<proto::LeaderReply> ControlClient::leader() {
+  return call(&proto::Control::Stub::Leader, proto::LeaderRequest{});
+}
+
 Result<proto::RingReply> ControlClient::ring() {
   return call(&proto::Control::Stub::Ring, proto::RingRequest{});
 }

@@ -26,6 +26,7 @@ class ControlClient {
   Result<proto::GetReply> get(const std::string& key);
   // p2pd answers once it handed its keys over, then exits.
   Result<proto::LeaveReply> leave();
+  Result<proto::LeaderReply> leader();
 
  private:
   template <class Request, class Reply>

@@ -34,6 +34,27 @@ struct NodeStatus {
   std::vector<BootstrapPeerStatus> bootstrap;
 };
 
+struct RaftFollowerView {
+  std::string node_id;
+  std::uint64_t match_index = 0;
+  std::uint64_t silent_ms = 0;
+  bool voter = false;
+};
+
+struct LeaderView {
+  std::uint64_t term = 0;
+  std::optional<std::string> leader_id;
+  std::optional<std::string> leader_addr;
+  std::string role;  // leader | follower | candidate | learner
+  std::vector<std::string> voters;
+  std::uint64_t commit_index = 0;
+  std::uint64_t last_index = 0;
+  std::uint64_t applied_index = 0;
+  std::uint64_t snapshot_index = 0;
+  std::uint32_t target_voters = 0;
+  std::vector<RaftFollowerView> followers;
+};
+
 struct NodeRef {
   std::string node_id;  // hex
   std::string addr;
@@ -99,6 +120,7 @@ class ControlHandler {
   virtual void put(std::string key, std::string value, std::function<void(Result<PutView>)> done) = 0;
   virtual void get(std::string key, std::function<void(Result<GetView>)> done) = 0;
   virtual void leave(std::function<void(Result<LeaveView>)> done) = 0;
+  virtual void get_leader(std::function<void(LeaderView)> done) = 0;
 };
 
 }  // namespace p2pd::control

@@ -65,6 +65,32 @@ class ControlService final : public proto::Control::CallbackService {
     return reactor;
   }
 
+  grpc::ServerUnaryReactor* Leader(grpc::CallbackServerContext* context, const proto::LeaderRequest* /*request*/,
+                                   proto::LeaderReply* reply) override {
+    auto* reactor = context->DefaultReactor();
+    m_handler.get_leader([reactor, reply](LeaderView view) {
+      reply->set_term(view.term);
+      if (view.leader_id) reply->set_leader_id(*view.leader_id);
+      if (view.leader_addr) reply->set_leader_addr(*view.leader_addr);
+      reply->set_role(view.role);
+      for (auto& v : view.voters) reply->add_voters(v);
+      reply->set_commit_index(view.commit_index);
+      reply->set_last_index(view.last_index);
+      reply->set_applied_index(view.applied_index);
+      reply->set_snapshot_index(view.snapshot_index);
+      reply->set_target_voters(view.target_voters);
+      for (const auto& f : view.followers) {
+        auto* out = reply->add_followers();
+        out->set_node_id(f.node_id);
+        out->set_match_index(f.match_index);
+        out->set_silent_ms(f.silent_ms);
+        out->set_voter(f.voter);
+      }
+      reactor->Finish(grpc::Status::OK);
+    });
+    return reactor;
+  }
+
   grpc::ServerUnaryReactor* Ring(grpc::CallbackServerContext* context, const proto::RingRequest* /*request*/,
                                  proto::RingReply* reply) override {
     auto* reactor = context->DefaultReactor();

@@ -56,6 +56,11 @@ std::shared_ptr<grpc::Channel> PeerClient::channel_for(const HostPort& to) {
   grpc::ChannelArguments args;
   args.SetMaxReceiveMessageSize(kMaxPeerMessageBytes);
   args.SetMaxSendMessageSize(kMaxPeerMessageBytes);
+  // Peers restart and come back: retry a lost connection within seconds,
+  // not gRPC's default of up to two minutes.
+  args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 200);
+  args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 200);
+  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 2000);
   auto channel = grpc::CreateCustomChannel(key, grpc::InsecureChannelCredentials(), args);
   m_channels.emplace(key, channel);
   return channel;
@@ -131,6 +136,35 @@ void PeerClient::chord_call(const HostPort& to, const proto::ChordRequest& reque
                            : Result<proto::ChordReply>(from_status(to, status));
       },
       std::move(done));
+}
+
+void PeerClient::raft_step(const HostPort& to, const proto::RaftMessage& message, std::chrono::milliseconds timeout,
+                           std::function<void(Result<void>)> done) {
+  struct Call {
+    grpc::ClientContext context;
+    proto::RaftMessage request;
+    proto::RaftAck reply;
+    std::unique_ptr<proto::Raft::Stub> stub;
+    void start(const std::shared_ptr<grpc::Channel>& channel, std::function<void(grpc::Status)> on_done) {
+      stub = proto::Raft::NewStub(channel);
+      stub->async()->Step(&context, &request, &reply, std::move(on_done));
+    }
+  };
+  auto call = std::make_shared<Call>();
+  call->request = message;
+  unary<bool>(
+      to, timeout, call,
+      [to](const grpc::Status& status) {
+        return status.ok() ? Result<bool>(true) : Result<bool>(from_status(to, status));
+      },
+      [done = std::move(done)](Result<bool> result) {
+        if (!done) return;
+        if (result) {
+          done({});
+        } else {
+          done(result.error());
+        }
+      });
 }
 
 void PeerClient::shutdown() {

@@ -28,6 +28,7 @@ class Status;
 namespace p2pd::proto {
 class ChordRequest;
 class ChordReply;
+class RaftMessage;
 }  // namespace p2pd::proto
 
 namespace p2pd::net {
@@ -53,6 +54,11 @@ class PeerClient {
   // One Chord message (service Chord, method Call); `done` as for ping.
   void chord_call(const HostPort& to, const proto::ChordRequest& request, std::chrono::milliseconds timeout,
                   std::function<void(Result<proto::ChordReply>)> done);
+
+  // One Raft message (service Raft, method Step), one-way: `done` says only
+  // whether it was delivered.
+  void raft_step(const HostPort& to, const proto::RaftMessage& message, std::chrono::milliseconds timeout,
+                 std::function<void(Result<void>)> done);
 
   // Cancels calls in flight and waits for gRPC to finish with them; later
   // calls fail at once. Idempotent.

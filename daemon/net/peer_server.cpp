@@ -60,6 +60,29 @@ class ChordService final : public proto::Chord::CallbackService {
   ChordHandler& m_handler;
 };
 
+class RaftService final : public proto::Raft::CallbackService {
+ public:
+  RaftService(const NodeId& self, RaftHandler& handler) : m_self(self), m_handler(handler) {}
+
+  grpc::ServerUnaryReactor* Step(grpc::CallbackServerContext* context, const proto::RaftMessage* request,
+                                 proto::RaftAck* /*reply*/) override {
+    auto* reactor = context->DefaultReactor();
+    auto inbound = decode_raft(*request, m_self);
+    if (!inbound) {
+      log::debug(log::Category::raft, "refused a Raft message from {}: {}", context->peer(), inbound.error().message);
+      reactor->Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, inbound.error().message));
+      return reactor;
+    }
+    m_handler.on_raft_message(std::move(*inbound));
+    reactor->Finish(grpc::Status::OK);
+    return reactor;
+  }
+
+ private:
+  NodeId m_self;
+  RaftHandler& m_handler;
+};
+
 std::optional<HostPort> host_port_from_grpc_peer(std::string_view peer) {
   std::string text;
   if (peer.starts_with("ipv4:")) {
@@ -78,15 +101,18 @@ std::optional<HostPort> host_port_from_grpc_peer(std::string_view peer) {
 }
 
 Result<std::unique_ptr<PeerServer>> PeerServer::start(const HostPort& listen, const NodeId& self,
-                                                      const std::string& executor, ChordHandler& chord) {
+                                                      const std::string& executor, ChordHandler& chord,
+                                                      RaftHandler& raft) {
   std::unique_ptr<PeerServer> server(new PeerServer());
   server->m_service = std::make_unique<PeerService>(self);
   server->m_chord = std::make_unique<ChordService>(self, executor, chord);
+  server->m_raft = std::make_unique<RaftService>(self, raft);
   grpc::ServerBuilder builder;
   int port = 0;
   builder.AddListeningPort(listen.to_string(), grpc::InsecureServerCredentials(), &port);
   builder.RegisterService(server->m_service.get());
   builder.RegisterService(server->m_chord.get());
+  builder.RegisterService(server->m_raft.get());
   builder.SetMaxReceiveMessageSize(kMaxPeerMessageBytes);
   builder.SetMaxSendMessageSize(kMaxPeerMessageBytes);
   // gRPC sets SO_REUSEPORT by default, which would let a second daemon bind

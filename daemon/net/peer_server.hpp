@@ -1,7 +1,7 @@
 #pragma once
 // The peer RPC endpoint on --listen (TCP). It answers Ping itself (who is at
 // this address, and where the caller is seen from) and hands every Chord
-// message, decoded and validated, to the node's ChordHandler.
+// and Raft message, decoded and validated, to the node's handlers.
 
 #include <chrono>
 #include <functional>
@@ -12,6 +12,7 @@
 #include "common/node_id.hpp"
 #include "common/result.hpp"
 #include "daemon/net/chord_codec.hpp"
+#include "daemon/net/raft_codec.hpp"
 
 namespace grpc {
 class Server;
@@ -21,6 +22,7 @@ namespace p2pd::net {
 
 class PeerService;
 class ChordService;
+class RaftService;
 
 // What the peer server needs from the node.
 class ChordHandler {
@@ -31,6 +33,13 @@ class ChordHandler {
   virtual void on_chord_message(ChordInbound inbound, std::function<void(std::optional<chord::Message>)> done) = 0;
 };
 
+class RaftHandler {
+ public:
+  virtual ~RaftHandler() = default;
+  // One-way: called on a gRPC thread; the node posts it to its io thread.
+  virtual void on_raft_message(RaftInbound inbound) = 0;
+};
+
 // Bounded input: no single peer message may exceed this (DESIGN.md, "every
 // peer input is validated with size limits").
 inline constexpr int kMaxPeerMessageBytes = 4 << 20;
@@ -38,7 +47,7 @@ inline constexpr int kMaxPeerMessageBytes = 4 << 20;
 class PeerServer {
  public:
   static Result<std::unique_ptr<PeerServer>> start(const HostPort& listen, const NodeId& self,
-                                                   const std::string& executor, ChordHandler& chord);
+                                                   const std::string& executor, ChordHandler& chord, RaftHandler& raft);
   ~PeerServer();
   PeerServer(const PeerServer&) = delete;
   PeerServer& operator=(const PeerServer&) = delete;
@@ -52,6 +61,7 @@ class PeerServer {
   HostPort m_bound;
   std::unique_ptr<PeerService> m_service;
   std::unique_ptr<ChordService> m_chord;
+  std::unique_ptr<RaftService> m_raft;
   std::unique_ptr<grpc::Server> m_server;
 };
 

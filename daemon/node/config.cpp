@@ -24,6 +24,7 @@ struct OptionGroups {
   po::options_description control{"Control (p2pctl)"};
   po::options_description storage{"Storage"};
   po::options_description execution{"Execution"};
+  po::options_description raft{"Coordination (Raft)"};
   po::options_description all{"p2pd options"};
 };
 
@@ -58,8 +59,18 @@ OptionGroups make_options() {
   g.execution.add_options()
       ("executor", po::value<std::string>()->value_name("auto|cuda|cpu"),
        "where shards run; auto uses a GPU when one works (default: auto)");
+  g.raft.add_options()
+      ("raft-heartbeat", po::value<std::string>()->value_name("MS"),
+       "how often the leader tells followers it is alive (default: 100)")
+      ("raft-election-timeout", po::value<std::string>()->value_name("MS"),
+       "silence after which a voter campaigns, randomized up to twice this;\n"
+       "at least 5 heartbeats (default: 1000)")
+      ("raft-voters", po::value<std::string>()->value_name("N"),
+       "voters the leader keeps among reachable peers; the others are learners (default: 5)")
+      ("raft-voter-timeout", po::value<std::string>()->value_name("SECONDS"),
+       "a voter silent this long is replaced by another peer (default: 30)");
   // clang-format on
-  g.all.add(g.general).add(g.network).add(g.control).add(g.storage).add(g.execution);
+  g.all.add(g.general).add(g.network).add(g.control).add(g.storage).add(g.execution).add(g.raft);
   return g;
 }
 
@@ -75,8 +86,19 @@ std::string help_text(const OptionGroups& g) {
       << g.network << '\n'
       << g.control << '\n'
       << g.storage << '\n'
-      << g.execution;
+      << g.execution << '\n'
+      << g.raft;
   return out.str();
+}
+
+Result<std::uint32_t> parse_count(const std::string& value, std::uint32_t min, std::uint32_t max) {
+  std::uint64_t n = 0;
+  if (value.empty() || value.size() > 10 || value.find_first_not_of("0123456789") != std::string::npos) {
+    return make_error(ErrorCode::invalid_argument, "'{}' is not a whole number", value);
+  }
+  n = std::stoull(value);
+  if (n < min || n > max) return make_error(ErrorCode::invalid_argument, "{} is out of range [{}, {}]", n, min, max);
+  return static_cast<std::uint32_t>(n);
 }
 
 // Applies one option's value to the config. `where` prefixes any error: the
@@ -114,6 +136,15 @@ Result<void> apply_value(NodeConfig& config, const std::string& key, const std::
       return fail(make_error(ErrorCode::invalid_argument, "'{}' is not one of trace, debug, info, warn, error", value));
     }
     config.log_level = *level;
+  } else if (key == "raft-heartbeat" || key == "raft-election-timeout" || key == "raft-voters" ||
+             key == "raft-voter-timeout") {
+    const bool ms = key == "raft-heartbeat" || key == "raft-election-timeout";
+    auto n = key == "raft-voters" ? parse_count(value, 1, 15) : parse_count(value, ms ? 10 : 1, ms ? 60000 : 86400);
+    if (!n) return fail(n.error());
+    if (key == "raft-heartbeat") config.raft_heartbeat_ms = *n;
+    if (key == "raft-election-timeout") config.raft_election_timeout_ms = *n;
+    if (key == "raft-voters") config.raft_voters = *n;
+    if (key == "raft-voter-timeout") config.raft_voter_timeout_s = *n;
   } else {
     return fail(make_error(ErrorCode::internal, "option '{}' has no handler", key));
   }
@@ -187,6 +218,12 @@ Result<ParsedCommandLine> parse_command_line(const std::vector<std::string>& arg
       if (!applied) return applied.error();
     }
   }
+  if (config.raft_election_timeout_ms < 5 * config.raft_heartbeat_ms) {
+    return make_error(ErrorCode::invalid_argument,
+                      "raft-election-timeout ({} ms) must be at least 5 times raft-heartbeat ({} ms), or followers "
+                      "would campaign between heartbeats",
+                      config.raft_election_timeout_ms, config.raft_heartbeat_ms);
+  }
   return result;
 }
 
@@ -199,6 +236,12 @@ ReloadPlan plan_reload(const NodeConfig& running, const NodeConfig& reread) {
   if (running.control_socket != reread.control_socket) plan.need_restart.emplace_back("control-socket");
   if (running.state_dir != reread.state_dir) plan.need_restart.emplace_back("state-dir");
   if (running.executor != reread.executor) plan.need_restart.emplace_back("executor");
+  if (running.raft_heartbeat_ms != reread.raft_heartbeat_ms) plan.need_restart.emplace_back("raft-heartbeat");
+  if (running.raft_election_timeout_ms != reread.raft_election_timeout_ms) {
+    plan.need_restart.emplace_back("raft-election-timeout");
+  }
+  if (running.raft_voters != reread.raft_voters) plan.need_restart.emplace_back("raft-voters");
+  if (running.raft_voter_timeout_s != reread.raft_voter_timeout_s) plan.need_restart.emplace_back("raft-voter-timeout");
   return plan;
 }
 

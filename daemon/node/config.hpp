@@ -2,6 +2,7 @@
 // p2pd's options (CONTRACT.md) turned into a plain struct: the rest of the
 // daemon never sees a variables_map (Bitcoin Core's rule).
 
+#include <cstdint>
 #include <filesystem>
 #include <optional>
 #include <string>
@@ -26,6 +27,14 @@ struct NodeConfig {
   std::filesystem::path state_dir;
   ExecutorChoice executor = ExecutorChoice::automatic;
   log::Level log_level = log::Level::info;
+  // Raft (etcd's defaults): heartbeat, and the election timeout, randomized
+  // per term up to twice this.
+  std::uint32_t raft_heartbeat_ms = 100;
+  std::uint32_t raft_election_timeout_ms = 1000;
+  // How many voters the leader keeps, and how long a voter may be silent
+  // before another peer replaces it.
+  std::uint32_t raft_voters = 5;
+  std::uint32_t raft_voter_timeout_s = 30;
 
   friend bool operator==(const NodeConfig&, const NodeConfig&) = default;
 };

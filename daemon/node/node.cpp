@@ -30,6 +30,9 @@ Node::~Node() {
 }
 
 Result<void> Node::start() {
+  // Raft's durable state first: a damaged state dir stops start-up before
+  // anything is bound.
+  if (auto raft = start_raft(); !raft) return raft.error();
   // The control socket first, before any thread of ours exists: binding it
   // needs a process-wide umask for an instant (see ControlServer::start).
   // Calls that arrive before the io thread runs wait in its queue.
@@ -37,8 +40,8 @@ Result<void> Node::start() {
   if (!control) return control.error();
   m_control_server = std::move(*control);
 
-  auto peer =
-      net::PeerServer::start(m_config.listen, m_identity.id, std::string(exec::to_string(m_executor.kind)), *this);
+  auto peer = net::PeerServer::start(m_config.listen, m_identity.id, std::string(exec::to_string(m_executor.kind)),
+                                     *this, *this);
   if (!peer) return peer.error();
   m_peer_server = std::move(*peer);
   m_listen = m_peer_server->bound();
@@ -120,6 +123,7 @@ void Node::on_tick() {
     m_overlay->tick();
     pump_chord();
   }
+  tick_raft();
   probe_bootstrap_peers();
   check_leave_done();
 }
@@ -212,8 +216,9 @@ control::NodeStatus Node::snapshot() const {
   status.node_id = m_identity.id.hex();
   status.listen = m_listen.to_string();
   // Measured by the NAT subsystem; until a measurement exists the honest
-  // answer is "unknown", and no leader is known before Raft runs.
+  // answer is "unknown".
   status.reachability = "unknown";
+  if (m_raft && m_raft->leader()) status.leader_id = m_raft->leader()->hex();
   status.executor = std::string(exec::to_string(m_executor.kind));
   status.executor_device = m_executor.device;
   status.version = kVersion;

@@ -24,11 +24,15 @@
 #include "daemon/chord/overlay.hpp"
 #include "daemon/control/control_handler.hpp"
 #include "daemon/exec/executor_select.hpp"
+#include "daemon/jobs/job_table.hpp"
 #include "daemon/net/bootstrap_probe.hpp"
 #include "daemon/net/peer_client.hpp"
 #include "daemon/net/peer_server.hpp"
 #include "daemon/node/config.hpp"
 #include "daemon/node/identity.hpp"
+#include "daemon/raft/raft.hpp"
+#include "daemon/raft/storage.hpp"
+#include "daemon/raft/voter_policy.hpp"
 
 namespace p2pd::control {
 class ControlServer;
@@ -50,8 +54,24 @@ inline constexpr std::chrono::milliseconds kChordCallTimeout{2000};
 inline constexpr std::chrono::milliseconds kLeaveTimeout{5000};
 // Peers remembered for `p2pctl peers` (the least recently seen go first).
 inline constexpr std::size_t kMaxPeersRemembered = 1024;
+// Deadline of one Raft message; Raft retries by itself (heartbeats).
+inline constexpr std::chrono::milliseconds kRaftCallTimeout{1000};
+// Raft messages in flight at once; more are dropped (Raft tolerates loss).
+inline constexpr std::size_t kMaxRaftCallsInFlight = 1024;
+// The job table is snapshotted, and the log before it dropped, after this
+// many applied entries.
+inline constexpr raft::Index kRaftCompactEvery = 4096;
+// Learners: peers heard from within this are replicated to, at most this many.
+inline constexpr std::chrono::seconds kLearnerFreshness{60};
+inline constexpr std::size_t kMaxLearners = 64;
+// A Raft peer that cannot be reached is looked up in the ring (its own id
+// leads to it) at most this often, with at most so many lookups at once.
+inline constexpr std::chrono::milliseconds kRaftResolveInterval{1000};
+inline constexpr std::size_t kMaxRaftResolvesInFlight = 8;
+// How often a node makes sure every voter knows where it serves.
+inline constexpr std::uint64_t kRaftIntroduceEveryTicks = 40;
 
-class Node final : public control::ControlHandler, public net::ChordHandler {
+class Node final : public control::ControlHandler, public net::ChordHandler, public net::RaftHandler {
  public:
   // `args` is the command line (without argv[0]), kept for SIGHUP reloads.
   Node(NodeConfig config, std::vector<std::string> args, NodeIdentity identity, exec::ExecutorInfo executor);
@@ -75,8 +95,10 @@ class Node final : public control::ControlHandler, public net::ChordHandler {
   void put(std::string key, std::string value, std::function<void(Result<control::PutView>)> done) override;
   void get(std::string key, std::function<void(Result<control::GetView>)> done) override;
   void leave(std::function<void(Result<control::LeaveView>)> done) override;
+  void get_leader(std::function<void(control::LeaderView)> done) override;
 
   void on_chord_message(net::ChordInbound inbound, std::function<void(std::optional<chord::Message>)> done) override;
+  void on_raft_message(net::RaftInbound inbound) override;
 
  private:
   void schedule_tick();
@@ -95,6 +117,20 @@ class Node final : public control::ControlHandler, public net::ChordHandler {
   void run_operation(std::uint64_t operation_id, std::function<void(chord::OperationResult)> done);
   void begin_leave(std::function<void(Result<control::LeaveView>)> done);
   void check_leave_done();
+
+  // node_raft.cpp: the Raft core bound to its storage, gRPC and the job table (io thread only).
+  Result<void> start_raft();
+  void tick_raft();
+  void pump_raft();
+  void send_raft(raft::Envelope envelope);
+  void resolve_raft_peer(const NodeId& id);
+  void introduce_to_voters();
+  [[nodiscard]] HostPort raft_self_addr() const;
+  void apply_committed(const raft::Entry& entry);
+  void manage_voters();
+  void log_raft_changes();
+  void hand_over_leadership();
+  [[nodiscard]] std::string raft_role() const;
 
   NodeConfig m_config;
   std::vector<std::string> m_args;
@@ -134,6 +170,23 @@ class Node final : public control::ControlHandler, public net::ChordHandler {
   std::chrono::steady_clock::time_point m_leave_deadline;
   control::LeaveView m_leave_view;
   std::vector<std::function<void(Result<control::LeaveView>)>> m_leave_waiters;
+
+  // Raft (io thread only, once the io thread runs).
+  std::unique_ptr<raft::RaftStorage> m_raft_storage;
+  std::unique_ptr<raft::Raft> m_raft;
+  raft::VoterPolicyConfig m_voter_policy;
+  jobs::JobTable m_jobs;
+  std::size_t m_raft_calls_in_flight = 0;
+  struct Resolving {
+    bool in_flight = false;
+    std::chrono::steady_clock::time_point next_allowed;
+  };
+  std::map<NodeId, Resolving> m_raft_resolving;
+  std::map<NodeId, std::string> m_introduced_to;  // voter -> the address of theirs we said hello to
+  bool m_raft_failed = false;                     // storage failed: the core is no longer driven
+  raft::Term m_logged_term = 0;
+  std::optional<NodeId> m_logged_leader;
+  std::string m_logged_role;
 
   std::mutex m_stop_mutex;
   std::condition_variable m_stop_cv;

@@ -281,17 +281,21 @@ void Node::begin_leave(std::function<void(Result<control::LeaveView>)> done) {
                 handover.successor ? handover.successor->addr : std::string("nobody (alone)"));
     pump_chord();
   }
+  hand_over_leadership();
   m_leave_deadline = std::chrono::steady_clock::now() + kLeaveTimeout;
   check_leave_done();
 }
 
 void Node::check_leave_done() {
   if (!m_leaving || m_left) return;
-  const bool sent = m_chord_calls_in_flight == 0;
+  // Leaving waits for the Chord hand-over to be sent and, on the Raft
+  // leader, for leadership to pass to another voter.
+  const bool still_leading = m_raft && !m_raft_failed && m_raft->role() == raft::Role::leader;
+  const bool sent = m_chord_calls_in_flight == 0 && !still_leading;
   if (!sent && std::chrono::steady_clock::now() < m_leave_deadline) return;
   if (!sent) {
-    log::warn(log::Category::chord, "leaving with {} hand-over calls unanswered after {} s", m_chord_calls_in_flight,
-              kLeaveTimeout.count() / 1000);
+    log::warn(log::Category::chord, "leaving with {} hand-over calls unanswered{} after {} s", m_chord_calls_in_flight,
+              still_leading ? " and Raft leadership not handed over" : "", kLeaveTimeout.count() / 1000);
   }
   m_left = true;
   for (auto& waiter : std::exchange(m_leave_waiters, {})) waiter(m_leave_view);

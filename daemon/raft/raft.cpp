@@ -96,7 +96,7 @@ void Raft::set_learners(std::vector<NodeId> learners) {
 std::map<NodeId, FollowerProgress> Raft::followers() const {
   std::map<NodeId, FollowerProgress> out;
   if (m_role != Role::leader) return out;
-  for (const auto& [id, p] : m_progress) out[id] = FollowerProgress{p.match, p.silent_ticks, is_voter(id)};
+  for (const auto& [id, p] : m_progress) out[id] = FollowerProgress{p.match, p.silent_ticks, is_voter(id), p.answered};
   return out;
 }
 
@@ -556,6 +556,7 @@ void Raft::on_install_snapshot_reply(const NodeId& from, const InstallSnapshotRe
   Progress& p = it->second;
   p.recent_active = true;
   p.silent_ticks = 0;
+  p.answered = true;
   if (m.done) {
     // It holds everything up to that snapshot (one of ours, so not past our log).
     if (m.last_index > p.match && m.last_index <= last_index()) {
@@ -580,6 +581,7 @@ void Raft::on_append_reply(const NodeId& from, const AppendEntriesReply& m) {
   Progress& p = it->second;
   p.recent_active = true;
   p.silent_ticks = 0;
+  p.answered = true;
   if (m.success) {
     if (m.match_index > last_index()) return;  // claims entries we never sent
     if (m.match_index > p.match) {

@@ -64,8 +64,9 @@ struct Ready {
 // What the leader knows of one follower, for the driver's voter policy.
 struct FollowerProgress {
   Index match = 0;
-  std::uint32_t silent_ticks = 0;  // since it last answered
+  std::uint32_t silent_ticks = 0;  // since it last answered (or since this leader began)
   bool voter = false;
+  bool answered = false;  // it answered this leader at least once
 };
 
 class Raft {
@@ -127,6 +128,7 @@ class Raft {
     bool recent_active = false;  // heard from since the last check-quorum round
     std::uint32_t silent_ticks = 0;
     std::uint64_t snapshot_offset = 0;  // bytes of our snapshot it holds
+    bool answered = false;
   };
 
   // The term of the entry at `index`: the snapshot's at its index, 0 for 0,

@@ -29,14 +29,6 @@ double seconds_since(Clock::time_point start) {
   return std::chrono::duration<double>(Clock::now() - start).count();
 }
 
-json ctl_json(const TestDaemon& daemon, const std::vector<std::string>& args) {
-  std::vector<std::string> argv{"--json"};
-  argv.insert(argv.end(), args.begin(), args.end());
-  const auto result = daemon.ctl(argv);
-  if (!result.status.exited_with(0)) return json();
-  return json::parse(result.out, nullptr, false);
-}
-
 struct Pool {
   TempDir dir;
   std::vector<std::unique_ptr<TestDaemon>> daemons;
@@ -82,7 +74,7 @@ struct Pool {
     const auto sorted = sorted_ids();
     const std::size_t n = sorted.size();
     for (auto i : live()) {
-      const json ring = ctl_json(*daemons[i], {"ring"});
+      const json ring = daemons[i]->ctl_json({"ring"});
       if (!ring.is_object()) return fmt::format("node {} did not answer `ring`", i);
       const auto at = std::find(sorted.begin(), sorted.end(), ids[i]) - sorted.begin();
       const auto& want_succ = sorted[static_cast<std::size_t>(at + 1) % n];
@@ -124,7 +116,7 @@ struct Pool {
       std::string key;
       for (int d = 0; d < 40; ++d) key += "0123456789abcdef"[std::uniform_int_distribution<int>(0, 15)(rng)];
       const auto from = nodes[std::uniform_int_distribution<std::size_t>(0, nodes.size() - 1)(rng)];
-      const json answer = ctl_json(*daemons[from], {"lookup", key});
+      const json answer = daemons[from]->ctl_json({"lookup", key});
       if (!answer.is_object() || answer["key"] != key || answer["owner"]["node_id"] != true_owner(key)) {
         ++figures.wrong;
         UNSCOPED_INFO("lookup of " << key << " from node " << from << ": " << answer.dump());
@@ -176,7 +168,7 @@ TEST_CASE("24 daemons form an ordered ring that routes lookups and heals after 6
   for (int k = 0; k < 20; ++k) {
     keys.push_back(fmt::format("before-kills-{}", k));
     const json put =
-        ctl_json(*pool.daemons[static_cast<std::size_t>(k) % kNodes], {"put", keys.back(), "v" + keys.back()});
+        pool.daemons[static_cast<std::size_t>(k) % kNodes]->ctl_json({"put", keys.back(), "v" + keys.back()});
     INFO(put.dump());
     REQUIRE(put.is_object());
     CHECK(put["copies"] == 3);
@@ -203,7 +195,7 @@ TEST_CASE("24 daemons form an ordered ring that routes lookups and heals after 6
   const auto nodes = pool.live();
   std::size_t readable = 0;
   for (std::size_t k = 0; k < keys.size(); ++k) {
-    const json got = ctl_json(*pool.daemons[nodes[k % nodes.size()]], {"get", keys[k]});
+    const json got = pool.daemons[nodes[k % nodes.size()]]->ctl_json({"get", keys[k]});
     if (got.is_object() && got["value"] == "v" + keys[k]) ++readable;
   }
   fmt::print("[chord figures] {} of {} keys put before the kills readable after them\n", readable, keys.size());
@@ -216,13 +208,13 @@ TEST_CASE("a key survives the death of each of its holders in turn", "[integrati
   REQUIRE(pool.start(8, rng));
   std::string why;
   REQUIRE(pool.wait_ordered(60s, why) >= 0);
-  const json put = ctl_json(*pool.daemons[3], {"put", "precious", "payload"});
+  const json put = pool.daemons[3]->ctl_json({"put", "precious", "payload"});
   REQUIRE(put.is_object());
   REQUIRE(put["copies"] == 3);
   for (int round = 0; round < 3; ++round) {
     INFO("round " << round);
     // Kill whoever owns the key now.
-    const json where = ctl_json(*pool.daemons[pool.live().front()], {"lookup", "precious"});
+    const json where = pool.daemons[pool.live().front()]->ctl_json({"lookup", "precious"});
     REQUIRE(where.is_object());
     const auto owner =
         std::find(pool.ids.begin(), pool.ids.end(), where["owner"]["node_id"].get<std::string>()) - pool.ids.begin();
@@ -231,7 +223,7 @@ TEST_CASE("a key survives the death of each of its holders in turn", "[integrati
     const auto reader = pool.live().back();
     bool read = eventually(
         [&] {
-          const json got = ctl_json(*pool.daemons[reader], {"get", "precious"});
+          const json got = pool.daemons[reader]->ctl_json({"get", "precious"});
           return got.is_object() && got["value"] == "payload";
         },
         20s);
@@ -250,9 +242,9 @@ TEST_CASE("p2pctl leave hands the keys over and the neighbours close the ring at
   std::vector<std::string> keys;
   for (int k = 0; k < 30; ++k) {
     keys.push_back(fmt::format("leave-{}", k));
-    REQUIRE(ctl_json(*pool.daemons[0], {"put", keys.back(), "x"}).is_object());
+    REQUIRE(pool.daemons[0]->ctl_json({"put", keys.back(), "x"}).is_object());
   }
-  const json left = ctl_json(*pool.daemons[2], {"leave"});
+  const json left = pool.daemons[2]->ctl_json({"leave"});
   REQUIRE(left.is_object());
   CHECK(left.contains("keys_handed_over"));
   CHECK(pool.daemons[2]->process().wait_for(15s).value_or(ExitStatus{}).exited_with(0));
@@ -263,7 +255,7 @@ TEST_CASE("p2pctl leave hands the keys over and the neighbours close the ring at
   CHECK(ordered >= 0);
   CHECK(ordered < 3.0);
   for (const auto& key : keys) {
-    const json got = ctl_json(*pool.daemons[pool.live().front()], {"get", key});
+    const json got = pool.daemons[pool.live().front()]->ctl_json({"get", key});
     CHECK((got.is_object() && got["value"] == "x"));
   }
 }

@@ -82,7 +82,13 @@ CommandResult TestDaemon::ctl(const std::vector<std::string>& args, std::chrono:
 }
 
 nlohmann::json TestDaemon::status_json() const {
-  auto result = ctl({"--json", "status"});
+  return ctl_json({"status"});
+}
+
+nlohmann::json TestDaemon::ctl_json(const std::vector<std::string>& args) const {
+  std::vector<std::string> argv{"--json"};
+  argv.insert(argv.end(), args.begin(), args.end());
+  auto result = ctl(argv);
   if (!result.status.exited_with(0)) return nullptr;
   return nlohmann::json::parse(result.out, nullptr, /*allow_exceptions=*/false);
 }

@@ -37,6 +37,8 @@ class TestDaemon {
                     std::chrono::milliseconds timeout = std::chrono::seconds(30)) const;
   // p2pctl --json status, parsed; null json on failure.
   nlohmann::json status_json() const;
+  // p2pctl --json ARGS..., parsed; null json on failure.
+  nlohmann::json ctl_json(const std::vector<std::string>& args) const;
 
   [[nodiscard]] ChildProcess& process() { return *m_process; }
   [[nodiscard]] const std::filesystem::path& socket() const { return m_socket; }
@@ -45,6 +47,9 @@ class TestDaemon {
   [[nodiscard]] std::string log() const { return read_file(m_log); }
   // Before spawn(): NAME=VALUE added to the daemon's environment.
   void add_env(std::string assignment) { m_env.push_back(std::move(assignment)); }
+  // Before spawn(): the options after the test's own (a restart may join
+  // through another peer).
+  void set_extra_args(std::vector<std::string> args) { m_extra_args = std::move(args); }
   // Before spawn(): put the control socket elsewhere than <dir>/<name>.sock.
   void set_socket(std::filesystem::path socket) { m_socket = std::move(socket); }
 

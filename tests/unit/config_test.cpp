@@ -151,3 +151,31 @@ TEST_CASE("SIGHUP applies the log level and names what needs a restart", "[unit]
   CHECK(plan.need_restart == std::vector<std::string>{"listen", "executor"});
   CHECK(plan_reload(running, running).need_restart.empty());
 }
+
+TEST_CASE("raft options: etcd's defaults and their bounds", "[unit][config]") {
+  auto defaults = parse({"--config", "/dev/null"});
+  REQUIRE(defaults);
+  CHECK(defaults->config.raft_heartbeat_ms == 100);
+  CHECK(defaults->config.raft_election_timeout_ms == 1000);
+  CHECK(defaults->config.raft_voters == 5);
+  CHECK(defaults->config.raft_voter_timeout_s == 30);
+  auto set = parse({"--config", "/dev/null", "--raft-heartbeat", "50", "--raft-election-timeout", "500",
+                    "--raft-voters", "3", "--raft-voter-timeout", "10"});
+  REQUIRE(set);
+  CHECK(set->config.raft_heartbeat_ms == 50);
+  CHECK(set->config.raft_election_timeout_ms == 500);
+  CHECK(set->config.raft_voters == 3);
+  CHECK(set->config.raft_voter_timeout_s == 10);
+  for (const auto& [args, says] : std::vector<std::pair<std::vector<std::string>, std::string>>{
+           {{"--raft-voters", "0"}, "out of range"},
+           {{"--raft-voters", "three"}, "not a whole number"},
+           {{"--raft-heartbeat", "-5"}, "not a whole number"},
+           {{"--raft-election-timeout", "300"}, "at least 5 times"},
+       }) {
+    std::vector<std::string> argv{"--config", "/dev/null"};
+    argv.insert(argv.end(), args.begin(), args.end());
+    auto bad = parse(argv);
+    REQUIRE_FALSE(bad);
+    CHECK_THAT(bad.error().message, Catch::Contains(says));
+  }
+}
