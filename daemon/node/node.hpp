@@ -24,7 +24,7 @@
 #include "daemon/chord/overlay.hpp"
 #include "daemon/control/control_handler.hpp"
 #include "daemon/exec/executor_select.hpp"
-#include "daemon/jobs/job_table.hpp"
+#include "daemon/sched/job_table.hpp"
 #include "daemon/net/bootstrap_probe.hpp"
 #include "daemon/net/peer_client.hpp"
 #include "daemon/net/peer_server.hpp"
@@ -175,7 +175,7 @@ class Node final : public control::ControlHandler, public net::ChordHandler, pub
   std::unique_ptr<raft::RaftStorage> m_raft_storage;
   std::unique_ptr<raft::Raft> m_raft;
   raft::VoterPolicyConfig m_voter_policy;
-  jobs::JobTable m_jobs;
+  sched::JobTable m_jobs;
   std::size_t m_raft_calls_in_flight = 0;
   struct Resolving {
     bool in_flight = false;

@@ -45,7 +45,7 @@ Result<void> Node::start_raft() {
   m_voter_policy.live_within_ticks = 2 * config.election_ticks;
 
   if (loaded.snapshot.index > 0) {
-    auto table = jobs::JobTable::restore(loaded.snapshot.data);
+    auto table = sched::JobTable::restore(loaded.snapshot.data);
     if (!table) {
       return make_error(ErrorCode::corrupt, "the Raft snapshot's job table is damaged: {}", table.error().message);
     }
@@ -98,7 +98,7 @@ void Node::pump_raft() {
       return;
     }
     if (ready.snapshot && ready.restore_snapshot) {
-      auto table = jobs::JobTable::restore(ready.snapshot->data);
+      auto table = sched::JobTable::restore(ready.snapshot->data);
       if (table) {
         m_jobs = std::move(*table);
         log::info(log::Category::raft, "installed the leader's snapshot at index {} ({} jobs)", ready.snapshot->index,

@@ -406,3 +406,34 @@ TEST_CASE("raft: learners follow the log and know the leader but never vote", "[
   CHECK(c.node(*leader)->voters().size() == 4);
   CHECK_FALSE(c.sim->failure());
 }
+
+TEST_CASE("raft: agreement goes on with failed followers and they catch up when back", "[sim][raft]") {
+  for (auto seed : sweep_seeds(3)) {
+    INFO("seed " << seed);
+    Cluster c(seed, 5, LinkModel{1ms, 20ms, 0.02, 0.02});
+    auto leader = c.wait_for_leader(10s, c.all());
+    REQUIRE(leader);
+    REQUIRE(c.commit("all here", 10s));
+    // Two followers fail: three of five still commit.
+    const Address f1 = (*leader + 1) % 5, f2 = (*leader + 2) % 5;
+    c.sim->crash(f1);
+    c.sim->crash(f2);
+    for (int i = 0; i < 10; ++i) REQUIRE(c.commit(fmt::format("two down {}", i), 10s));
+    // A third: no majority, nothing commits (6.824's TestFailNoAgree).
+    const Address f3 = (*leader + 3) % 5;
+    c.sim->crash(f3);
+    const auto committed_before = c.history.committed.size();
+    if (auto l = c.leader()) (void)c.node(*l)->propose("without a majority");
+    c.sim->run_for(5s);
+    CHECK(c.history.committed.size() == committed_before);
+    // Back: the uncommitted entry may commit now or be replaced, and the
+    // returning followers catch up with everything.
+    for (auto f : {f1, f2, f3}) c.sim->restart(f);
+    REQUIRE(c.wait_for_leader(10s, c.all()));
+    REQUIRE(c.commit("all back", 10s));
+    c.sim->run_for(2s);
+    const raft::Index final_index = c.history.committed.rbegin()->first;
+    for (auto a : c.all()) CHECK(c.node(a)->commit_index() == final_index);
+    CHECK_FALSE(c.sim->failure());
+  }
+}

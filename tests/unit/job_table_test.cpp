@@ -6,11 +6,11 @@
 #include <string>
 #include <vector>
 
-#include "daemon/jobs/job_table.hpp"
+#include "daemon/sched/job_table.hpp"
 #include "proto/jobs.pb.h"
 
 using namespace p2pd;
-using namespace p2pd::jobs;
+using namespace p2pd::sched;
 
 namespace {
 

@@ -35,7 +35,7 @@
 
 #include "common/result.hpp"
 
-namespace p2pd::jobs {
+namespace p2pd::sched {
 
 inline constexpr std::size_t kMaxJobs = 10000;
 // 64 jobs of the largest shard count: bounds the table to a few hundred MB
@@ -165,4 +165,4 @@ class JobTable {
   std::size_t m_shard_count = 0;
 };
 
-}  // namespace p2pd::jobs
+}  // namespace p2pd::sched

@@ -1,4 +1,4 @@
-#include "daemon/jobs/job_table.hpp"
+#include "daemon/sched/job_table.hpp"
 
 #include <algorithm>
 #include <cassert>
@@ -9,7 +9,7 @@
 #include "common/one_line.hpp"
 #include "proto/jobs.pb.h"
 
-namespace p2pd::jobs {
+namespace p2pd::sched {
 
 namespace {
 
@@ -676,4 +676,4 @@ Result<JobTable> JobTable::restore(std::string_view bytes) {
   return table;
 }
 
-}  // namespace p2pd::jobs
+}  // namespace p2pd::sched
