@@ -135,7 +135,8 @@ const std::vector<CommandSpec>& command_specs() {
        &cmd_leader},
       {"leave", "leave", "hand this node's keys over and stop its p2pd",
        "Makes the local p2pd leave the pool gracefully: it hands its keys to its\n"
-       "successor, tells its neighbours and exits 0 (as on SIGTERM).\n"
+       "successor, tells its neighbours, hands Raft leadership to another voter\n"
+       "when it leads, and exits 0 (as on SIGTERM).\n"
        "--json fields: keys_handed_over, successor (its address, or null when\n"
        "this node was alone).\n",
        &cmd_leave},

@@ -24,7 +24,6 @@
 #include "daemon/chord/overlay.hpp"
 #include "daemon/control/control_handler.hpp"
 #include "daemon/exec/executor_select.hpp"
-#include "daemon/sched/job_table.hpp"
 #include "daemon/net/bootstrap_probe.hpp"
 #include "daemon/net/peer_client.hpp"
 #include "daemon/net/peer_server.hpp"
@@ -33,6 +32,7 @@
 #include "daemon/raft/raft.hpp"
 #include "daemon/raft/storage.hpp"
 #include "daemon/raft/voter_policy.hpp"
+#include "daemon/sched/job_table.hpp"
 
 namespace p2pd::control {
 class ControlServer;
@@ -68,8 +68,6 @@ inline constexpr std::size_t kMaxLearners = 64;
 // leads to it) at most this often, with at most so many lookups at once.
 inline constexpr std::chrono::milliseconds kRaftResolveInterval{1000};
 inline constexpr std::size_t kMaxRaftResolvesInFlight = 8;
-// How often a node makes sure every voter knows where it serves.
-inline constexpr std::uint64_t kRaftIntroduceEveryTicks = 40;
 
 class Node final : public control::ControlHandler, public net::ChordHandler, public net::RaftHandler {
  public:

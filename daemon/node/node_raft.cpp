@@ -63,7 +63,7 @@ Result<void> Node::start_raft() {
 
 void Node::tick_raft() {
   if (!m_raft || m_raft_failed) return;
-  if (m_ticks % kRaftIntroduceEveryTicks == 0) introduce_to_voters();
+  introduce_to_voters();
   m_raft->tick();
   if (m_raft->role() == raft::Role::leader) manage_voters();
   pump_raft();

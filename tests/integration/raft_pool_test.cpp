@@ -108,6 +108,20 @@ struct RaftPool {
     return std::nullopt;
   }
 
+  // Every other live node lists node i at its current address.
+  bool all_know_address_of(std::size_t i) {
+    for (auto j : live()) {
+      if (j == i) continue;
+      const json peers = daemons[j]->ctl_json({"peers"});
+      if (!peers.is_object()) return false;
+      const auto& list = peers["peers"];
+      const bool known = std::any_of(list.begin(), list.end(),
+                                     [&](const json& p) { return p["node_id"] == ids[i] && p["addr"] == listen[i]; });
+      if (!known) return false;
+    }
+    return true;
+  }
+
   // Every live node's view, for a failure message.
   std::string describe() {
     std::string out;
@@ -187,9 +201,11 @@ TEST_CASE("5 daemons keep one leader with 5 voters through 5 SIGKILLs of the lea
         20s);
     INFO(pool.daemons[victim]->log().substr(0, 4000));
     REQUIRE(follows);
-    // Everyone, the restarted node included, agrees again.
+    // Everyone, the restarted node included, agrees again, and knows where
+    // the restarted node serves now (it introduces itself to the voters).
     leader = pool.wait_for_leader(20s);
     if (!leader) FAIL("no agreed leader after the restart:\n" << pool.describe());
+    CHECK(eventually([&] { return pool.all_know_address_of(victim); }, 20s));
   }
   std::sort(failovers.begin(), failovers.end());
   const double median = failovers[failovers.size() / 2];
