@@ -139,6 +139,13 @@ void Node::apply_committed(const raft::Entry& entry) {
 }
 
 void Node::send_raft(raft::Envelope envelope) {
+  if (const auto* vote = std::get_if<raft::RequestVote>(&envelope.message)) {
+    log::debug(log::Category::raft, "asking {} for a {}vote in term {}", envelope.to.hex(),
+               vote->pre_vote ? "pre-" : "", vote->term);
+  } else if (const auto* reply = std::get_if<raft::RequestVoteReply>(&envelope.message)) {
+    log::debug(log::Category::raft, "{} {} a {}vote (term {})", reply->granted ? "granting" : "refusing",
+               envelope.to.hex(), reply->pre_vote ? "pre-" : "", reply->term);
+  }
   auto it = m_peers_seen.find(envelope.to);
   if (it == m_peers_seen.end()) {
     log::trace(log::Category::raft, "no address known for {}; message dropped", envelope.to.hex());
