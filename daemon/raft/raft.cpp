@@ -549,21 +549,31 @@ void Raft::on_install_snapshot(const NodeId& from, const InstallSnapshot& m) {
   send(from, reply);
 }
 
-void Raft::on_install_snapshot_reply(const NodeId& from, const InstallSnapshotReply& m) {
-  if (m_role != Role::leader) return;
+Raft::Progress* Raft::answered_by(const NodeId& from) {
+  if (m_role != Role::leader) return nullptr;
   auto it = m_progress.find(from);
-  if (it == m_progress.end()) return;
+  if (it == m_progress.end()) return nullptr;
   Progress& p = it->second;
   p.recent_active = true;
   p.silent_ticks = 0;
   p.answered = true;
+  return &p;
+}
+
+bool Raft::raise_match(Progress& p, Index match) {
+  if (match <= p.match) return true;
+  p.match = match;
+  advance_commit();
+  return m_role == Role::leader;  // false: it committed our own removal, and `p` is gone
+}
+
+void Raft::on_install_snapshot_reply(const NodeId& from, const InstallSnapshotReply& m) {
+  Progress* progress = answered_by(from);
+  if (progress == nullptr) return;
+  Progress& p = *progress;
   if (m.done) {
     // It holds everything up to that snapshot (one of ours, so not past our log).
-    if (m.last_index > p.match && m.last_index <= last_index()) {
-      p.match = m.last_index;
-      advance_commit();
-      if (m_role != Role::leader) return;
-    }
+    if (m.last_index <= last_index() && !raise_match(p, m.last_index)) return;
     p.next = std::max(p.next, p.match + 1);
     p.snapshot_offset = 0;
     if (p.next <= last_index()) send_append(from);
@@ -575,20 +585,12 @@ void Raft::on_install_snapshot_reply(const NodeId& from, const InstallSnapshotRe
 }
 
 void Raft::on_append_reply(const NodeId& from, const AppendEntriesReply& m) {
-  if (m_role != Role::leader) return;
-  auto it = m_progress.find(from);
-  if (it == m_progress.end()) return;
-  Progress& p = it->second;
-  p.recent_active = true;
-  p.silent_ticks = 0;
-  p.answered = true;
+  Progress* progress = answered_by(from);
+  if (progress == nullptr) return;
+  Progress& p = *progress;
   if (m.success) {
     if (m.match_index > last_index()) return;  // claims entries we never sent
-    if (m.match_index > p.match) {
-      p.match = m.match_index;
-      advance_commit();
-      if (m_role != Role::leader) return;  // it committed our own removal: `p` is gone
-    }
+    if (!raise_match(p, m.match_index)) return;
     p.next = std::max(p.next, p.match + 1);
     if (m_transferee == from && p.match == last_index()) {
       send(from, TimeoutNow{m_hard.term});

@@ -146,6 +146,12 @@ class Raft {
   void send(const NodeId& to, Message message);
   void send_append(const NodeId& to);
   void send_snapshot_chunk(const NodeId& to, Progress& p);
+  // Leader: the progress of a follower that just answered, marked live;
+  // nullptr when we do not lead or do not replicate to it.
+  Progress* answered_by(const NodeId& from);
+  // It holds our log up to `match`: commit what that allows. False when
+  // that committed our own removal (we no longer lead; `p` is gone).
+  bool raise_match(Progress& p, Index match);
   void broadcast_append();
   // Leader: progress for every voter and learner, none for anyone else.
   void refresh_progress();

@@ -25,10 +25,6 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-double seconds_since(Clock::time_point start) {
-  return std::chrono::duration<double>(Clock::now() - start).count();
-}
-
 struct Pool {
   TempDir dir;
   std::vector<std::unique_ptr<TestDaemon>> daemons;
@@ -165,6 +161,7 @@ TEST_CASE("24 daemons form an ordered ring that routes lookups and heals after 6
 
   // Keys put before the kills.
   std::vector<std::string> keys;
+  std::vector<std::vector<std::string>> holders;  // by key: the nodes that stored it
   for (int k = 0; k < 20; ++k) {
     keys.push_back(fmt::format("before-kills-{}", k));
     const json put =
@@ -172,6 +169,8 @@ TEST_CASE("24 daemons form an ordered ring that routes lookups and heals after 6
     INFO(put.dump());
     REQUIRE(put.is_object());
     CHECK(put["copies"] == 3);
+    holders.emplace_back();
+    for (const auto& h : put["holders"]) holders.back().push_back(h["node_id"].get<std::string>());
   }
 
   // Six at once; node 0 (everyone's bootstrap fallback) among the candidates too.
@@ -191,15 +190,24 @@ TEST_CASE("24 daemons form an ordered ring that routes lookups and heals after 6
              after.wrong, after.mean_hops);
   CHECK(after.wrong == 0);
 
-  // Keys whose three holders were not all among the six are still there.
+  // Keys whose three holders were not all among the six are still there
+  // (with k = 3, six kills at once can take every copy of a key).
   const auto nodes = pool.live();
-  std::size_t readable = 0;
+  std::size_t readable = 0, survivable = 0;
   for (std::size_t k = 0; k < keys.size(); ++k) {
+    const bool a_holder_lives = std::any_of(holders[k].begin(), holders[k].end(), [&](const std::string& id) {
+      const auto at = static_cast<std::size_t>(std::find(pool.ids.begin(), pool.ids.end(), id) - pool.ids.begin());
+      return at < pool.ids.size() && pool.alive[at];
+    });
+    survivable += a_holder_lives ? 1 : 0;
     const json got = pool.daemons[nodes[k % nodes.size()]]->ctl_json({"get", keys[k]});
-    if (got.is_object() && got["value"] == "v" + keys[k]) ++readable;
+    const bool read = got.is_object() && got["value"] == "v" + keys[k];
+    readable += read ? 1 : 0;
+    if (a_holder_lives) CHECK(read);
   }
-  fmt::print("[chord figures] {} of {} keys put before the kills readable after them\n", readable, keys.size());
-  CHECK(readable == keys.size());
+  fmt::print("[chord figures] {} of {} keys put before the kills readable after them ({} had a holder left)\n",
+             readable, keys.size(), survivable);
+  CHECK(readable >= survivable);
 }
 
 TEST_CASE("a key survives the death of each of its holders in turn", "[integration][chord]") {

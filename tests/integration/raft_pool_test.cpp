@@ -25,10 +25,6 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-double seconds_since(Clock::time_point start) {
-  return std::chrono::duration<double>(Clock::now() - start).count();
-}
-
 struct RaftPool {
   TempDir dir;
   std::vector<std::unique_ptr<TestDaemon>> daemons;

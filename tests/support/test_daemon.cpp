@@ -81,6 +81,10 @@ CommandResult TestDaemon::ctl(const std::vector<std::string>& args, std::chrono:
   return run_command(argv, timeout);
 }
 
+double seconds_since(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
 nlohmann::json TestDaemon::status_json() const {
   return ctl_json({"status"});
 }

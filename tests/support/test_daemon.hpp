@@ -62,6 +62,9 @@ class TestDaemon {
   std::unique_ptr<ChildProcess> m_process;
 };
 
+// Seconds of steady time since `start`, for the figures tests print.
+double seconds_since(std::chrono::steady_clock::time_point start);
+
 // Polls `condition` until true or `timeout`; true when it held.
 bool eventually(const std::function<bool()>& condition, std::chrono::milliseconds timeout);
 
