@@ -68,7 +68,10 @@ OptionGroups make_options() {
       ("raft-voters", po::value<std::string>()->value_name("N"),
        "voters the leader keeps among reachable peers; the others are learners (default: 5)")
       ("raft-voter-timeout", po::value<std::string>()->value_name("SECONDS"),
-       "a voter silent this long is replaced by another peer (default: 30)");
+       "a voter silent this long is replaced by another peer (default: 30)")
+      ("raft-snapshot-entries", po::value<std::string>()->value_name("N"),
+       "snapshot the job table and drop the log before it every N applied entries\n"
+       "(default: 4096)");
   // clang-format on
   g.all.add(g.general).add(g.network).add(g.control).add(g.storage).add(g.execution).add(g.raft);
   return g;
@@ -137,14 +140,17 @@ Result<void> apply_value(NodeConfig& config, const std::string& key, const std::
     }
     config.log_level = *level;
   } else if (key == "raft-heartbeat" || key == "raft-election-timeout" || key == "raft-voters" ||
-             key == "raft-voter-timeout") {
+             key == "raft-voter-timeout" || key == "raft-snapshot-entries") {
     const bool ms = key == "raft-heartbeat" || key == "raft-election-timeout";
-    auto n = key == "raft-voters" ? parse_count(value, 1, 15) : parse_count(value, ms ? 10 : 1, ms ? 60000 : 86400);
+    auto n = key == "raft-voters"             ? parse_count(value, 1, 15)
+             : key == "raft-snapshot-entries" ? parse_count(value, 1, 100000000)
+                                              : parse_count(value, ms ? 10 : 1, ms ? 60000 : 86400);
     if (!n) return fail(n.error());
     if (key == "raft-heartbeat") config.raft_heartbeat_ms = *n;
     if (key == "raft-election-timeout") config.raft_election_timeout_ms = *n;
     if (key == "raft-voters") config.raft_voters = *n;
     if (key == "raft-voter-timeout") config.raft_voter_timeout_s = *n;
+    if (key == "raft-snapshot-entries") config.raft_snapshot_entries = *n;
   } else {
     return fail(make_error(ErrorCode::internal, "option '{}' has no handler", key));
   }
@@ -242,6 +248,9 @@ ReloadPlan plan_reload(const NodeConfig& running, const NodeConfig& reread) {
   }
   if (running.raft_voters != reread.raft_voters) plan.need_restart.emplace_back("raft-voters");
   if (running.raft_voter_timeout_s != reread.raft_voter_timeout_s) plan.need_restart.emplace_back("raft-voter-timeout");
+  if (running.raft_snapshot_entries != reread.raft_snapshot_entries) {
+    plan.need_restart.emplace_back("raft-snapshot-entries");
+  }
   return plan;
 }
 

@@ -35,6 +35,9 @@ struct NodeConfig {
   // before another peer replaces it.
   std::uint32_t raft_voters = 5;
   std::uint32_t raft_voter_timeout_s = 30;
+  // The job table is snapshotted, and the log before it dropped, after this
+  // many applied entries (etcd's --snapshot-count).
+  std::uint32_t raft_snapshot_entries = 4096;
 
   friend bool operator==(const NodeConfig&, const NodeConfig&) = default;
 };

@@ -58,9 +58,6 @@ inline constexpr std::size_t kMaxPeersRemembered = 1024;
 inline constexpr std::chrono::milliseconds kRaftCallTimeout{1000};
 // Raft messages in flight at once; more are dropped (Raft tolerates loss).
 inline constexpr std::size_t kMaxRaftCallsInFlight = 1024;
-// The job table is snapshotted, and the log before it dropped, after this
-// many applied entries.
-inline constexpr raft::Index kRaftCompactEvery = 4096;
 // Learners: peers heard from within this are replicated to, at most this many.
 inline constexpr std::chrono::seconds kLearnerFreshness{60};
 inline constexpr std::size_t kMaxLearners = 64;

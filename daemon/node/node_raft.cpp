@@ -111,7 +111,7 @@ void Node::pump_raft() {
     for (auto& envelope : ready.messages) send_raft(std::move(envelope));
     for (const auto& entry : ready.committed) apply_committed(entry);
     const raft::Index applied = m_raft->applied_index();
-    if (applied >= m_raft->snapshot_index() + kRaftCompactEvery) {
+    if (applied >= m_raft->snapshot_index() + m_config.raft_snapshot_entries) {
       if (auto compacted = m_raft->compact(applied, m_jobs.snapshot()); !compacted) {
         log::warn(log::Category::raft, "compaction at {} failed: {}", applied, compacted.error().message);
       }

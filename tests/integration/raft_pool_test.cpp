@@ -153,7 +153,9 @@ struct RaftPool {
 }  // namespace
 
 TEST_CASE("5 daemons keep one leader with 5 voters through 5 SIGKILLs of the leader", "[integration][raft]") {
-  RaftPool pool;
+  // Snapshots every 2 entries: restarts load one, and a node behind gets
+  // the leader's instead of the entries (InstallSnapshot), on every round.
+  RaftPool pool({"--raft-snapshot-entries", "2"});
   REQUIRE(pool.start(5));
   auto leader = pool.wait_for_leader(30s);
   REQUIRE(leader);
@@ -188,6 +190,11 @@ TEST_CASE("5 daemons keep one leader with 5 voters through 5 SIGKILLs of the lea
 
     // Back from its state dir on a new port: a follower of the new leader.
     REQUIRE(pool.restart(victim, *leader));
+    // It resumed from its own snapshot: the last start-up line names its index.
+    const std::string log = pool.daemons[victim]->log();
+    const auto at = log.rfind("(snapshot at ");
+    REQUIRE(at != std::string::npos);
+    CHECK(std::stoull(log.substr(at + 13, 20)) > 0);
     CHECK(pool.listen[victim] != old_listen);
     const bool follows = eventually(
         [&] {
@@ -216,6 +223,26 @@ TEST_CASE("5 daemons keep one leader with 5 voters through 5 SIGKILLs of the lea
   CHECK(pool.commit_regressions.empty());
   const json final_view = pool.leader_view(*leader);
   CHECK(final_view["voters"].size() == 5);
+  CHECK(final_view.value("snapshot_index", 0) > 0);
+  std::size_t installed = 0;
+  for (const auto& d : pool.daemons) {
+    const std::string log = d->log();
+    for (auto at = log.find("installed the leader's snapshot"); at != std::string::npos;
+         at = log.find("installed the leader's snapshot", at + 1)) {
+      ++installed;
+    }
+  }
+  fmt::print("[raft figures] snapshots installed from a leader (InstallSnapshot): {}\n", installed);
+  CHECK(installed > 0);
+  // Every node ends on the same commit index, through entries or snapshots.
+  CHECK(eventually(
+      [&] {
+        const auto commit = pool.leader_view(*leader)["commit_index"];
+        const auto nodes = pool.live();
+        return std::all_of(nodes.begin(), nodes.end(),
+                           [&](std::size_t i) { return pool.leader_view(i)["commit_index"] == commit; });
+      },
+      10s));
 }
 
 TEST_CASE("a voter silent past --raft-voter-timeout is replaced by another peer", "[integration][raft]") {

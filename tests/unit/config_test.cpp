@@ -159,6 +159,7 @@ TEST_CASE("raft options: etcd's defaults and their bounds", "[unit][config]") {
   CHECK(defaults->config.raft_election_timeout_ms == 1000);
   CHECK(defaults->config.raft_voters == 5);
   CHECK(defaults->config.raft_voter_timeout_s == 30);
+  CHECK(defaults->config.raft_snapshot_entries == 4096);
   auto set = parse({"--config", "/dev/null", "--raft-heartbeat", "50", "--raft-election-timeout", "500",
                     "--raft-voters", "3", "--raft-voter-timeout", "10"});
   REQUIRE(set);
