@@ -86,12 +86,12 @@ proto::RaftMessage encode_raft(const NodeId& self, const HostPort& self_addr, co
   return out;
 }
 
-proto::RaftMessage encode_raft_hello(const NodeId& self, const HostPort& self_addr, const NodeId& to) {
+proto::RaftMessage encode_raft_hello(const NodeId& self, const HostPort& self_addr, const NodeId& to, bool leaving) {
   proto::RaftMessage out;
   out.set_from_id(id_bytes(self));
   out.set_from_addr(self_addr.to_string());
   out.set_to_id(id_bytes(to));
-  out.mutable_hello();
+  out.mutable_hello()->set_leaving(leaving);
   return out;
 }
 
@@ -164,11 +164,11 @@ Result<RaftInbound> decode_raft(const proto::RaftMessage& in, const NodeId& self
       message = raft::InstallSnapshotReply{term, b.last_index(), b.received(), b.done()};
       break;
     }
-    case proto::RaftMessage::kHello: break;
+    case proto::RaftMessage::kHello: return RaftInbound{*from, *addr, std::nullopt, in.hello().leaving()};
     case proto::RaftMessage::BODY_NOT_SET:
       return make_error(ErrorCode::invalid_argument, "a Raft message without a body");
   }
-  return RaftInbound{*from, *addr, std::move(message)};
+  return RaftInbound{*from, *addr, std::move(message), false};
 }
 
 }  // namespace p2pd::net

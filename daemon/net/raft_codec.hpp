@@ -24,11 +24,13 @@ struct RaftInbound {
   NodeId from;
   HostPort from_addr;
   std::optional<raft::Message> message;  // nullopt: a hello, only the address
+  bool leaving = false;                  // a hello that says the sender leaves the pool
 };
 
 proto::RaftMessage encode_raft(const NodeId& self, const HostPort& self_addr, const NodeId& to,
                                const raft::Message& message);
-proto::RaftMessage encode_raft_hello(const NodeId& self, const HostPort& self_addr, const NodeId& to);
+proto::RaftMessage encode_raft_hello(const NodeId& self, const HostPort& self_addr, const NodeId& to,
+                                     bool leaving = false);
 Result<RaftInbound> decode_raft(const proto::RaftMessage& message, const NodeId& self);
 
 }  // namespace p2pd::net

@@ -16,6 +16,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -177,8 +178,11 @@ class Node final : public control::ControlHandler, public net::ChordHandler, pub
     std::chrono::steady_clock::time_point next_allowed;
   };
   std::map<NodeId, Resolving> m_raft_resolving;
-  std::map<NodeId, std::string> m_introduced_to;  // voter -> the address of theirs we said hello to
-  bool m_raft_failed = false;                     // storage failed: the core is no longer driven
+  std::map<NodeId, std::string> m_introduced_to;
+  std::set<NodeId> m_departing;
+  bool m_leave_notice_pending = false;  // leaving: the leader has not yet been told  // leader: voters that said they
+                                        // leave, to remove next  // voter -> the address of theirs we said hello to
+  bool m_raft_failed = false;  // storage failed: the core is no longer driven
   raft::Term m_logged_term = 0;
   std::optional<NodeId> m_logged_leader;
   std::string m_logged_role;

@@ -291,7 +291,7 @@ void Node::check_leave_done() {
   // Leaving waits for the Chord hand-over to be sent and, on the Raft
   // leader, for leadership to pass to another voter.
   const bool still_leading = m_raft && !m_raft_failed && m_raft->role() == raft::Role::leader;
-  const bool sent = m_chord_calls_in_flight == 0 && !still_leading;
+  const bool sent = m_chord_calls_in_flight == 0 && !still_leading && !m_leave_notice_pending;
   if (!sent && std::chrono::steady_clock::now() < m_leave_deadline) return;
   if (!sent) {
     log::warn(log::Category::chord, "leaving with {} hand-over calls unanswered{} after {} s", m_chord_calls_in_flight,

@@ -76,7 +76,20 @@ void Node::on_raft_message(net::RaftInbound inbound) {
     // counts this node as live and makes it a voter again.
     if (m_leaving && m_raft->role() != raft::Role::leader) return;
     note_peer(inbound.from, inbound.from_addr.to_string(), {});
-    if (!inbound.message) return;  // a hello: the address was all
+    if (!inbound.message) {
+      // A hello: the address was all, unless a voter says it is leaving:
+      // the leader removes it at once rather than after its silence.
+      if (inbound.leaving && m_raft->role() == raft::Role::leader && m_raft->is_voter(inbound.from)) {
+        if (auto removed = m_raft->remove_voter(inbound.from)) {
+          log::info(log::Category::raft, "removing voter {}: it is leaving the pool (index {})", inbound.from.hex(),
+                    *removed);
+          pump_raft();
+        } else {
+          m_departing.insert(inbound.from);  // after the change in flight (manage_voters)
+        }
+      }
+      return;
+    }
     m_raft->step(inbound.from, *inbound.message);
     pump_raft();
   });
@@ -244,6 +257,15 @@ void Node::manage_voters() {
   m_raft->set_learners(std::move(learners));
 
   if (m_leaving || m_raft->voter_change_pending()) return;
+  std::erase_if(m_departing, [&](const NodeId& id) { return !m_raft->is_voter(id); });
+  if (!m_departing.empty()) {
+    const NodeId id = *m_departing.begin();
+    if (auto removed = m_raft->remove_voter(id)) {
+      log::info(log::Category::raft, "removing voter {}: it is leaving the pool (index {})", id.hex(), *removed);
+      m_departing.erase(id);
+    }
+    return;
+  }
   auto change = raft::next_voter_change(m_identity.id, m_raft->voters(), m_raft->followers(), m_raft->last_index(),
                                         m_voter_policy);
   if (!change) return;
@@ -256,7 +278,26 @@ void Node::manage_voters() {
 }
 
 void Node::hand_over_leadership() {
-  if (!m_raft || m_raft_failed || m_raft->role() != raft::Role::leader) return;
+  if (!m_raft || m_raft_failed) return;
+  if (m_raft->role() != raft::Role::leader) {
+    // A voter tells the leader it is leaving, so it is replaced now, not
+    // after --raft-voter-timeout of silence.
+    const auto& leader = m_raft->leader();
+    if (!leader || !m_raft->is_voter(m_identity.id)) return;
+    auto it = m_peers_seen.find(*leader);
+    auto to = it == m_peers_seen.end() ? std::nullopt : std::optional(parse_host_port(it->second.addr, false));
+    if (!to || !*to) return;
+    log::info(log::Category::raft, "leaving; asking leader {} to remove this node from the voters", leader->hex());
+    ++m_raft_calls_in_flight;
+    m_leave_notice_pending = true;
+    m_peer_client->raft_step(**to, net::encode_raft_hello(m_identity.id, raft_self_addr(), *leader, true),
+                             kRaftCallTimeout, [this](Result<void>) {
+                               --m_raft_calls_in_flight;
+                               m_leave_notice_pending = false;
+                               check_leave_done();
+                             });
+    return;
+  }
   if (m_raft->voters().size() == 1) return;  // alone: nobody to hand over to
   // Removing ourselves hands leadership to the most up-to-date voter as
   // soon as that commits (the core sends it TimeoutNow, §3.10).

@@ -289,6 +289,40 @@ TEST_CASE("a voter silent past --raft-voter-timeout is replaced by another peer"
       20s));
 }
 
+TEST_CASE("a voter that leaves is replaced at once and not after its silence", "[integration][raft]") {
+  RaftPool pool;  // the default --raft-voter-timeout: 30 s
+  REQUIRE(pool.start(6));
+  auto leader = pool.wait_for_leader(30s);
+  REQUIRE(leader);
+  std::optional<std::size_t> learner;
+  REQUIRE(eventually(
+      [&] {
+        const json view = pool.leader_view(*leader);
+        if (!view.is_object() || view["voters"].size() != 5) return false;
+        for (auto i : pool.live()) {
+          if (pool.leader_view(i)["role"] == "learner") learner = i;
+        }
+        return learner.has_value();
+      },
+      30s));
+  const std::size_t leaver = (*leader + 1) % 6 == *learner ? (*leader + 2) % 6 : (*leader + 1) % 6;
+  const auto left_at = Clock::now();
+  REQUIRE(pool.daemons[leaver]->ctl({"leave"}).status.exited_with(0));
+  CHECK(pool.daemons[leaver]->process().wait_for(10s).has_value());
+  pool.alive[leaver] = false;
+  const bool replaced = eventually(
+      [&] {
+        const json view = pool.leader_view(*leader);
+        if (!view.is_object()) return false;
+        const auto& voters = view["voters"];
+        return voters.size() == 5 && std::find(voters.begin(), voters.end(), pool.ids[leaver]) == voters.end() &&
+               std::find(voters.begin(), voters.end(), pool.ids[*learner]) != voters.end();
+      },
+      10s);
+  REQUIRE(replaced);
+  fmt::print("[raft figures] a voter that left replaced after {:.2f} s (voter timeout 30 s)\n", seconds_since(left_at));
+}
+
 TEST_CASE("a leader that leaves hands leadership over without an election timeout", "[integration][raft]") {
   RaftPool pool;
   REQUIRE(pool.start(3));
