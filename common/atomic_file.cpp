@@ -7,6 +7,8 @@
 #include <cerrno>
 #include <cstring>
 
+#include "common/file_descriptor.hpp"
+
 namespace p2pd {
 namespace {
 
@@ -15,20 +17,6 @@ Error os_error(std::string_view what, const std::filesystem::path& path) {
   return make_error(err == EACCES || err == EPERM ? ErrorCode::permission_denied : ErrorCode::io, "{} {}: {}", what,
                     path.string(), std::strerror(err));
 }
-
-class FileDescriptor {
- public:
-  explicit FileDescriptor(int fd) : m_fd(fd) {}
-  ~FileDescriptor() {
-    if (m_fd >= 0) ::close(m_fd);
-  }
-  FileDescriptor(const FileDescriptor&) = delete;
-  FileDescriptor& operator=(const FileDescriptor&) = delete;
-  [[nodiscard]] int get() const { return m_fd; }
-
- private:
-  int m_fd;
-};
 
 }  // namespace
 

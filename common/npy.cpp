@@ -15,6 +15,8 @@
 #include "common/atomic_file.hpp"
 #include "common/one_line.hpp"
 
+#include "common/file_descriptor.hpp"
+
 namespace p2pd::npy {
 namespace {
 
@@ -228,20 +230,6 @@ class DictParser {
 
   std::string_view m_text;
   std::size_t m_pos = 0;
-};
-
-class FileDescriptor {
- public:
-  explicit FileDescriptor(int fd) : m_fd(fd) {}
-  ~FileDescriptor() {
-    if (m_fd >= 0) ::close(m_fd);
-  }
-  FileDescriptor(const FileDescriptor&) = delete;
-  FileDescriptor& operator=(const FileDescriptor&) = delete;
-  [[nodiscard]] int get() const { return m_fd; }
-
- private:
-  int m_fd;
 };
 
 Error with_path(const std::filesystem::path& path, const Error& error) {
