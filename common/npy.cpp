@@ -13,9 +13,8 @@
 #include <string_view>
 
 #include "common/atomic_file.hpp"
-#include "common/one_line.hpp"
-
 #include "common/file_descriptor.hpp"
+#include "common/one_line.hpp"
 
 namespace p2pd::npy {
 namespace {
