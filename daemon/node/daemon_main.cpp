@@ -60,6 +60,7 @@ int run(const std::vector<std::string>& args) {
   node.wait_until_stop_requested();
   sd_notify(0, "STOPPING=1\nSTATUS=shutting down");
   node.shutdown();
+  if (node.failed()) return fail(kExitFailed, "stopped after a fatal error (see the log above)");
   log::info(log::Category::node, "stopped");
   return kExitOk;
 }

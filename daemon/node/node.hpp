@@ -83,6 +83,9 @@ class Node final : public control::ControlHandler, public net::ChordHandler, pub
   void request_stop();
   // Staged shutdown, reverse of start(): control socket, peer port, io thread.
   void shutdown();
+  // After shutdown(): whether the node stopped on a fatal error (Raft state
+  // that could not be persisted or restored) rather than on request.
+  [[nodiscard]] bool failed() const { return m_raft_failed; }
 
   void get_status(std::function<void(control::NodeStatus)> done) override;
   void get_ring(std::function<void(control::RingView)> done) override;
@@ -182,7 +185,7 @@ class Node final : public control::ControlHandler, public net::ChordHandler, pub
   std::set<NodeId> m_departing;
   bool m_leave_notice_pending = false;  // leaving: the leader has not yet been told  // leader: voters that said they
                                         // leave, to remove next  // voter -> the address of theirs we said hello to
-  bool m_raft_failed = false;  // storage failed: the core is no longer driven
+  bool m_raft_failed = false;           // storage failed: the core is no longer driven
   raft::Term m_logged_term = 0;
   std::optional<NodeId> m_logged_leader;
   std::string m_logged_role;

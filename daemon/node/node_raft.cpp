@@ -117,8 +117,13 @@ void Node::pump_raft() {
         log::info(log::Category::raft, "installed the leader's snapshot at index {} ({} jobs)", ready.snapshot->index,
                   m_jobs.size());
       } else {
-        log::error(log::Category::raft, "the leader's snapshot at index {} is unreadable: {}", ready.snapshot->index,
-                   table.error().message);
+        // Going on would apply later entries to a table that is not the
+        // pool's: stop instead (fail-stop, as etcd does on a bad snapshot).
+        log::error(log::Category::raft, "the leader's snapshot at index {} is unreadable ({}); stopping",
+                   ready.snapshot->index, table.error().message);
+        m_raft_failed = true;
+        request_stop();
+        return;
       }
     }
     for (auto& envelope : ready.messages) send_raft(std::move(envelope));
