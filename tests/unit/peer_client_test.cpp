@@ -75,30 +75,11 @@ class FakePeer final : public proto::Peer::CallbackService {
   std::vector<grpc::ServerUnaryReactor*> m_hung;
 };
 
-// gRPC 1.51 runs callback-API completions on a process-wide "alternative"
-// completion queue that it shuts down when its last user goes and starts
-// again for the next. Tests here create and destroy servers and clients in
-// quick succession, and under ASan that churn once hit a double free inside
-// gRPC (grpc_cq_internal_unref). p2pd itself keeps one server for its life;
-// so do these tests: one callback server that lives as long as the process.
-void keep_grpc_callback_queue_alive() {
-  static const auto* anchor = [] {
-    auto* service = new FakePeer();  // never destroyed: it outlives every test
-    grpc::ServerBuilder builder;
-    int port = 0;
-    builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
-    builder.RegisterService(service);
-    return builder.BuildAndStart().release();
-  }();
-  (void)anchor;
-}
-
 struct FakeServer {
   FakePeer service;
   std::unique_ptr<grpc::Server> server;
   int port = 0;
   FakeServer() {
-    keep_grpc_callback_queue_alive();
     grpc::ServerBuilder builder;
     builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
     builder.RegisterService(&service);
