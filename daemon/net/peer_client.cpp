@@ -86,8 +86,20 @@ void PeerClient::unary(const HostPort& to, std::chrono::milliseconds timeout, st
   call->start(channel, [this, call, finish = std::move(finish), done = std::move(done)](grpc::Status status) mutable {
     Result<Reply> result = finish(status);
     std::lock_guard lock(m_mutex);
-    if (!m_closed) m_post([done = std::move(done), result = std::move(result)]() mutable { done(std::move(result)); });
     m_in_flight.erase(&call->context);
+    // The call owns its stub, and so a reference to its channel. It must
+    // not die here, on gRPC's callback thread: if that were the channel's
+    // last reference, the channel would shut down its own callback queue
+    // from inside it (a double free in gRPC 1.51). It dies on the io
+    // thread, or in shutdown().
+    if (!m_closed) {
+      m_post([done = std::move(done), result = std::move(result), call = std::move(call)]() mutable {
+        call.reset();
+        done(std::move(result));
+      });
+    } else {
+      m_retired.push_back(std::move(call));
+    }
     if (m_in_flight.empty()) m_idle.notify_all();
   });
 }
@@ -173,6 +185,7 @@ void PeerClient::shutdown() {
   for (auto* context : m_in_flight) context->TryCancel();
   m_idle.wait(lock, [this] { return m_in_flight.empty(); });
   m_channels.clear();
+  m_retired.clear();
 }
 
 std::size_t PeerClient::channel_count() const {

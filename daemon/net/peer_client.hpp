@@ -14,6 +14,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <vector>
 
 #include "common/host_port.hpp"
 #include "common/node_id.hpp"
@@ -82,6 +83,7 @@ class PeerClient {
 
   NodeId m_self;
   Post m_post;
+  std::vector<std::shared_ptr<void>> m_retired;  // calls finished after shutdown, freed by it
   mutable std::mutex m_mutex;
   std::condition_variable m_idle;
   std::map<std::string, std::shared_ptr<grpc::Channel>> m_channels;
