@@ -104,6 +104,24 @@ struct RaftPool {
     return std::nullopt;
   }
 
+  // Waits until `leader` has five voters and some node is a learner that
+  // follows it; that node.
+  std::optional<std::size_t> wait_for_learner(std::size_t leader, std::chrono::seconds limit) {
+    std::optional<std::size_t> learner;
+    eventually(
+        [&] {
+          const json view = leader_view(leader);
+          if (!view.is_object() || view["voters"].size() != 5) return false;
+          for (auto i : live()) {
+            const json mine = leader_view(i);
+            if (mine.is_object() && mine["role"] == "learner" && mine["leader_id"] == ids[leader]) learner = i;
+          }
+          return learner.has_value();
+        },
+        limit);
+    return learner;
+  }
+
   // Every other live node lists node i at its current address.
   bool all_know_address_of(std::size_t i) {
     for (auto j : live()) {
@@ -250,19 +268,8 @@ TEST_CASE("a voter silent past --raft-voter-timeout is replaced by another peer"
   REQUIRE(pool.start(6));
   auto leader = pool.wait_for_leader(30s);
   REQUIRE(leader);
-  // Five voters and one learner.
-  std::optional<std::size_t> learner;
-  REQUIRE(eventually(
-      [&] {
-        const json view = pool.leader_view(*leader);
-        if (!view.is_object() || view["voters"].size() != 5) return false;
-        for (auto i : pool.live()) {
-          const json mine = pool.leader_view(i);
-          if (mine.is_object() && mine["role"] == "learner" && mine["leader_id"] == pool.ids[*leader]) learner = i;
-        }
-        return learner.has_value();
-      },
-      30s));
+  const auto learner = pool.wait_for_learner(*leader, 30s);  // five voters and one learner
+  REQUIRE(learner);
   const std::size_t victim = (*leader + 1) % 6 == *learner ? (*leader + 2) % 6 : (*leader + 1) % 6;
   pool.kill(victim);
   const auto killed_at = Clock::now();
@@ -294,17 +301,8 @@ TEST_CASE("a voter that leaves is replaced at once and not after its silence", "
   REQUIRE(pool.start(6));
   auto leader = pool.wait_for_leader(30s);
   REQUIRE(leader);
-  std::optional<std::size_t> learner;
-  REQUIRE(eventually(
-      [&] {
-        const json view = pool.leader_view(*leader);
-        if (!view.is_object() || view["voters"].size() != 5) return false;
-        for (auto i : pool.live()) {
-          if (pool.leader_view(i)["role"] == "learner") learner = i;
-        }
-        return learner.has_value();
-      },
-      30s));
+  const auto learner = pool.wait_for_learner(*leader, 30s);
+  REQUIRE(learner);
   const std::size_t leaver = (*leader + 1) % 6 == *learner ? (*leader + 2) % 6 : (*leader + 1) % 6;
   const auto left_at = Clock::now();
   REQUIRE(pool.daemons[leaver]->ctl({"leave"}).status.exited_with(0));
