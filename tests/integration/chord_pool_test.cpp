@@ -14,8 +14,7 @@
 
 #include <fmt/format.h>
 
-#include "tests/support/temp_dir.hpp"
-#include "tests/support/test_daemon.hpp"
+#include "tests/support/daemon_pool.hpp"
 
 using namespace p2pd::test;
 using namespace std::chrono_literals;
@@ -25,35 +24,16 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-struct Pool {
-  TempDir dir;
-  std::vector<std::unique_ptr<TestDaemon>> daemons;
-  std::vector<bool> alive;
-  std::vector<std::string> ids;  // by daemon index
-
+struct Pool : DaemonPool {
   // Starts `n` daemons: the first a new pool, each other through a random
   // earlier one (as volunteers join through whoever they know).
   bool start(std::size_t n, std::mt19937& rng) {
-    std::vector<std::string> listen;
     for (std::size_t i = 0; i < n; ++i) {
       std::vector<std::string> args;
       if (i > 0) args = {"--bootstrap", listen[std::uniform_int_distribution<std::size_t>(0, i - 1)(rng)]};
-      daemons.push_back(std::make_unique<TestDaemon>(dir.path(), fmt::format("n{}", i), args));
-      if (!daemons.back()->start()) return false;
-      const json status = daemons.back()->status_json();
-      listen.push_back(status["listen"].get<std::string>());
-      ids.push_back(status["node_id"].get<std::string>());
-      alive.push_back(true);
+      if (!add(args)) return false;
     }
     return true;
-  }
-
-  [[nodiscard]] std::vector<std::size_t> live() const {
-    std::vector<std::size_t> out;
-    for (std::size_t i = 0; i < daemons.size(); ++i) {
-      if (alive[i]) out.push_back(i);
-    }
-    return out;
   }
 
   // Live ids in ring order.
@@ -123,11 +103,6 @@ struct Pool {
     }
     figures.mean_hops = static_cast<double>(hops) / static_cast<double>(count);
     return figures;
-  }
-
-  void kill(std::size_t i) {
-    daemons[i]->kill();
-    alive[i] = false;
   }
 };
 

@@ -14,8 +14,7 @@
 
 #include <fmt/format.h>
 
-#include "tests/support/temp_dir.hpp"
-#include "tests/support/test_daemon.hpp"
+#include "tests/support/daemon_pool.hpp"
 
 using namespace p2pd::test;
 using namespace std::chrono_literals;
@@ -25,12 +24,7 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-struct RaftPool {
-  TempDir dir;
-  std::vector<std::unique_ptr<TestDaemon>> daemons;
-  std::vector<bool> alive;
-  std::vector<std::string> ids;
-  std::vector<std::string> listen;
+struct RaftPool : DaemonPool {
   // The highest commit index each node (by id, across restarts) has shown.
   std::map<std::string, std::uint64_t> commit_seen;
   std::vector<std::string> commit_regressions;
@@ -41,22 +35,9 @@ struct RaftPool {
     for (std::size_t i = 0; i < n; ++i) {
       auto args = m_common;
       if (i > 0) args.insert(args.end(), {"--bootstrap", listen[0]});
-      daemons.push_back(std::make_unique<TestDaemon>(dir.path(), fmt::format("n{}", i), args));
-      if (!daemons.back()->start()) return false;
-      const json status = daemons.back()->status_json();
-      listen.push_back(status["listen"].get<std::string>());
-      ids.push_back(status["node_id"].get<std::string>());
-      alive.push_back(true);
+      if (!add(args)) return false;
     }
     return true;
-  }
-
-  [[nodiscard]] std::vector<std::size_t> live() const {
-    std::vector<std::size_t> out;
-    for (std::size_t i = 0; i < daemons.size(); ++i) {
-      if (alive[i]) out.push_back(i);
-    }
-    return out;
   }
 
   // `p2pctl leader` on node i, with the commit-index check applied.
@@ -144,11 +125,6 @@ struct RaftPool {
       out += fmt::format("node {} ({}): {}\n", i, ids[i].substr(0, 12), view.dump());
     }
     return out;
-  }
-
-  void kill(std::size_t i) {
-    daemons[i]->kill();
-    alive[i] = false;
   }
 
   // Restarts node i from its state dir on a new port, joining through `via`.
