@@ -45,6 +45,14 @@ Commands:
   put KEY VALUE     store VALUE (or --file FILE) under KEY in the ring
   get KEY           print the value stored under KEY (or --out FILE)
   leader            the Raft view of this node: term, leader, role, voters
+  submit gemm --a A.npy --b B.npy [--out C.npy] [--shards N] [--wait]
+                    submit C = A x B (float32 .npy) to the pool
+  jobs              the pool's jobs, oldest first
+  job ID            one job: its state and its shards
+  wait ID           block until the job ends (progress bar on a terminal)
+  cancel ID         cancel a job
+  result ID --out FILE
+                    write a finished job's output to FILE (.npy)
   leave             hand this node's keys over and stop its p2pd
   help [COMMAND]    this help, or a command's arguments and --json fields
 
@@ -159,6 +167,13 @@ Result<CommandArguments> parse_command_arguments(const CommandSyntax& syntax,
       continue;
     }
     auto [name, inline_value] = split_option(arg);
+    if (std::find(syntax.flag_options.begin(), syntax.flag_options.end(), name) != syntax.flag_options.end()) {
+      if (inline_value) return make_error(ErrorCode::invalid_argument, "{}: {} takes no value", command, name);
+      if (!out.options.emplace(name, std::string()).second) {
+        return make_error(ErrorCode::invalid_argument, "{}: {} given more than once", command, name);
+      }
+      continue;
+    }
     if (std::find(syntax.value_options.begin(), syntax.value_options.end(), name) == syntax.value_options.end()) {
       if (syntax.positionals.empty()) {
         return make_error(ErrorCode::invalid_argument, "{}: unknown option '{}' (see p2pctl {} --help)", command, name,

@@ -39,6 +39,7 @@ struct CommandSyntax {
   std::vector<std::string_view> positionals{};    // names, in order: {"KEY", "VALUE"}
   std::size_t required = 0;                       // how many of them must be given
   std::vector<std::string_view> value_options{};  // options taking a value: {"--file"}
+  std::vector<std::string_view> flag_options{};   // options without one: {"--wait"}
 };
 
 struct CommandArguments {
@@ -47,6 +48,8 @@ struct CommandArguments {
 
   // nullptr when the option was not given.
   [[nodiscard]] const std::string* option(std::string_view name) const;
+  // Whether a flag option was given.
+  [[nodiscard]] bool flag(std::string_view name) const { return options.contains(name); }
 };
 
 // Splits a command's arguments into positionals and its options ("--file F"

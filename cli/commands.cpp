@@ -4,6 +4,7 @@
 
 #include "cli/command_support.hpp"
 #include "cli/commands_chord.hpp"
+#include "cli/commands_jobs.hpp"
 #include "cli/commands_raft.hpp"
 #include "cli/control_client.hpp"
 #include "cli/output.hpp"
@@ -133,6 +134,51 @@ const std::vector<CommandSpec>& command_specs() {
        "applied_index, snapshot_index, followers (list of {node_id, match_index,\n"
        "silent_ms, voter}; empty except on the leader).\n",
        &cmd_leader},
+      {"submit", "submit gemm --a A.npy --b B.npy [--out C.npy] [--shards N] [--wait]",
+       "submit C = A x B (float32 .npy) to the pool",
+       "Checks both inputs (float32, C order, .npy version 1 to 3, A's columns\n"
+       "equal to B's rows), streams them to the local p2pd, which stores them in\n"
+       "the ring as replicated chunks, and commits the job to the pool. Prints the\n"
+       "job id. The pool cuts A into row-block shards, runs them on its workers\n"
+       "and verifies every result (Freivalds' check) before it counts.\n"
+       "\n"
+       "Options:\n"
+       "  --shards N    row blocks to cut A into, 1 to 4096 (default: one per node)\n"
+       "  --wait        then wait for the job to end (progress on a terminal)\n"
+       "  --out FILE    then wait, and write C to FILE (implies --wait)\n"
+       "\n"
+       "--json fields: job_id, shards; with --wait or --out, the fields of 'job',\n"
+       "and with --out also path and bytes. Exit 1 when the job fails.\n",
+       &cmd_submit},
+      {"jobs", "jobs", "the pool's jobs, oldest first",
+       "Lists the jobs in the pool's replicated job table, oldest first.\n"
+       "--json fields: jobs (list of {job_id, kind, state, submitted_at (Unix\n"
+       "seconds), shards_done, shards_total}).\n",
+       &cmd_jobs},
+      {"job", "job ID", "one job: its state and its shards",
+       "Shows one job (ID or a unique prefix of at least 6 hex digits): its state\n"
+       "(queued, running, done, failed, cancelled) and each shard's rows, state\n"
+       "(pending, assigned, done), peer and attempts.\n"
+       "--json fields: job_id, kind, state, submitted_at, submitter, a and b\n"
+       "({rows, cols}), max_attempts, shards_done, shards (list of {index, state,\n"
+       "peer, attempts, row_begin, row_end, last_error}), error (null unless\n"
+       "failed).\n",
+       &cmd_job},
+      {"wait", "wait ID", "block until the job ends (progress bar on a terminal)",
+       "Waits until the job is done, failed or cancelled, drawing a progress bar\n"
+       "on stderr when it is a terminal. Exit 0 when the job is done, 1 when it\n"
+       "failed or was cancelled.\n"
+       "--json fields: as for job.\n",
+       &cmd_wait},
+      {"cancel", "cancel ID", "cancel a job",
+       "Cancels a queued or running job; a finished job is left as it is.\n"
+       "--json fields: job_id, state.\n",
+       &cmd_cancel},
+      {"result", "result ID --out FILE", "write a finished job's output to FILE (.npy)",
+       "Streams the output of a done job into FILE as a float32 .npy matrix\n"
+       "(replaced atomically).\n"
+       "--json fields: path, bytes (the file's size).\n",
+       &cmd_result},
       {"leave", "leave", "hand this node's keys over and stop its p2pd",
        "Makes the local p2pd leave the pool gracefully: it hands its keys to its\n"
        "successor, tells its neighbours, hands Raft leadership to another voter\n"

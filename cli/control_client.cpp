@@ -136,3 +136,92 @@ Result<proto::LeaveReply> ControlClient::leave() {
 }
 
 }  // namespace p2pd::cli
+
+namespace p2pd::cli {
+
+Result<proto::JobsReply> ControlClient::jobs() {
+  return call(&proto::Control::Stub::Jobs, proto::JobsRequest{});
+}
+
+Result<proto::JobReply> ControlClient::job(const std::string& id) {
+  proto::JobRequest request;
+  request.set_job_id(id);
+  return call(&proto::Control::Stub::Job, request);
+}
+
+Result<proto::CancelReply> ControlClient::cancel(const std::string& id) {
+  proto::CancelRequest request;
+  request.set_job_id(id);
+  return call(&proto::Control::Stub::Cancel, request);
+}
+
+Result<proto::SubmitReply> ControlClient::submit(const proto::SubmitHeader& header, const NextPiece& next,
+                                                 std::chrono::milliseconds extra) {
+  if (auto trusted = check_fallback_dir(m_options.socket); !trusted) return trusted.error();
+  auto context = make_context();
+  context->set_deadline(std::chrono::system_clock::now() + m_options.timeout + extra);
+  proto::SubmitReply reply;
+  auto writer = m_stub->Submit(context.get(), &reply);
+  proto::SubmitMessage message;
+  *message.mutable_header() = header;
+  bool open = writer->Write(message);
+  std::optional<Error> local_error;
+  while (open) {
+    auto piece = next();
+    if (!piece) {
+      local_error = piece.error();
+      context->TryCancel();
+      break;
+    }
+    if (!*piece) break;
+    message.set_data(std::move(**piece));
+    open = writer->Write(message);
+  }
+  if (open && !local_error) writer->WritesDone();
+  grpc::Status status = writer->Finish();
+  if (local_error) return *local_error;
+  if (!status.ok()) return explain(status);
+  return reply;
+}
+
+Result<void> ControlClient::result(const std::string& id,
+                                   const std::function<Result<void>(const proto::ResultHeader&)>& on_header,
+                                   const std::function<Result<void>(const std::string&)>& on_data,
+                                   std::chrono::milliseconds extra) {
+  if (auto trusted = check_fallback_dir(m_options.socket); !trusted) return trusted.error();
+  auto context = make_context();
+  context->set_deadline(std::chrono::system_clock::now() + m_options.timeout + extra);
+  proto::ResultRequest request;
+  request.set_job_id(id);
+  auto reader = m_stub->Result(context.get(), request);
+  proto::ResultMessage message;
+  bool have_header = false;
+  std::optional<Error> local_error;
+  while (reader->Read(&message)) {
+    Result<void> taken;
+    if (!have_header) {
+      if (!message.has_header()) {
+        taken = make_error(ErrorCode::corrupt, "p2pd sent data before the result's header");
+      } else {
+        have_header = true;
+        taken = on_header(message.header());
+      }
+    } else if (message.body_case() != proto::ResultMessage::kData) {
+      taken = make_error(ErrorCode::corrupt, "p2pd sent a second header");
+    } else {
+      taken = on_data(message.data());
+    }
+    if (!taken) {
+      local_error = taken.error();
+      context->TryCancel();
+      break;
+    }
+  }
+  grpc::Status status = reader->Finish();
+  if (local_error) return *local_error;
+  if (!status.ok()) return explain(status);
+  if (!have_header) return make_error(ErrorCode::corrupt, "p2pd ended the result without a header");
+  return {};
+}
+
+}  // namespace p2pd::cli

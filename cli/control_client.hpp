@@ -2,8 +2,11 @@
 // One RPC to the local p2pd, with the global timeout, and every gRPC failure
 // turned into one line a user can act on.
 
+#include <chrono>
 #include <filesystem>
+#include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "cli/cli_args.hpp"
@@ -27,6 +30,19 @@ class ControlClient {
   // p2pd answers once it handed its keys over, then exits.
   Result<proto::LeaveReply> leave();
   Result<proto::LeaderReply> leader();
+  Result<proto::JobsReply> jobs();
+  // `id`: a job id or a unique prefix of it.
+  Result<proto::JobReply> job(const std::string& id);
+  Result<proto::CancelReply> cancel(const std::string& id);
+
+  // Submit: the header, then each piece `next` gives until it gives nullopt.
+  // The call may take `extra` beyond --timeout (large inputs take a while).
+  using NextPiece = std::function<Result<std::optional<std::string>>()>;
+  Result<proto::SubmitReply> submit(const proto::SubmitHeader& header, const NextPiece& next,
+                                    std::chrono::milliseconds extra);
+  // Result: `on_header` once, then `on_data` for each piece, in order.
+  Result<void> result(const std::string& id, const std::function<Result<void>(const proto::ResultHeader&)>& on_header,
+                      const std::function<Result<void>(const std::string&)>& on_data, std::chrono::milliseconds extra);
 
  private:
   template <class Request, class Reply>

@@ -54,6 +54,53 @@ Result<void> write_file_atomically(const std::filesystem::path& path, std::span<
   return {};
 }
 
+Result<AtomicFileWriter> AtomicFileWriter::create(const std::filesystem::path& path, mode_t mode) {
+  const std::filesystem::path tmp = path.string() + ".tmp";
+  ::unlink(tmp.c_str());
+  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
+  if (fd < 0) return os_error("cannot create", tmp);
+  return AtomicFileWriter(path, tmp, fd);
+}
+
+AtomicFileWriter::AtomicFileWriter(AtomicFileWriter&& other) noexcept
+    : m_path(std::move(other.m_path)), m_tmp(std::move(other.m_tmp)), m_fd(other.m_fd), m_written(other.m_written) {
+  other.m_fd = -1;
+  other.m_tmp.clear();
+}
+
+AtomicFileWriter::~AtomicFileWriter() {
+  if (m_fd >= 0) ::close(m_fd);
+  if (!m_tmp.empty()) ::unlink(m_tmp.c_str());
+}
+
+Result<void> AtomicFileWriter::append(std::span<const char> data) {
+  if (m_fd < 0) return make_error(ErrorCode::internal, "{} is already closed", m_tmp.string());
+  std::size_t done = 0;
+  while (done < data.size()) {
+    const ssize_t n = ::write(m_fd, data.data() + done, data.size() - done);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return os_error("cannot write", m_tmp);
+    }
+    done += static_cast<std::size_t>(n);
+  }
+  m_written += data.size();
+  return {};
+}
+
+Result<void> AtomicFileWriter::commit() {
+  if (m_fd < 0) return make_error(ErrorCode::internal, "{} is already closed", m_tmp.string());
+  if (::fsync(m_fd) != 0) return os_error("cannot fsync", m_tmp);
+  ::close(m_fd);
+  m_fd = -1;
+  if (::rename(m_tmp.c_str(), m_path.c_str()) != 0) return os_error("cannot rename onto", m_path);
+  m_tmp.clear();
+  const auto dir = m_path.has_parent_path() ? m_path.parent_path() : std::filesystem::path(".");
+  FileDescriptor dir_fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (dir_fd.get() < 0 || ::fsync(dir_fd.get()) != 0) return os_error("cannot fsync directory", dir);
+  return {};
+}
+
 Result<std::string> read_small_file(const std::filesystem::path& path, std::size_t max_bytes) {
   // O_NONBLOCK: a FIFO planted at the path must not hang start-up; the
   // S_ISREG check below then refuses it.

@@ -108,6 +108,64 @@ struct LeaveView {
   std::string successor;
 };
 
+// A job submission's first message (p2pctl submit): the shapes, then the
+// data follows as raw float32 rows, A's then B's.
+struct SubmitHeader {
+  std::string kind;  // "gemm"
+  std::uint64_t a_rows = 0;
+  std::uint64_t a_cols = 0;
+  std::uint64_t b_rows = 0;
+  std::uint64_t b_cols = 0;
+  std::uint32_t shards = 0;  // 0: one per worker
+  std::uint32_t max_attempts = 0;
+  std::string submitter;
+};
+
+struct SubmitView {
+  std::string job_id;
+  std::uint32_t shards = 0;
+};
+
+struct ShardView {
+  std::uint32_t index = 0;
+  std::string state;  // pending | assigned | done
+  std::string peer;
+  std::uint32_t attempts = 0;
+  std::uint32_t row_begin = 0;
+  std::uint32_t row_end = 0;
+  std::string last_error;
+};
+
+struct JobView {
+  std::string job_id;
+  std::string kind;
+  std::string state;  // queued | running | done | failed | cancelled
+  std::vector<ShardView> shards;
+  std::optional<std::string> error;
+  std::uint64_t submitted_at = 0;  // Unix seconds
+  std::string submitter;
+  std::uint64_t a_rows = 0;
+  std::uint64_t a_cols = 0;
+  std::uint64_t b_rows = 0;
+  std::uint64_t b_cols = 0;
+  std::uint32_t max_attempts = 0;
+};
+
+struct JobSummaryView {
+  std::string job_id;
+  std::string kind;
+  std::string state;
+  std::uint64_t submitted_at = 0;
+  std::uint32_t shards_done = 0;
+  std::uint32_t shards_total = 0;
+};
+
+struct ResultStreamView {
+  std::uint64_t stream = 0;  // names the stream in result_next/result_end
+  std::uint64_t rows = 0;
+  std::uint64_t cols = 0;
+};
+
 class ControlHandler {
  public:
   virtual ~ControlHandler() = default;
@@ -121,6 +179,25 @@ class ControlHandler {
   virtual void get(std::string key, std::function<void(Result<GetView>)> done) = 0;
   virtual void leave(std::function<void(Result<LeaveView>)> done) = 0;
   virtual void get_leader(std::function<void(LeaderView)> done) = 0;
+
+  // A submission is a stream: begin, data (each answered once the daemon
+  // can take more: flow control), end (answered once the job is committed
+  // to the pool's job table). abort when the client goes away first.
+  virtual void submit_begin(SubmitHeader header, std::function<void(Result<std::uint64_t>)> done) = 0;
+  virtual void submit_data(std::uint64_t submission, std::string data, std::function<void(Result<void>)> done) = 0;
+  virtual void submit_end(std::uint64_t submission, std::function<void(Result<SubmitView>)> done) = 0;
+  virtual void submit_abort(std::uint64_t submission) = 0;
+
+  virtual void list_jobs(std::function<void(std::vector<JobSummaryView>)> done) = 0;
+  // `id`: a job id or a unique prefix of at least 6 hex digits.
+  virtual void get_job(std::string id, std::function<void(Result<JobView>)> done) = 0;
+  virtual void cancel_job(std::string id, std::function<void(Result<JobView>)> done) = 0;
+
+  // A finished job's output, streamed: begin, next until it gives nullopt,
+  // end (always, also when the client goes away).
+  virtual void result_begin(std::string id, std::function<void(Result<ResultStreamView>)> done) = 0;
+  virtual void result_next(std::uint64_t stream, std::function<void(Result<std::optional<std::string>>)> done) = 0;
+  virtual void result_end(std::uint64_t stream) = 0;
 };
 
 }  // namespace p2pd::control

@@ -7,6 +7,7 @@
 
 #include "common/log.hpp"
 #include "daemon/control/control_socket.hpp"
+#include "daemon/control/control_streams.hpp"
 #include "proto/control.grpc.pb.h"
 
 namespace p2pd::control {
@@ -16,16 +17,6 @@ namespace p2pd::control {
 inline constexpr int kMaxControlMessageBytes = 4 << 20;
 
 namespace {
-
-grpc::Status to_status(const Error& error) {
-  switch (error.code) {
-    case ErrorCode::invalid_argument: return {grpc::StatusCode::INVALID_ARGUMENT, error.message};
-    case ErrorCode::not_found: return {grpc::StatusCode::NOT_FOUND, error.message};
-    case ErrorCode::permission_denied: return {grpc::StatusCode::PERMISSION_DENIED, error.message};
-    // Not UNAVAILABLE: to p2pctl that means the daemon itself cannot be reached.
-    default: return {grpc::StatusCode::FAILED_PRECONDITION, error.message};
-  }
-}
 
 void set_ref(proto::NodeRef* out, const NodeRef& in) {
   out->set_node_id(in.node_id);
@@ -131,7 +122,7 @@ class ControlService final : public proto::Control::CallbackService {
   grpc::ServerUnaryReactor* Lookup(grpc::CallbackServerContext* context, const proto::LookupRequest* request,
                                    proto::LookupReply* reply) override {
     auto* reactor = context->DefaultReactor();
-    m_handler.lookup(request->key(), [reactor, reply](Result<LookupView> result) {
+    m_handler.lookup(request->key(), [reactor, reply](::p2pd::Result<LookupView> result) {
       if (!result) {
         reactor->Finish(to_status(result.error()));
         return;
@@ -149,7 +140,7 @@ class ControlService final : public proto::Control::CallbackService {
   grpc::ServerUnaryReactor* Put(grpc::CallbackServerContext* context, const proto::PutRequest* request,
                                 proto::PutReply* reply) override {
     auto* reactor = context->DefaultReactor();
-    m_handler.put(request->key(), request->value(), [reactor, reply](Result<PutView> result) {
+    m_handler.put(request->key(), request->value(), [reactor, reply](::p2pd::Result<PutView> result) {
       if (!result) {
         reactor->Finish(to_status(result.error()));
         return;
@@ -166,7 +157,7 @@ class ControlService final : public proto::Control::CallbackService {
   grpc::ServerUnaryReactor* Get(grpc::CallbackServerContext* context, const proto::GetRequest* request,
                                 proto::GetReply* reply) override {
     auto* reactor = context->DefaultReactor();
-    m_handler.get(request->key(), [reactor, reply](Result<GetView> result) {
+    m_handler.get(request->key(), [reactor, reply](::p2pd::Result<GetView> result) {
       if (!result) {
         reactor->Finish(to_status(result.error()));
         return;
@@ -182,7 +173,7 @@ class ControlService final : public proto::Control::CallbackService {
   grpc::ServerUnaryReactor* Leave(grpc::CallbackServerContext* context, const proto::LeaveRequest* /*request*/,
                                   proto::LeaveReply* reply) override {
     auto* reactor = context->DefaultReactor();
-    m_handler.leave([reactor, reply](Result<LeaveView> result) {
+    m_handler.leave([reactor, reply](::p2pd::Result<LeaveView> result) {
       if (!result) {
         reactor->Finish(to_status(result.error()));
         return;
@@ -194,7 +185,82 @@ class ControlService final : public proto::Control::CallbackService {
     return reactor;
   }
 
+  grpc::ServerReadReactor<proto::SubmitMessage>* Submit(grpc::CallbackServerContext* context,
+                                                        proto::SubmitReply* reply) override {
+    return start_submit(context, m_handler, reply);
+  }
+
+  grpc::ServerWriteReactor<proto::ResultMessage>* Result(grpc::CallbackServerContext* context,
+                                                         const proto::ResultRequest* request) override {
+    return start_result(context, m_handler, request);
+  }
+
+  grpc::ServerUnaryReactor* Jobs(grpc::CallbackServerContext* context, const proto::JobsRequest* /*request*/,
+                                 proto::JobsReply* reply) override {
+    auto* reactor = context->DefaultReactor();
+    m_handler.list_jobs([reactor, reply](std::vector<JobSummaryView> jobs) {
+      for (const auto& j : jobs) {
+        auto* out = reply->add_jobs();
+        out->set_job_id(j.job_id);
+        out->set_kind(j.kind);
+        out->set_state(j.state);
+        out->set_submitted_at(j.submitted_at);
+        out->set_shards_done(j.shards_done);
+        out->set_shards_total(j.shards_total);
+      }
+      reactor->Finish(grpc::Status::OK);
+    });
+    return reactor;
+  }
+
+  grpc::ServerUnaryReactor* Job(grpc::CallbackServerContext* context, const proto::JobRequest* request,
+                                proto::JobReply* reply) override {
+    auto* reactor = context->DefaultReactor();
+    m_handler.get_job(request->job_id(), [reactor, reply](::p2pd::Result<JobView> job) {
+      if (!job) return reactor->Finish(to_status(job.error()));
+      fill_job(*job, *reply);
+      reactor->Finish(grpc::Status::OK);
+    });
+    return reactor;
+  }
+
+  grpc::ServerUnaryReactor* Cancel(grpc::CallbackServerContext* context, const proto::CancelRequest* request,
+                                   proto::CancelReply* reply) override {
+    auto* reactor = context->DefaultReactor();
+    m_handler.cancel_job(request->job_id(), [reactor, reply](::p2pd::Result<JobView> job) {
+      if (!job) return reactor->Finish(to_status(job.error()));
+      reply->set_job_id(job->job_id);
+      reply->set_state(job->state);
+      reactor->Finish(grpc::Status::OK);
+    });
+    return reactor;
+  }
+
  private:
+  static void fill_job(const JobView& job, proto::JobReply& reply) {
+    reply.set_job_id(job.job_id);
+    reply.set_kind(job.kind);
+    reply.set_state(job.state);
+    for (const auto& s : job.shards) {
+      auto* out = reply.add_shards();
+      out->set_index(s.index);
+      out->set_state(s.state);
+      out->set_peer(s.peer);
+      out->set_attempts(s.attempts);
+      out->set_row_begin(s.row_begin);
+      out->set_row_end(s.row_end);
+      out->set_last_error(s.last_error);
+    }
+    if (job.error) reply.set_error(*job.error);
+    reply.set_submitted_at(job.submitted_at);
+    reply.set_submitter(job.submitter);
+    reply.set_a_rows(job.a_rows);
+    reply.set_a_cols(job.a_cols);
+    reply.set_b_rows(job.b_rows);
+    reply.set_b_cols(job.b_cols);
+    reply.set_max_attempts(job.max_attempts);
+  }
+
   ControlHandler& m_handler;
 };
 

@@ -38,6 +38,10 @@ class Backend {
 // The CPU backend; `threads` 0 sizes OpenBLAS's pool to the machine.
 std::unique_ptr<Backend> make_cpu_backend(unsigned threads = 0);
 
+// The CUDA backend (cuBLAS) on device 0, or nullptr when this build has no
+// CUDA or no device works.
+std::unique_ptr<Backend> make_cuda_backend();
+
 // Checks spans against the shape and BLAS's int dimensions (shared by backends).
 Result<void> check_gemm_arguments(std::span<const float> a, std::span<const float> b, std::span<const float> c,
                                   const GemmShape& shape);

@@ -7,3 +7,13 @@ Result<CudaDevice> probe_cuda() {
 }
 
 }  // namespace p2pd::exec
+
+#include "daemon/exec/backend.hpp"
+
+namespace p2pd::exec {
+
+std::unique_ptr<Backend> make_cuda_backend() {
+  return nullptr;
+}
+
+}  // namespace p2pd::exec

@@ -179,6 +179,101 @@ void PeerClient::raft_step(const HostPort& to, const proto::RaftMessage& message
       });
 }
 
+template <class Request, class Reply, class Issue>
+void PeerClient::simple_unary(const HostPort& to, Request request, std::chrono::milliseconds timeout, Issue /*issue*/,
+                              std::function<void(Result<Reply>)> done) {
+  struct Call {
+    grpc::ClientContext context;
+    Request request;
+    Reply reply;
+    std::shared_ptr<void> stub;  // owns the stub for as long as the call runs
+    void start(const std::shared_ptr<grpc::Channel>& channel, std::function<void(grpc::Status)> on_done) {
+      // A captureless lambda: default-constructible (C++20).
+      stub = Issue{}(channel, context, request, reply, std::move(on_done));
+    }
+  };
+  static_assert(std::is_empty_v<Issue>, "issue must capture nothing");
+  auto call = std::make_shared<Call>();
+  call->request = std::move(request);
+  unary<Reply>(
+      to, timeout, call,
+      [call, to](const grpc::Status& status) {
+        return status.ok() ? Result<Reply>(std::move(call->reply)) : Result<Reply>(from_status(to, status));
+      },
+      std::move(done));
+}
+
+void PeerClient::blob_put(const HostPort& to, const proto::BlobPut& put, std::chrono::milliseconds timeout,
+                          std::function<void(Result<void>)> done) {
+  simple_unary<proto::BlobPut, proto::BlobPutReply>(
+      to, put, timeout,
+      [](const std::shared_ptr<grpc::Channel>& channel, grpc::ClientContext& context, const proto::BlobPut& request,
+         proto::BlobPutReply& reply, std::function<void(grpc::Status)> on_done) {
+        std::shared_ptr<proto::Blobs::Stub> stub = proto::Blobs::NewStub(channel);
+        stub->async()->Put(&context, &request, &reply, std::move(on_done));
+        return std::shared_ptr<void>(stub);
+      },
+      [done = std::move(done)](Result<proto::BlobPutReply> reply) {
+        if (reply) return done({});
+        done(reply.error());
+      });
+}
+
+void PeerClient::blob_get(const HostPort& to, std::string id, std::chrono::milliseconds timeout,
+                          std::function<void(Result<proto::BlobGetReply>)> done) {
+  proto::BlobGet request;
+  request.set_id(std::move(id));
+  simple_unary<proto::BlobGet, proto::BlobGetReply>(
+      to, std::move(request), timeout,
+      [](const std::shared_ptr<grpc::Channel>& channel, grpc::ClientContext& context, const proto::BlobGet& req,
+         proto::BlobGetReply& reply, std::function<void(grpc::Status)> on_done) {
+        std::shared_ptr<proto::Blobs::Stub> stub = proto::Blobs::NewStub(channel);
+        stub->async()->Get(&context, &req, &reply, std::move(on_done));
+        return std::shared_ptr<void>(stub);
+      },
+      std::move(done));
+}
+
+void PeerClient::job_propose(const HostPort& to, const proto::JobProposal& proposal, std::chrono::milliseconds timeout,
+                             std::function<void(Result<proto::JobProposalReply>)> done) {
+  simple_unary<proto::JobProposal, proto::JobProposalReply>(
+      to, proposal, timeout,
+      [](const std::shared_ptr<grpc::Channel>& channel, grpc::ClientContext& context, const proto::JobProposal& req,
+         proto::JobProposalReply& reply, std::function<void(grpc::Status)> on_done) {
+        std::shared_ptr<proto::Jobs::Stub> stub = proto::Jobs::NewStub(channel);
+        stub->async()->Propose(&context, &req, &reply, std::move(on_done));
+        return std::shared_ptr<void>(stub);
+      },
+      std::move(done));
+}
+
+void PeerClient::job_heartbeat(const HostPort& to, const proto::WorkerHeartbeat& heartbeat,
+                               std::chrono::milliseconds timeout,
+                               std::function<void(Result<proto::WorkerHeartbeatReply>)> done) {
+  simple_unary<proto::WorkerHeartbeat, proto::WorkerHeartbeatReply>(
+      to, heartbeat, timeout,
+      [](const std::shared_ptr<grpc::Channel>& channel, grpc::ClientContext& context, const proto::WorkerHeartbeat& req,
+         proto::WorkerHeartbeatReply& reply, std::function<void(grpc::Status)> on_done) {
+        std::shared_ptr<proto::Jobs::Stub> stub = proto::Jobs::NewStub(channel);
+        stub->async()->Heartbeat(&context, &req, &reply, std::move(on_done));
+        return std::shared_ptr<void>(stub);
+      },
+      std::move(done));
+}
+
+void PeerClient::shard_report(const HostPort& to, const proto::ShardReport& report, std::chrono::milliseconds timeout,
+                              std::function<void(Result<proto::ShardReportReply>)> done) {
+  simple_unary<proto::ShardReport, proto::ShardReportReply>(
+      to, report, timeout,
+      [](const std::shared_ptr<grpc::Channel>& channel, grpc::ClientContext& context, const proto::ShardReport& req,
+         proto::ShardReportReply& reply, std::function<void(grpc::Status)> on_done) {
+        std::shared_ptr<proto::Jobs::Stub> stub = proto::Jobs::NewStub(channel);
+        stub->async()->ReportShard(&context, &req, &reply, std::move(on_done));
+        return std::shared_ptr<void>(stub);
+      },
+      std::move(done));
+}
+
 void PeerClient::shutdown() {
   std::unique_lock lock(m_mutex);
   m_closed = true;

@@ -30,6 +30,14 @@ namespace p2pd::proto {
 class ChordRequest;
 class ChordReply;
 class RaftMessage;
+class BlobPut;
+class BlobGetReply;
+class JobProposal;
+class JobProposalReply;
+class WorkerHeartbeat;
+class WorkerHeartbeatReply;
+class ShardReport;
+class ShardReportReply;
 }  // namespace p2pd::proto
 
 namespace p2pd::net {
@@ -61,6 +69,21 @@ class PeerClient {
   void raft_step(const HostPort& to, const proto::RaftMessage& message, std::chrono::milliseconds timeout,
                  std::function<void(Result<void>)> done);
 
+  // Blobs (service Blobs): store one at a holder, fetch one from a holder
+  // (the reply is checked by the caller, which knows the id it asked for).
+  void blob_put(const HostPort& to, const proto::BlobPut& put, std::chrono::milliseconds timeout,
+                std::function<void(Result<void>)> done);
+  void blob_get(const HostPort& to, std::string id, std::chrono::milliseconds timeout,
+                std::function<void(Result<proto::BlobGetReply>)> done);
+
+  // Jobs (service Jobs): to the Raft leader.
+  void job_propose(const HostPort& to, const proto::JobProposal& proposal, std::chrono::milliseconds timeout,
+                   std::function<void(Result<proto::JobProposalReply>)> done);
+  void job_heartbeat(const HostPort& to, const proto::WorkerHeartbeat& heartbeat, std::chrono::milliseconds timeout,
+                     std::function<void(Result<proto::WorkerHeartbeatReply>)> done);
+  void shard_report(const HostPort& to, const proto::ShardReport& report, std::chrono::milliseconds timeout,
+                    std::function<void(Result<proto::ShardReportReply>)> done);
+
   // Cancels calls in flight and waits for gRPC to finish with them; later
   // calls fail at once. Idempotent.
   void shutdown();
@@ -80,6 +103,11 @@ class PeerClient {
   template <class Reply, class Call>
   void unary(const HostPort& to, std::chrono::milliseconds timeout, std::shared_ptr<Call> call,
              std::function<Result<Reply>(const grpc::Status&)> finish, std::function<void(Result<Reply>)> done);
+
+  // A unary call of any service: `issue` starts it on a stub it creates.
+  template <class Request, class Reply, class Issue>
+  void simple_unary(const HostPort& to, Request request, std::chrono::milliseconds timeout, Issue issue,
+                    std::function<void(Result<Reply>)> done);
 
   NodeId m_self;
   Post m_post;

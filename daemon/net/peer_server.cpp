@@ -83,6 +83,120 @@ class RaftService final : public proto::Raft::CallbackService {
   RaftHandler& m_handler;
 };
 
+namespace {
+
+grpc::Status invalid(const Error& error) {
+  return {grpc::StatusCode::INVALID_ARGUMENT, error.message};
+}
+
+grpc::Status to_status(const Error& error) {
+  switch (error.code) {
+    case ErrorCode::invalid_argument:
+    case ErrorCode::corrupt: return {grpc::StatusCode::INVALID_ARGUMENT, error.message};
+    case ErrorCode::not_found: return {grpc::StatusCode::NOT_FOUND, error.message};
+    case ErrorCode::unavailable: return {grpc::StatusCode::RESOURCE_EXHAUSTED, error.message};
+    default: return {grpc::StatusCode::INTERNAL, error.message};
+  }
+}
+
+}  // namespace
+
+class BlobService final : public proto::Blobs::CallbackService {
+ public:
+  explicit BlobService(BlobHandler& handler) : m_handler(handler) {}
+
+  grpc::ServerUnaryReactor* Put(grpc::CallbackServerContext* context, const proto::BlobPut* request,
+                                proto::BlobPutReply* /*reply*/) override {
+    auto* reactor = context->DefaultReactor();
+    auto put = decode_blob_put(*request);
+    if (!put) {
+      reactor->Finish(invalid(put.error()));
+      return reactor;
+    }
+    m_handler.on_blob_put(std::move(*put), [reactor](Result<void> stored) {
+      reactor->Finish(stored ? grpc::Status::OK : to_status(stored.error()));
+    });
+    return reactor;
+  }
+
+  grpc::ServerUnaryReactor* Get(grpc::CallbackServerContext* context, const proto::BlobGet* request,
+                                proto::BlobGetReply* reply) override {
+    auto* reactor = context->DefaultReactor();
+    auto id = decode_blob_id(request->id());
+    if (!id) {
+      reactor->Finish(invalid(id.error()));
+      return reactor;
+    }
+    m_handler.on_blob_get(std::move(*id), [reactor, reply](Result<std::optional<std::string>> blob) {
+      if (!blob) return reactor->Finish(to_status(blob.error()));
+      reply->set_found(blob->has_value());
+      if (*blob) *reply->mutable_data() = std::move(**blob);
+      reactor->Finish(grpc::Status::OK);
+    });
+    return reactor;
+  }
+
+ private:
+  BlobHandler& m_handler;
+};
+
+class JobsService final : public proto::Jobs::CallbackService {
+ public:
+  explicit JobsService(JobsHandler& handler) : m_handler(handler) {}
+
+  grpc::ServerUnaryReactor* Propose(grpc::CallbackServerContext* context, const proto::JobProposal* request,
+                                    proto::JobProposalReply* reply) override {
+    auto* reactor = context->DefaultReactor();
+    auto proposal = decode_job_proposal(*request);
+    if (!proposal) {
+      reactor->Finish(invalid(proposal.error()));
+      return reactor;
+    }
+    m_handler.on_job_proposal(std::move(*proposal), [reactor, reply](ProposalAnswer answer) {
+      reply->set_accepted(answer.accepted);
+      reply->set_error(answer.error);
+      if (answer.leader)
+        reply->set_leader_id(std::string(answer.leader->bytes().begin(), answer.leader->bytes().end()));
+      reactor->Finish(grpc::Status::OK);
+    });
+    return reactor;
+  }
+
+  grpc::ServerUnaryReactor* Heartbeat(grpc::CallbackServerContext* context, const proto::WorkerHeartbeat* request,
+                                      proto::WorkerHeartbeatReply* reply) override {
+    auto* reactor = context->DefaultReactor();
+    auto heartbeat = decode_worker_heartbeat(*request);
+    if (!heartbeat) {
+      reactor->Finish(invalid(heartbeat.error()));
+      return reactor;
+    }
+    m_handler.on_worker_heartbeat(std::move(*heartbeat), [reactor, reply](bool leader) {
+      reply->set_leader(leader);
+      reactor->Finish(grpc::Status::OK);
+    });
+    return reactor;
+  }
+
+  grpc::ServerUnaryReactor* ReportShard(grpc::CallbackServerContext* context, const proto::ShardReport* request,
+                                        proto::ShardReportReply* reply) override {
+    auto* reactor = context->DefaultReactor();
+    auto report = decode_shard_report(*request);
+    if (!report) {
+      reactor->Finish(invalid(report.error()));
+      return reactor;
+    }
+    m_handler.on_shard_report(std::move(*report), [reactor, reply](Result<void> taken) {
+      reply->set_accepted(taken.has_value());
+      if (!taken) reply->set_error(taken.error().message);
+      reactor->Finish(grpc::Status::OK);
+    });
+    return reactor;
+  }
+
+ private:
+  JobsHandler& m_handler;
+};
+
 std::optional<HostPort> host_port_from_grpc_peer(std::string_view peer) {
   std::string text;
   if (peer.starts_with("ipv4:")) {
@@ -102,17 +216,21 @@ std::optional<HostPort> host_port_from_grpc_peer(std::string_view peer) {
 
 Result<std::unique_ptr<PeerServer>> PeerServer::start(const HostPort& listen, const NodeId& self,
                                                       const std::string& executor, ChordHandler& chord,
-                                                      RaftHandler& raft) {
+                                                      RaftHandler& raft, BlobHandler& blobs, JobsHandler& jobs) {
   std::unique_ptr<PeerServer> server(new PeerServer());
   server->m_service = std::make_unique<PeerService>(self);
   server->m_chord = std::make_unique<ChordService>(self, executor, chord);
   server->m_raft = std::make_unique<RaftService>(self, raft);
+  server->m_blobs = std::make_unique<BlobService>(blobs);
+  server->m_jobs = std::make_unique<JobsService>(jobs);
   grpc::ServerBuilder builder;
   int port = 0;
   builder.AddListeningPort(listen.to_string(), grpc::InsecureServerCredentials(), &port);
   builder.RegisterService(server->m_service.get());
   builder.RegisterService(server->m_chord.get());
   builder.RegisterService(server->m_raft.get());
+  builder.RegisterService(server->m_blobs.get());
+  builder.RegisterService(server->m_jobs.get());
   builder.SetMaxReceiveMessageSize(kMaxPeerMessageBytes);
   builder.SetMaxSendMessageSize(kMaxPeerMessageBytes);
   // gRPC sets SO_REUSEPORT by default, which would let a second daemon bind

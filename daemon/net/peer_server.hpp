@@ -12,6 +12,7 @@
 #include "common/node_id.hpp"
 #include "common/result.hpp"
 #include "daemon/net/chord_codec.hpp"
+#include "daemon/net/jobs_codec.hpp"
 #include "daemon/net/raft_codec.hpp"
 
 namespace grpc {
@@ -23,6 +24,8 @@ namespace p2pd::net {
 class PeerService;
 class ChordService;
 class RaftService;
+class BlobService;
+class JobsService;
 
 // What the peer server needs from the node.
 class ChordHandler {
@@ -40,6 +43,33 @@ class RaftHandler {
   virtual void on_raft_message(RaftInbound inbound) = 0;
 };
 
+// Blobs held by this node. Called on gRPC threads; `done` runs once, on any thread.
+class BlobHandler {
+ public:
+  virtual ~BlobHandler() = default;
+  // `id` is 32 bytes; the handler checks that `data` hashes to it.
+  virtual void on_blob_put(BlobPutIn put, std::function<void(Result<void>)> done) = 0;
+  // nullopt: not held here.
+  virtual void on_blob_get(std::string id, std::function<void(Result<std::optional<std::string>>)> done) = 0;
+};
+
+struct ProposalAnswer {
+  bool accepted = false;
+  std::string error;
+  std::optional<NodeId> leader;
+};
+
+// What workers and submitters tell the leader. Called on gRPC threads;
+// `done` runs once, on any thread.
+class JobsHandler {
+ public:
+  virtual ~JobsHandler() = default;
+  virtual void on_job_proposal(JobProposalIn proposal, std::function<void(ProposalAnswer)> done) = 0;
+  // `done(true)` while this node leads.
+  virtual void on_worker_heartbeat(WorkerHeartbeatIn heartbeat, std::function<void(bool)> done) = 0;
+  virtual void on_shard_report(ShardReportIn report, std::function<void(Result<void>)> done) = 0;
+};
+
 // Bounded input: no single peer message may exceed this (DESIGN.md, "every
 // peer input is validated with size limits").
 inline constexpr int kMaxPeerMessageBytes = 4 << 20;
@@ -47,7 +77,8 @@ inline constexpr int kMaxPeerMessageBytes = 4 << 20;
 class PeerServer {
  public:
   static Result<std::unique_ptr<PeerServer>> start(const HostPort& listen, const NodeId& self,
-                                                   const std::string& executor, ChordHandler& chord, RaftHandler& raft);
+                                                   const std::string& executor, ChordHandler& chord, RaftHandler& raft,
+                                                   BlobHandler& blobs, JobsHandler& jobs);
   ~PeerServer();
   PeerServer(const PeerServer&) = delete;
   PeerServer& operator=(const PeerServer&) = delete;
@@ -62,6 +93,8 @@ class PeerServer {
   std::unique_ptr<PeerService> m_service;
   std::unique_ptr<ChordService> m_chord;
   std::unique_ptr<RaftService> m_raft;
+  std::unique_ptr<BlobService> m_blobs;
+  std::unique_ptr<JobsService> m_jobs;
   std::unique_ptr<grpc::Server> m_server;
 };
 

@@ -55,7 +55,10 @@ OptionGroups make_options() {
        "else $XDG_RUNTIME_DIR/p2pd.sock)");
   g.storage.add_options()
       ("state-dir", po::value<std::string>()->value_name("DIR"),
-       "node identity, Raft log, blobs, traces (default: /var/lib/p2pd as root, else ~/.local/state/p2pd)");
+       "node identity, Raft log, blobs, traces (default: /var/lib/p2pd as root, else ~/.local/state/p2pd)")
+      ("store-capacity", po::value<std::string>()->value_name("MIB"),
+       "disk space for job data (input and output chunks) under STATE_DIR/blobs;\n"
+       "past it the least recently used chunks go (default: 10240)");
   g.execution.add_options()
       ("executor", po::value<std::string>()->value_name("auto|cuda|cpu"),
        "where shards run; auto uses a GPU when one works (default: auto)");
@@ -124,6 +127,10 @@ Result<void> apply_value(NodeConfig& config, const std::string& key, const std::
   } else if (key == "control-socket" || key == "state-dir") {
     if (value.empty()) return fail(make_error(ErrorCode::invalid_argument, "needs a path"));
     (key == "control-socket" ? config.control_socket : config.state_dir) = std::filesystem::path(value);
+  } else if (key == "store-capacity") {
+    auto n = parse_count(value, 16, 1u << 30);
+    if (!n) return fail(n.error());
+    config.store_capacity_mib = *n;
   } else if (key == "executor") {
     if (value == "auto")
       config.executor = ExecutorChoice::automatic;
@@ -242,6 +249,7 @@ ReloadPlan plan_reload(const NodeConfig& running, const NodeConfig& reread) {
   if (running.control_socket != reread.control_socket) plan.need_restart.emplace_back("control-socket");
   if (running.state_dir != reread.state_dir) plan.need_restart.emplace_back("state-dir");
   if (running.executor != reread.executor) plan.need_restart.emplace_back("executor");
+  if (running.store_capacity_mib != reread.store_capacity_mib) plan.need_restart.emplace_back("store-capacity");
   if (running.raft_heartbeat_ms != reread.raft_heartbeat_ms) plan.need_restart.emplace_back("raft-heartbeat");
   if (running.raft_election_timeout_ms != reread.raft_election_timeout_ms) {
     plan.need_restart.emplace_back("raft-election-timeout");

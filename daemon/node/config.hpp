@@ -26,6 +26,8 @@ struct NodeConfig {
   std::filesystem::path control_socket;
   std::filesystem::path state_dir;
   ExecutorChoice executor = ExecutorChoice::automatic;
+  // Disk for blobs (job inputs and outputs), in MiB.
+  std::uint32_t store_capacity_mib = 10240;
   log::Level log_level = log::Level::info;
   // Raft (etcd's defaults): heartbeat, and the election timeout, randomized
   // per term up to twice this.

@@ -4,6 +4,7 @@
 
 #include <csignal>
 #include <cstdlib>
+#include <future>
 
 #include <boost/asio/post.hpp>
 
@@ -33,6 +34,7 @@ Result<void> Node::start() {
   // Raft's durable state first: a damaged state dir stops start-up before
   // anything is bound.
   if (auto raft = start_raft(); !raft) return raft.error();
+  if (auto store = start_store(); !store) return store.error();
   // The control socket first, before any thread of ours exists: binding it
   // needs a process-wide umask for an instant (see ControlServer::start).
   // Calls that arrive before the io thread runs wait in its queue.
@@ -41,7 +43,7 @@ Result<void> Node::start() {
   m_control_server = std::move(*control);
 
   auto peer = net::PeerServer::start(m_config.listen, m_identity.id, std::string(exec::to_string(m_executor.kind)),
-                                     *this, *this);
+                                     *this, *this, *this, *this);
   if (!peer) return peer.error();
   m_peer_server = std::move(*peer);
   m_listen = m_peer_server->bound();
@@ -49,6 +51,12 @@ Result<void> Node::start() {
       m_identity.id, [this](std::function<void()> fn) { boost::asio::post(m_io, std::move(fn)); });
   // Before the io thread runs, so peer calls queued meanwhile find the overlay.
   start_chord();
+  m_transfer = std::make_unique<BlobTransfer>(
+      m_identity.id, *m_blob_store, *m_peer_client, m_io, m_blocking,
+      [this](const NodeId& key, std::function<void(Result<std::vector<chord::Peer>>)> done) {
+        locate(key, std::move(done));
+      });
+  start_worker();
 
   wait_for_signal();
   schedule_tick();
@@ -76,6 +84,16 @@ void Node::shutdown() {
   // queued for an io thread that never ran: run it now, or they would never
   // be answered and the server's shutdown would wait for them.
   if (!m_io_thread.joinable()) m_io_thread = std::thread([this] { m_io.run(); });
+  // Job calls waiting on the pool (a commit, a transfer) are answered now,
+  // or the control server's shutdown would wait for them.
+  {
+    std::promise<void> answered;
+    boost::asio::post(m_io, [this, &answered] {
+      fail_job_calls(make_error(ErrorCode::unavailable, "p2pd is shutting down"));
+      answered.set_value();
+    });
+    answered.get_future().wait();
+  }
   // Servers first, while the io thread still runs: calls in flight are
   // answered by it, and gRPC's Shutdown waits for them.
   if (m_control_server) {
@@ -103,6 +121,11 @@ void Node::shutdown() {
     });
     m_io_thread.join();
   }
+  // A kernel or a disk write still running finishes; queued ones are dropped.
+  m_compute.stop();
+  m_blocking.stop();
+  m_compute.join();
+  m_blocking.join();
 }
 
 void Node::schedule_tick() {
@@ -124,6 +147,7 @@ void Node::on_tick() {
     pump_chord();
   }
   tick_raft();
+  tick_jobs();
   probe_bootstrap_peers();
   check_leave_done();
 }

@@ -8,6 +8,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <boost/asio/thread_pool.hpp>
 
 #include <chrono>
 #include <condition_variable>
@@ -22,18 +23,23 @@
 #include <vector>
 
 #include "common/result.hpp"
+#include "common/rng.hpp"
 #include "daemon/chord/overlay.hpp"
 #include "daemon/control/control_handler.hpp"
+#include "daemon/exec/backend.hpp"
 #include "daemon/exec/executor_select.hpp"
 #include "daemon/net/bootstrap_probe.hpp"
 #include "daemon/net/peer_client.hpp"
 #include "daemon/net/peer_server.hpp"
+#include "daemon/node/blob_transfer.hpp"
 #include "daemon/node/config.hpp"
 #include "daemon/node/identity.hpp"
 #include "daemon/raft/raft.hpp"
 #include "daemon/raft/storage.hpp"
 #include "daemon/raft/voter_policy.hpp"
 #include "daemon/sched/job_table.hpp"
+#include "daemon/sched/scheduler.hpp"
+#include "daemon/store/blob_store.hpp"
 
 namespace p2pd::control {
 class ControlServer;
@@ -66,8 +72,26 @@ inline constexpr std::size_t kMaxLearners = 64;
 // leads to it) at most this often, with at most so many lookups at once.
 inline constexpr std::chrono::milliseconds kRaftResolveInterval{1000};
 inline constexpr std::size_t kMaxRaftResolvesInFlight = 8;
+// Jobs. A worker tells the leader it is alive this often (the scheduler
+// re-runs a silent worker's shards after 5 s), and repeats an unanswered
+// shard report this often.
+inline constexpr std::chrono::milliseconds kWorkerHeartbeatInterval{1000};
+inline constexpr std::chrono::milliseconds kShardReportInterval{2000};
+inline constexpr std::chrono::milliseconds kJobCallTimeout{5000};
+// A submitted job must be committed within this, or the submission fails.
+inline constexpr std::chrono::seconds kSubmitCommitTimeout{30};
+inline constexpr std::chrono::milliseconds kProposalRetryInterval{2000};
+// Chunks of one submission being stored at once (each about 1 MiB).
+inline constexpr std::size_t kSubmitWindow = 8;
+inline constexpr std::size_t kMaxSubmissions = 8;
+inline constexpr std::size_t kMaxResultStreams = 16;
+inline constexpr std::size_t kMaxVerifications = 1024;
 
-class Node final : public control::ControlHandler, public net::ChordHandler, public net::RaftHandler {
+class Node final : public control::ControlHandler,
+                   public net::ChordHandler,
+                   public net::RaftHandler,
+                   public net::BlobHandler,
+                   public net::JobsHandler {
  public:
   // `args` is the command line (without argv[0]), kept for SIGHUP reloads.
   Node(NodeConfig config, std::vector<std::string> args, NodeIdentity identity, exec::ExecutorInfo executor);
@@ -96,8 +120,24 @@ class Node final : public control::ControlHandler, public net::ChordHandler, pub
   void leave(std::function<void(Result<control::LeaveView>)> done) override;
   void get_leader(std::function<void(control::LeaderView)> done) override;
 
+  void submit_begin(control::SubmitHeader header, std::function<void(Result<std::uint64_t>)> done) override;
+  void submit_data(std::uint64_t submission, std::string data, std::function<void(Result<void>)> done) override;
+  void submit_end(std::uint64_t submission, std::function<void(Result<control::SubmitView>)> done) override;
+  void submit_abort(std::uint64_t submission) override;
+  void list_jobs(std::function<void(std::vector<control::JobSummaryView>)> done) override;
+  void get_job(std::string id, std::function<void(Result<control::JobView>)> done) override;
+  void cancel_job(std::string id, std::function<void(Result<control::JobView>)> done) override;
+  void result_begin(std::string id, std::function<void(Result<control::ResultStreamView>)> done) override;
+  void result_next(std::uint64_t stream, std::function<void(Result<std::optional<std::string>>)> done) override;
+  void result_end(std::uint64_t stream) override;
+
   void on_chord_message(net::ChordInbound inbound, std::function<void(std::optional<chord::Message>)> done) override;
   void on_raft_message(net::RaftInbound inbound) override;
+  void on_blob_put(net::BlobPutIn put, std::function<void(Result<void>)> done) override;
+  void on_blob_get(std::string id, std::function<void(Result<std::optional<std::string>>)> done) override;
+  void on_job_proposal(net::JobProposalIn proposal, std::function<void(net::ProposalAnswer)> done) override;
+  void on_worker_heartbeat(net::WorkerHeartbeatIn heartbeat, std::function<void(bool)> done) override;
+  void on_shard_report(net::ShardReportIn report, std::function<void(Result<void>)> done) override;
 
  private:
   void schedule_tick();
@@ -130,6 +170,67 @@ class Node final : public control::ControlHandler, public net::ChordHandler, pub
   void log_raft_changes();
   void hand_over_leadership();
   [[nodiscard]] std::string raft_role() const;
+  [[nodiscard]] bool is_leader() const;
+  // The leader's peer address, when known and not this node.
+  [[nodiscard]] std::optional<HostPort> leader_addr() const;
+
+  // node_blobs.cpp: the blob store and its transfers.
+  Result<void> start_store();
+  void locate(const NodeId& key, std::function<void(Result<std::vector<chord::Peer>>)> done);
+
+  // node_jobs.cpp: submissions, job queries, results, proposals to the leader.
+  struct Submission;
+  struct ResultStream;
+  struct PendingProposal {
+    enum class Until { exists, finished };
+    std::string command;
+    std::string job_id;  // done once this job exists (or is finished) in the table
+    Until until = Until::exists;
+    std::chrono::steady_clock::time_point deadline;
+    std::chrono::steady_clock::time_point next_try;
+    std::function<void(Result<void>)> done;
+  };
+  void tick_jobs();
+  void on_submission_chunk(const std::shared_ptr<Submission>& submission, int matrix, std::size_t chunk,
+                           Result<store::BlobId> id);
+  void finish_submission(const std::shared_ptr<Submission>& submission);
+  void fail_submission(const std::shared_ptr<Submission>& submission, const Error& error);
+  void propose_until_applied(std::string command, std::string job_id, PendingProposal::Until until,
+                             std::function<void(Result<void>)> done);
+  void send_proposal(const std::string& command);
+  void fail_job_calls(const Error& error);
+  [[nodiscard]] std::uint32_t default_shard_count(std::uint64_t rows) const;
+
+  // node_worker.cpp: this node as a worker.
+  struct ShardRun {
+    std::string job_id;
+    std::uint32_t index = 0;
+    std::uint32_t attempt = 0;
+    bool finished = false;  // computed (or failed); being reported
+    std::string output_ref;
+    std::string error;
+    std::chrono::steady_clock::time_point next_report;
+  };
+  void start_worker();
+  void tick_worker();
+  void send_heartbeat();
+  void reconcile_shard_runs();
+  void start_shard(const sched::Job& job, const sched::Shard& shard);
+  void finish_shard(const std::string& key, std::uint32_t attempt, std::string output_ref, std::string error);
+  void send_shard_report(ShardRun& run);
+  [[nodiscard]] sched::WorkerReport worker_report() const;
+
+  // node_verify.cpp: the leader's scheduler and result verification.
+  struct Verification {
+    enum class State { running, passed, failed } state = State::running;
+    std::chrono::steady_clock::time_point proposed_at;
+  };
+  void tick_leader_jobs();
+  void propose_local(const std::string& command);
+  void handle_shard_report(const net::ShardReportIn& report);
+  void verify_shard(const sched::Job& job, const sched::Shard& shard, const std::string& output_ref);
+  void on_verdict(const std::string& key, std::string job_id, std::uint32_t index, std::string peer,
+                  std::string output_ref, Result<std::string> wrong);
 
   NodeConfig m_config;
   std::vector<std::string> m_args;
@@ -189,6 +290,25 @@ class Node final : public control::ControlHandler, public net::ChordHandler, pub
   raft::Term m_logged_term = 0;
   std::optional<NodeId> m_logged_leader;
   std::string m_logged_role;
+
+  // Jobs (io thread only, except where said).
+  std::unique_ptr<store::BlobStore> m_blob_store;  // thread-safe
+  boost::asio::thread_pool m_blocking{2};          // disk, hashing, verification
+  boost::asio::thread_pool m_compute{1};           // shard kernels, one at a time
+  std::unique_ptr<BlobTransfer> m_transfer;
+  std::unique_ptr<exec::Backend> m_backend;     // m_compute's thread only
+  std::optional<sched::Scheduler> m_scheduler;  // while this node leads
+  double m_gflops = 0;                          // measured
+  bool m_fault_wrong_results = false;           // test-only: P2PD_TEST_FAULT=wrong-results
+  bool m_jobs_closed = false;                   // shutting down: job calls are refused
+  Rng m_job_rng{0};                             // reseeded in start_worker()
+  std::uint64_t m_next_stream = 1;
+  std::map<std::uint64_t, std::shared_ptr<Submission>> m_submissions;
+  std::map<std::uint64_t, std::shared_ptr<ResultStream>> m_result_streams;
+  std::vector<PendingProposal> m_pending_proposals;
+  std::map<std::string, ShardRun> m_shard_runs;         // "job/index" -> run
+  std::map<std::string, Verification> m_verifications;  // "job/index/peer/output" -> verdict
+  std::chrono::steady_clock::time_point m_next_heartbeat;
 
   std::mutex m_stop_mutex;
   std::condition_variable m_stop_cv;

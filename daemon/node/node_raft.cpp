@@ -379,3 +379,20 @@ void Node::get_leader(std::function<void(control::LeaderView)> done) {
 }
 
 }  // namespace p2pd::node
+
+namespace p2pd::node {
+
+bool Node::is_leader() const {
+  return m_raft && !m_raft_failed && m_raft->role() == raft::Role::leader;
+}
+
+std::optional<HostPort> Node::leader_addr() const {
+  if (!m_raft || !m_raft->leader() || *m_raft->leader() == m_identity.id) return std::nullopt;
+  auto it = m_peers_seen.find(*m_raft->leader());
+  if (it == m_peers_seen.end()) return std::nullopt;
+  auto addr = parse_host_port(it->second.addr, false);
+  if (!addr) return std::nullopt;
+  return *addr;
+}
+
+}  // namespace p2pd::node

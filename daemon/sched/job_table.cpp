@@ -498,6 +498,15 @@ std::string encode_cancel(std::string_view job_id) {
   return encode(command);
 }
 
+bool is_client_command(std::string_view encoded_command) {
+  JobCommand command;
+  if (encoded_command.size() > static_cast<std::size_t>(INT_MAX) ||
+      !command.ParseFromArray(encoded_command.data(), static_cast<int>(encoded_command.size()))) {
+    return false;
+  }
+  return command.command_case() == JobCommand::kSubmit || command.command_case() == JobCommand::kCancel;
+}
+
 Result<void> JobTable::apply(std::string_view encoded_command) {
   JobCommand command;
   if (encoded_command.size() > static_cast<std::size_t>(INT_MAX) ||

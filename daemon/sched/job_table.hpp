@@ -119,6 +119,11 @@ std::string encode_shard_failed(std::string_view job_id, std::uint32_t index, st
                                 std::string_view reason);
 std::string encode_cancel(std::string_view job_id);
 
+// True for the commands any node may ask the leader to propose (submit and
+// cancel); assignments and shard outcomes come from the leader's own
+// scheduler and verifier only.
+bool is_client_command(std::string_view encoded_command);
+
 struct RowRange {
   std::uint32_t begin = 0;
   std::uint32_t end = 0;

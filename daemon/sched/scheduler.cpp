@@ -66,6 +66,11 @@ std::vector<std::string> Scheduler::plan(const JobTable& table, std::uint64_t no
       if (!peer) continue;
       auto it = m_workers.find(*peer);
       std::string reason;
+      if (it == m_workers.end() && m_ticks < m_config.heartbeat_timeout_ticks) {
+        // A new leader has not heard from anyone yet: a worker assigned by
+        // the old one gets one heartbeat timeout to make itself known.
+        continue;
+      }
       if (it == m_workers.end() || it->second.silent_ticks >= m_config.heartbeat_timeout_ticks) {
         reason = "the worker stopped heartbeating";
       } else if (it->second.banned_ticks_left > 0) {

@@ -166,3 +166,31 @@ TEST_CASE("scheduler serves jobs in submission order", "[unit][sched]") {
   CHECK(shards_per_peer(table, 0).at(worker(1).hex()) == 2);
   CHECK(shards_per_peer(table, 1).at(worker(1).hex()) == 1);
 }
+
+TEST_CASE("a new leader's scheduler gives the old leader's workers one timeout to show up", "[unit][sched]") {
+  JobTable table;
+  submit(table, 0, 2);
+  SchedulerConfig config;
+  config.heartbeat_timeout_ticks = 10;
+  {
+    Scheduler old_leader(config);
+    old_leader.on_heartbeat(report(1));
+    old_leader.on_heartbeat(report(2));
+    REQUIRE(apply_plan(old_leader, table) == 2);
+  }
+  // The new leader hears only from worker 2; worker 1 died with the old leader.
+  Scheduler s(config);
+  for (int t = 0; t < 9; ++t) {
+    s.tick();
+    s.on_heartbeat(report(2));
+    CHECK(apply_plan(s, table) == 0);  // within the grace: nothing taken back
+  }
+  for (int t = 0; t < 2; ++t) {
+    s.tick();
+    s.on_heartbeat(report(2));
+  }
+  CHECK(apply_plan(s, table) == 1);  // worker 1's shard failed back to pending
+  const auto spread = shards_per_peer(table, 0);
+  CHECK_FALSE(spread.contains(worker(1).hex()));
+  CHECK(spread.at(worker(2).hex()) == 1);
+}

@@ -1,0 +1,43 @@
+// The blob store bound to the peer service and the ring (DESIGN.md
+// daemon/store): peers put and get chunks here; the ring says who holds what.
+#include <boost/asio/post.hpp>
+
+#include "common/log.hpp"
+#include "daemon/node/node.hpp"
+
+namespace p2pd::node {
+
+Result<void> Node::start_store() {
+  auto store = store::BlobStore::open(m_config.state_dir / "blobs",
+                                      static_cast<std::uint64_t>(m_config.store_capacity_mib) << 20);
+  if (!store) return store.error();
+  m_blob_store = std::move(*store);
+  return {};
+}
+
+void Node::locate(const NodeId& key, std::function<void(Result<std::vector<chord::Peer>>)> done) {
+  if (!m_overlay) return done(make_error(ErrorCode::unavailable, "the ring is not started yet"));
+  run_operation(m_overlay->lookup(key), [done = std::move(done)](chord::OperationResult r) {
+    if (!r.ok) return done(Error{r.error_code, r.error});
+    done(std::move(r.holders));
+  });
+}
+
+void Node::on_blob_put(net::BlobPutIn put, std::function<void(Result<void>)> done) {
+  // Hashing and writing 1 MiB is disk work: off gRPC's threads and the io thread.
+  boost::asio::post(m_blocking, [this, put = std::move(put), done = std::move(done)] {
+    auto id = store::BlobId::from_bytes(put.id);
+    if (!id) return done(make_error(ErrorCode::invalid_argument, "a blob id must be 32 bytes"));
+    done(m_blob_store->put(*id, put.data));
+  });
+}
+
+void Node::on_blob_get(std::string id, std::function<void(Result<std::optional<std::string>>)> done) {
+  boost::asio::post(m_blocking, [this, id = std::move(id), done = std::move(done)] {
+    auto blob = store::BlobId::from_bytes(id);
+    if (!blob) return done(make_error(ErrorCode::invalid_argument, "a blob id must be 32 bytes"));
+    done(m_blob_store->get(*blob));
+  });
+}
+
+}  // namespace p2pd::node

@@ -1,0 +1,208 @@
+// The leader's side of jobs (DESIGN.md, "Data flow of a job", steps 2 and 4):
+// the scheduler's commands proposed through Raft, and every reported shard
+// verified before it counts. Verification reads the shard's rows of A, all
+// of B and the reported block of C from the ring and runs Freivalds' check
+// (daemon/exec/verify) off the io thread; a wrong result fails the shard
+// back to pending and bans the worker for a while (Scheduler::on_wrong_result).
+#include <boost/asio/post.hpp>
+
+#include "common/log.hpp"
+#include "daemon/exec/verify.hpp"
+#include "daemon/node/node.hpp"
+
+namespace p2pd::node {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+std::uint64_t now_unix_ms() {
+  return static_cast<std::uint64_t>(
+      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+          .count());
+}
+
+std::string verification_key(const std::string& job_id, std::uint32_t index, const std::string& peer,
+                             const std::string& output_ref) {
+  return fmt::format("{}/{}/{}/{}", job_id, index, peer, output_ref);
+}
+
+// A ShardDone proposed for a verified result is proposed again after this if
+// it has not been applied (the entry may have been lost with a leader).
+constexpr std::chrono::seconds kReproposeDone{2};
+
+}  // namespace
+
+void Node::propose_local(const std::string& command) {
+  if (!m_raft) return;
+  if (auto index = m_raft->propose(command); !index) {
+    log::debug(log::Category::sched, "proposal refused: {}", index.error().message);
+  }
+}
+
+void Node::tick_leader_jobs() {
+  if (!is_leader()) {
+    if (m_scheduler) {
+      log::debug(log::Category::sched, "no longer the leader: scheduler stopped");
+      m_scheduler.reset();
+      m_verifications.clear();
+    }
+    return;
+  }
+  if (!m_scheduler) {
+    m_scheduler.emplace();
+    log::info(log::Category::sched, "leading: scheduling the pool's jobs");
+  }
+  m_scheduler->tick();
+  if (m_ticks % 4 != 0) return;
+  for (const auto& command : m_scheduler->plan(m_jobs, now_unix_ms())) propose_local(command);
+  // Verdicts are kept while the shard they judged is still assigned to the
+  // worker they judged; after that they have done their work.
+  std::erase_if(m_verifications, [&](const auto& entry) {
+    const auto& key = entry.first;
+    const auto slash = key.find('/');
+    const sched::Job* job = m_jobs.find(key.substr(0, slash));
+    return job == nullptr || sched::is_finished(job->state) ||
+           (entry.second.state != Verification::State::running &&
+            Clock::now() - entry.second.proposed_at > std::chrono::minutes(1));
+  });
+}
+
+void Node::on_worker_heartbeat(net::WorkerHeartbeatIn heartbeat, std::function<void(bool)> done) {
+  boost::asio::post(m_io, [this, heartbeat = std::move(heartbeat), done = std::move(done)] {
+    if (!is_leader() || !m_scheduler) return done(false);
+    m_scheduler->on_heartbeat(sched::WorkerReport{
+        heartbeat.node_id, heartbeat.executor == "cuda" ? exec::ExecutorKind::cuda : exec::ExecutorKind::cpu,
+        heartbeat.memory_bytes, heartbeat.gflops, heartbeat.slots});
+    done(true);
+  });
+}
+
+void Node::on_shard_report(net::ShardReportIn report, std::function<void(Result<void>)> done) {
+  boost::asio::post(m_io, [this, report = std::move(report), done = std::move(done)] {
+    if (!is_leader()) return done(make_error(ErrorCode::unavailable, "not the leader"));
+    handle_shard_report(report);
+    done({});
+  });
+}
+
+void Node::handle_shard_report(const net::ShardReportIn& report) {
+  if (!m_scheduler) return;  // leading for less than a tick: the worker reports again
+  const sched::Job* job = m_jobs.find(report.job_id);
+  if (job == nullptr || sched::is_finished(job->state) || report.index >= job->shards.size()) return;
+  const sched::Shard& shard = job->shards[report.index];
+  const std::string peer = report.node_id.hex();
+  if (shard.state != sched::ShardState::assigned || shard.peer != peer) return;  // stale
+  const std::string key = verification_key(job->job_id, shard.index, peer, report.output_ref);
+  auto [it, fresh] = m_verifications.try_emplace(key);
+  Verification& v = it->second;
+  if (!report.error.empty()) {
+    if (fresh || Clock::now() - v.proposed_at > kReproposeDone) {
+      v.state = Verification::State::failed;
+      v.proposed_at = Clock::now();
+      propose_local(sched::encode_shard_failed(job->job_id, shard.index, peer, "on " + peer + ": " + report.error));
+    }
+    return;
+  }
+  if (fresh) {
+    if (m_verifications.size() > kMaxVerifications) {
+      m_verifications.erase(it);  // too many at once: the worker reports again later
+      return;
+    }
+    v.state = Verification::State::running;
+    return verify_shard(*job, shard, report.output_ref);
+  }
+  if (v.state == Verification::State::passed && Clock::now() - v.proposed_at > kReproposeDone) {
+    v.proposed_at = Clock::now();
+    propose_local(sched::encode_shard_done(job->job_id, shard.index, peer, report.output_ref));
+  }
+}
+
+void Node::verify_shard(const sched::Job& job, const sched::Shard& shard, const std::string& output_ref) {
+  const std::string key = verification_key(job.job_id, shard.index, shard.peer, output_ref);
+  auto a_ref = store::BlobId::from_hex(job.a.ref);
+  auto b_ref = store::BlobId::from_hex(job.b.ref);
+  auto c_ref = store::BlobId::from_hex(output_ref);
+  if (!a_ref || !b_ref || !c_ref) {
+    return on_verdict(key, job.job_id, shard.index, shard.peer, output_ref,
+                      std::string("the job's references are not blob ids"));
+  }
+  struct Operands {
+    std::optional<MatrixRows> a, b, c;
+    std::optional<Error> error;
+    int waiting = 3;
+  };
+  auto operands = std::make_shared<Operands>();
+  const exec::GemmShape shape{shard.row_end - shard.row_begin, job.a.cols, job.b.cols};
+  auto all_fetched = [this, key, job_id = job.job_id, index = shard.index, peer = shard.peer, output_ref, operands,
+                      shape]() {
+    if (operands->error) {
+      // The inputs or the output cannot be read: the shard is re-run, which
+      // writes them again, rather than waiting on data that may be gone.
+      return on_verdict(key, job_id, index, peer, output_ref,
+                        Error{operands->error->code, "its output could not be read: " + operands->error->message});
+    }
+    if (operands->c->manifest.rows != shape.m || operands->c->manifest.cols != shape.n) {
+      return on_verdict(key, job_id, index, peer, output_ref,
+                        fmt::format("its output is {}x{}, expected {}x{}", operands->c->manifest.rows,
+                                    operands->c->manifest.cols, shape.m, shape.n));
+    }
+    const std::uint64_t seed = m_job_rng.next();
+    boost::asio::post(m_blocking, [this, key, job_id, index, peer, output_ref, operands, shape, seed] {
+      auto verdict = exec::verify_gemm(operands->a->values, operands->b->values, operands->c->values, shape, seed);
+      Result<std::string> outcome = std::string();
+      if (!verdict) {
+        outcome = verdict.error();
+      } else if (!verdict->correct) {
+        outcome = fmt::format("wrong result (row {} off by {:.3g} times the rounding allowance)",
+                              shape.m == 0 ? 0 : verdict->worst_row, verdict->worst_ratio);
+      }
+      operands->a.reset();
+      operands->b.reset();
+      operands->c.reset();
+      boost::asio::post(m_io, [this, key, job_id, index, peer, output_ref, outcome = std::move(outcome)] {
+        on_verdict(key, job_id, index, peer, output_ref, outcome);
+      });
+    });
+  };
+  auto arrived = [operands, all_fetched](std::optional<MatrixRows>& slot, Result<MatrixRows> rows) {
+    if (rows) {
+      slot = std::move(*rows);
+    } else if (!operands->error) {
+      operands->error = rows.error();
+    }
+    if (--operands->waiting == 0) all_fetched();
+  };
+  m_transfer->fetch_rows(*a_ref, shard.row_begin, shard.row_end,
+                         [operands, arrived](Result<MatrixRows> r) { arrived(operands->a, std::move(r)); });
+  m_transfer->fetch_rows(*b_ref, 0, 0,
+                         [operands, arrived](Result<MatrixRows> r) { arrived(operands->b, std::move(r)); });
+  m_transfer->fetch_rows(*c_ref, 0, 0,
+                         [operands, arrived](Result<MatrixRows> r) { arrived(operands->c, std::move(r)); });
+}
+
+// `wrong`: empty when the result is right; otherwise why it is not (a
+// Result error: it could not be checked at all).
+void Node::on_verdict(const std::string& key, std::string job_id, std::uint32_t index, std::string peer,
+                      std::string output_ref, Result<std::string> wrong) {
+  auto it = m_verifications.find(key);
+  if (it == m_verifications.end() || !is_leader()) return;  // no longer ours to decide
+  it->second.proposed_at = Clock::now();
+  if (wrong && wrong->empty()) {
+    it->second.state = Verification::State::passed;
+    log::info(log::Category::sched, "shard {} of job {} from {} verified", index, job_id, peer);
+    return propose_local(sched::encode_shard_done(job_id, index, peer, output_ref));
+  }
+  it->second.state = Verification::State::failed;
+  const std::string reason = wrong ? *wrong : wrong.error().message;
+  if (wrong) {
+    // Caught returning a wrong result: no work for a while.
+    log::warn(log::Category::sched, "shard {} of job {} from {} failed verification: {}", index, job_id, peer, reason);
+    if (auto id = NodeId::from_hex(peer); id && m_scheduler) m_scheduler->on_wrong_result(*id);
+  } else {
+    log::warn(log::Category::sched, "shard {} of job {} from {} could not be verified: {}", index, job_id, peer,
+              reason);
+  }
+  propose_local(sched::encode_shard_failed(job_id, index, peer, "on " + peer + ": " + reason));
+}
+
+}  // namespace p2pd::node
