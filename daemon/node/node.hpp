@@ -296,12 +296,13 @@ class Node final : public control::ControlHandler,
   boost::asio::thread_pool m_blocking{2};          // disk, hashing, verification
   boost::asio::thread_pool m_compute{1};           // shard kernels, one at a time
   std::unique_ptr<BlobTransfer> m_transfer;
-  std::unique_ptr<exec::Backend> m_backend;     // m_compute's thread only
-  std::optional<sched::Scheduler> m_scheduler;  // while this node leads
-  double m_gflops = 0;                          // measured
-  bool m_fault_wrong_results = false;           // test-only: P2PD_TEST_FAULT=wrong-results
-  bool m_jobs_closed = false;                   // shutting down: job calls are refused
-  Rng m_job_rng{0};                             // reseeded in start_worker()
+  std::unique_ptr<exec::Backend> m_backend;         // m_compute's thread only
+  std::optional<sched::Scheduler> m_scheduler;      // while this node leads
+  double m_gflops = 0;                              // measured
+  bool m_fault_wrong_results = false;               // test-only: P2PD_TEST_FAULT=wrong-results
+  std::chrono::milliseconds m_test_shard_delay{0};  // test-only: P2PD_TEST_SHARD_DELAY_MS
+  bool m_jobs_closed = false;                       // shutting down: job calls are refused
+  Rng m_job_rng{0};                                 // reseeded in start_worker()
   std::uint64_t m_next_stream = 1;
   std::map<std::uint64_t, std::shared_ptr<Submission>> m_submissions;
   std::map<std::uint64_t, std::shared_ptr<ResultStream>> m_result_streams;

@@ -156,7 +156,7 @@ void Node::start_shard(const sched::Job& job, const sched::Shard& shard) {
     auto b = std::make_shared<MatrixRows>(std::move(*inputs->b));
     inputs->a.reset();
     inputs->b.reset();
-    boost::asio::post(m_compute, [this, key, attempt, a, b, gemm_shape] {
+    auto compute = [this, key, attempt, a, b, gemm_shape] {
       auto c = std::make_shared<std::vector<float>>();
       std::string error;
       const auto start = Clock::now();
@@ -195,6 +195,11 @@ void Node::start_shard(const sched::Job& job, const sched::Shard& shard) {
           finish_shard(key, attempt, stored->hex(), {});
         });
       });
+    };
+    if (m_test_shard_delay.count() == 0) return boost::asio::post(m_compute, std::move(compute));
+    auto timer = std::make_shared<boost::asio::steady_timer>(m_io, m_test_shard_delay);
+    timer->async_wait([this, timer, compute = std::move(compute)](const boost::system::error_code& ec) mutable {
+      if (!ec) boost::asio::post(m_compute, std::move(compute));
     });
   };
   auto arrived = [inputs, both_fetched](std::optional<MatrixRows>& slot, Result<MatrixRows> rows) {

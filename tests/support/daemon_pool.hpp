@@ -23,8 +23,10 @@ struct DaemonPool {
   std::vector<std::string> listen;  // by daemon index: where it serves now
 
   // Starts one more daemon, n<index>, with `args`; false when it does not come up.
-  bool add(std::vector<std::string> args) {
+  // `env`: NAME=VALUE pairs added to its environment.
+  bool add(std::vector<std::string> args, const std::vector<std::string>& env = {}) {
     daemons.push_back(std::make_unique<TestDaemon>(dir.path(), fmt::format("n{}", daemons.size()), std::move(args)));
+    for (const auto& assignment : env) daemons.back()->add_env(assignment);
     if (!daemons.back()->start()) return false;
     const auto status = daemons.back()->status_json();
     listen.push_back(status["listen"].get<std::string>());

@@ -1,0 +1,456 @@
+// Jobs on real p2pd processes on loopback (issue 5's "Done when"): a
+// sharded GEMM on four peers equals a reference computed here; the pool
+// finishes a job after the worker running a shard is SIGKILLed, and after
+// the leader is; a worker that lies is caught by verification and its shard
+// re-run elsewhere; bad inputs are refused on both sides, p2pctl's and the
+// daemon's. Figures are printed (ctest -V, or the binary).
+#include <catch2/catch.hpp>
+
+#include <grpcpp/grpcpp.h>
+
+#include <chrono>
+#include <cmath>
+#include <fstream>
+#include <random>
+#include <set>
+#include <thread>
+
+#include <fmt/format.h>
+
+#include "common/npy.hpp"
+#include "proto/control.grpc.pb.h"
+#include "tests/support/daemon_pool.hpp"
+
+using namespace p2pd;
+using namespace p2pd::test;
+using namespace std::chrono_literals;
+using nlohmann::json;
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+struct Matrix {
+  std::uint64_t rows = 0;
+  std::uint64_t cols = 0;
+  std::vector<float> values;
+};
+
+Matrix random_matrix(std::uint64_t rows, std::uint64_t cols, unsigned seed) {
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
+  Matrix m{rows, cols, std::vector<float>(rows * cols)};
+  for (auto& v : m.values) v = dist(rng);
+  return m;
+}
+
+void save(const Matrix& m, const std::filesystem::path& path) {
+  REQUIRE(npy::write_matrix(path, m.rows, m.cols, m.values));
+}
+
+// |C[i][j] - sum_t A[i][t]·B[t][j]| against a bound on float32 rounding
+// (Higham's γ_k times sum |A||B|, doubled), in double precision: numpy-free.
+bool entry_matches(const Matrix& a, const Matrix& b, const std::vector<float>& c, std::uint64_t i, std::uint64_t j) {
+  double exact = 0;
+  double magnitude = 0;
+  for (std::uint64_t t = 0; t < a.cols; ++t) {
+    const double p = static_cast<double>(a.values[i * a.cols + t]) * b.values[t * b.cols + j];
+    exact += p;
+    magnitude += std::abs(p);
+  }
+  const double u = std::ldexp(1.0, -24);
+  const double gamma = static_cast<double>(a.cols) * u / (1 - static_cast<double>(a.cols) * u);
+  return std::abs(c[i * b.cols + j] - exact) <= 2 * gamma * magnitude + 1e-30;
+}
+
+// Every entry (small results) or `samples` random ones; the mismatches.
+std::size_t mismatches(const Matrix& a, const Matrix& b, const std::filesystem::path& c_path, std::size_t samples = 0) {
+  npy::NpyHeader header;
+  auto c = npy::read_matrix(c_path, &header);
+  REQUIRE(c);
+  REQUIRE(header.rows == a.rows);
+  REQUIRE(header.cols == b.cols);
+  std::size_t bad = 0;
+  if (samples == 0) {
+    for (std::uint64_t i = 0; i < a.rows; ++i) {
+      for (std::uint64_t j = 0; j < b.cols; ++j) bad += entry_matches(a, b, *c, i, j) ? 0 : 1;
+    }
+  } else {
+    std::mt19937 rng(7);
+    for (std::size_t s = 0; s < samples; ++s) {
+      bad += entry_matches(a, b, *c, rng() % a.rows, rng() % b.cols) ? 0 : 1;
+    }
+    // The corners too: the first and last row of every shard boundary are where an off-by-one shows.
+    for (std::uint64_t i : {std::uint64_t{0}, a.rows - 1}) {
+      for (std::uint64_t j : {std::uint64_t{0}, b.cols - 1}) bad += entry_matches(a, b, *c, i, j) ? 0 : 1;
+    }
+  }
+  return bad;
+}
+
+struct JobPool : DaemonPool {
+  // Starts n daemons joined through the first; `env_of(i)` for each one's environment.
+  bool start(std::size_t n, const std::function<std::vector<std::string>(std::size_t)>& env_of = {}) {
+    for (std::size_t i = 0; i < n; ++i) {
+      std::vector<std::string> args{"--executor", "cpu"};
+      if (i > 0) args.insert(args.end(), {"--bootstrap", listen[0]});
+      if (!add(args, env_of ? env_of(i) : std::vector<std::string>{})) return false;
+    }
+    return true;
+  }
+
+  // Every live node names the same leader; its index.
+  std::optional<std::size_t> agreed_leader() {
+    std::optional<std::string> leader;
+    for (auto i : live()) {
+      json view = daemons[i]->ctl_json({"leader"});
+      if (!view.is_object() || view["leader_id"].is_null()) return std::nullopt;
+      const auto id = view["leader_id"].get<std::string>();
+      if (leader && *leader != id) return std::nullopt;
+      leader = id;
+    }
+    if (!leader) return std::nullopt;
+    for (auto i : live()) {
+      if (ids[i] == *leader) return i;
+    }
+    return std::nullopt;
+  }
+
+  std::optional<std::size_t> wait_for_leader(std::chrono::seconds limit) {
+    const auto deadline = Clock::now() + limit;
+    while (Clock::now() < deadline) {
+      if (auto leader = agreed_leader()) return leader;
+      std::this_thread::sleep_for(200ms);
+    }
+    return std::nullopt;
+  }
+
+  // Waits until the leader's Raft group holds every live node (as voter or
+  // learner): then every node's heartbeats reach it and it can be given work.
+  bool wait_until_formed(std::chrono::seconds limit) {
+    const auto deadline = Clock::now() + limit;
+    while (Clock::now() < deadline) {
+      if (auto leader = agreed_leader()) {
+        json view = daemons[*leader]->ctl_json({"leader"});
+        if (view.is_object() && view["followers"].size() + 1 >= live().size()) return true;
+      }
+      std::this_thread::sleep_for(200ms);
+    }
+    return false;
+  }
+
+  std::size_t index_of(const std::string& id) const {
+    return static_cast<std::size_t>(std::find(ids.begin(), ids.end(), id) - ids.begin());
+  }
+};
+
+json submit(const TestDaemon& daemon, const std::vector<std::string>& args) {
+  std::vector<std::string> argv{"--json", "submit", "gemm"};
+  argv.insert(argv.end(), args.begin(), args.end());
+  auto result = daemon.ctl(argv, 120s);
+  INFO(result.err);
+  REQUIRE(result.status.signal == 0);
+  if (result.status.code != 0) return json();
+  return json::parse(result.out);
+}
+
+// Polls `job` on `daemon` until `pick` returns an index (or the time is up).
+std::optional<std::size_t> wait_for_shard(const TestDaemon& daemon, const std::string& job_id,
+                                          const std::function<std::optional<std::size_t>(const json&)>& pick,
+                                          std::chrono::seconds limit) {
+  const auto deadline = Clock::now() + limit;
+  while (Clock::now() < deadline) {
+    json job = daemon.ctl_json({"job", job_id});
+    if (job.is_object()) {
+      if (auto found = pick(job)) return found;
+    }
+    std::this_thread::sleep_for(50ms);
+  }
+  return std::nullopt;
+}
+
+json wait_job(const TestDaemon& daemon, const std::string& job_id, std::chrono::seconds limit) {
+  auto result = daemon.ctl({"--json", "wait", job_id}, limit);
+  INFO(result.err);
+  if (result.status.signal != 0 || result.out.empty()) return json();
+  return json::parse(result.out, nullptr, false);
+}
+
+}  // namespace
+
+TEST_CASE("a 600x300 by 300x200 job in 4 shards runs on several peers and equals the reference",
+          "[integration][jobs]") {
+  JobPool pool;
+  REQUIRE(pool.start(4));
+  REQUIRE(pool.wait_until_formed(30s));
+  const Matrix a = random_matrix(600, 300, 1);
+  const Matrix b = random_matrix(300, 200, 2);
+  const auto dir = pool.dir.path();
+  save(a, dir / "a.npy");
+  save(b, dir / "b.npy");
+
+  const auto start = Clock::now();
+  // Submitted on a node that need not be the leader: the job goes through it.
+  json job = submit(*pool.daemons[1], {"--a", (dir / "a.npy").string(), "--b", (dir / "b.npy").string(), "--shards",
+                                       "4", "--out", (dir / "c.npy").string()});
+  const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  REQUIRE(job.is_object());
+  CHECK(job["state"] == "done");
+  CHECK(job["path"] == (dir / "c.npy").string());
+  REQUIRE(job["shards"].size() == 4);
+  std::set<std::string> peers;
+  for (const auto& shard : job["shards"]) {
+    CHECK(shard["state"] == "done");
+    peers.insert(shard["peer"].get<std::string>());
+  }
+  CHECK(peers.size() >= 2);
+  CHECK(mismatches(a, b, dir / "c.npy") == 0);
+  fmt::print("4 peers, 600x300 by 300x200, 4 shards: done in {:.2f} s on {} distinct peers\n", seconds, peers.size());
+
+  // Every node's replica of the table agrees, and ids are accepted by prefix.
+  const std::string id = job["job_id"].get<std::string>();
+  for (auto i : pool.live()) {
+    json seen = pool.daemons[i]->ctl_json({"job", id.substr(0, 8)});
+    REQUIRE(seen.is_object());
+    CHECK(seen["job_id"] == id);
+    CHECK(seen["state"] == "done");
+  }
+  json listed = pool.daemons[3]->ctl_json({"jobs"});
+  REQUIRE(listed["jobs"].size() == 1);
+  CHECK(listed["jobs"][0]["job_id"] == id);
+  CHECK(listed["jobs"][0]["shards_done"] == 4);
+
+  // `result` from another node streams the same output.
+  auto again = pool.daemons[2]->ctl({"--json", "result", id, "--out", (dir / "c2.npy").string()});
+  INFO(again.err);
+  REQUIRE(again.status.code == 0);
+  CHECK(json::parse(again.out)["bytes"] == std::filesystem::file_size(dir / "c2.npy"));
+  CHECK(read_file(dir / "c.npy") == read_file(dir / "c2.npy"));
+}
+
+TEST_CASE("a 2048x1024 by 1024x1024 job in 8 shards survives the SIGKILL of a worker running a shard",
+          "[integration][jobs]") {
+  JobPool pool;
+  // Shards wait a moment before they run, so the test can catch one running.
+  REQUIRE(pool.start(4, [](std::size_t) { return std::vector<std::string>{"P2PD_TEST_SHARD_DELAY_MS=1500"}; }));
+  REQUIRE(pool.wait_until_formed(30s));
+  const auto leader = pool.wait_for_leader(30s);
+  REQUIRE(leader);
+  const std::size_t submitter = *leader == 0 ? 1 : 0;
+  const Matrix a = random_matrix(2048, 1024, 3);
+  const Matrix b = random_matrix(1024, 1024, 4);
+  const auto dir = pool.dir.path();
+  save(a, dir / "a.npy");
+  save(b, dir / "b.npy");
+  json submitted = submit(*pool.daemons[submitter],
+                          {"--a", (dir / "a.npy").string(), "--b", (dir / "b.npy").string(), "--shards", "8"});
+  REQUIRE(submitted.is_object());
+  const std::string id = submitted["job_id"].get<std::string>();
+  const auto start = Clock::now();
+
+  // A worker that is neither the leader nor the submitter, caught running a shard.
+  std::string victim_id;
+  auto shard = wait_for_shard(
+      *pool.daemons[submitter], id,
+      [&](const json& job) -> std::optional<std::size_t> {
+        for (const auto& s : job["shards"]) {
+          if (s["state"] != "assigned") continue;
+          const auto peer = s["peer"].get<std::string>();
+          if (peer == pool.ids[*leader] || peer == pool.ids[submitter]) continue;
+          victim_id = peer;
+          return s["index"].get<std::size_t>();
+        }
+        return std::nullopt;
+      },
+      30s);
+  REQUIRE(shard);
+  const std::size_t victim = pool.index_of(victim_id);
+  pool.kill(victim);
+  fmt::print("killed worker {} while it ran shard {}\n", victim_id.substr(0, 8), *shard);
+
+  json job = wait_job(*pool.daemons[submitter], id, 120s);
+  const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  REQUIRE(job.is_object());
+  REQUIRE(job["state"] == "done");
+  const auto& rerun = job["shards"][*shard];
+  CHECK(rerun["peer"] != victim_id);
+  CHECK(rerun["attempts"].get<int>() >= 2);
+  auto written = pool.daemons[submitter]->ctl({"result", id, "--out", (dir / "c.npy").string()}, 60s);
+  INFO(written.err);
+  REQUIRE(written.status.code == 0);
+  CHECK(mismatches(a, b, dir / "c.npy", 2000) == 0);
+  fmt::print("2048x1024 by 1024x1024, 8 shards, worker killed: done in {:.1f} s; shard {} re-ran on {} (attempt {})\n",
+             seconds, *shard, rerun["peer"].get<std::string>().substr(0, 8), rerun["attempts"].get<int>());
+}
+
+TEST_CASE("a job survives the SIGKILL of the Raft leader mid-job", "[integration][jobs]") {
+  JobPool pool;
+  REQUIRE(pool.start(4, [](std::size_t) { return std::vector<std::string>{"P2PD_TEST_SHARD_DELAY_MS=1500"}; }));
+  REQUIRE(pool.wait_until_formed(30s));
+  const auto leader = pool.wait_for_leader(30s);
+  REQUIRE(leader);
+  const std::size_t submitter = *leader == 0 ? 1 : 0;
+  const Matrix a = random_matrix(512, 256, 5);
+  const Matrix b = random_matrix(256, 128, 6);
+  const auto dir = pool.dir.path();
+  save(a, dir / "a.npy");
+  save(b, dir / "b.npy");
+  json submitted = submit(*pool.daemons[submitter],
+                          {"--a", (dir / "a.npy").string(), "--b", (dir / "b.npy").string(), "--shards", "8"});
+  REQUIRE(submitted.is_object());
+  const std::string id = submitted["job_id"].get<std::string>();
+  // Mid-job: shards assigned, none finished yet.
+  REQUIRE(wait_for_shard(
+      *pool.daemons[submitter], id,
+      [](const json& job) -> std::optional<std::size_t> {
+        return job["state"] == "running" ? std::optional<std::size_t>(0) : std::nullopt;
+      },
+      30s));
+  const auto start = Clock::now();
+  pool.kill(*leader);
+  json job = wait_job(*pool.daemons[submitter], id, 120s);
+  const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  REQUIRE(job.is_object());
+  REQUIRE(job["state"] == "done");
+  auto written = pool.daemons[submitter]->ctl({"result", id, "--out", (dir / "c.npy").string()}, 60s);
+  INFO(written.err);
+  REQUIRE(written.status.code == 0);
+  CHECK(mismatches(a, b, dir / "c.npy") == 0);
+  const auto new_leader = pool.wait_for_leader(30s);
+  REQUIRE(new_leader);
+  CHECK(*new_leader != *leader);
+  fmt::print("leader killed mid-job: the job finished {:.1f} s later under leader {}\n", seconds,
+             pool.ids[*new_leader].substr(0, 8));
+}
+
+TEST_CASE("a worker that returns wrong results is caught and its shard re-run elsewhere", "[integration][jobs]") {
+  JobPool pool;
+  const std::size_t liar = 2;
+  REQUIRE(pool.start(4, [&](std::size_t i) {
+    return i == liar ? std::vector<std::string>{"P2PD_TEST_FAULT=wrong-results"} : std::vector<std::string>{};
+  }));
+  REQUIRE(pool.wait_until_formed(30s));
+  const Matrix a = random_matrix(400, 200, 7);
+  const Matrix b = random_matrix(200, 100, 8);
+  const auto dir = pool.dir.path();
+  save(a, dir / "a.npy");
+  save(b, dir / "b.npy");
+  json job = submit(*pool.daemons[0], {"--a", (dir / "a.npy").string(), "--b", (dir / "b.npy").string(), "--shards",
+                                       "4", "--out", (dir / "c.npy").string()});
+  REQUIRE(job.is_object());
+  REQUIRE(job["state"] == "done");
+  CHECK(mismatches(a, b, dir / "c.npy") == 0);
+  // The liar got a shard (four free workers, four shards), failed
+  // verification, and someone else's result counts instead.
+  std::size_t caught = 0;
+  for (const auto& shard : job["shards"]) {
+    CHECK(shard["peer"] != pool.ids[liar]);
+    if (!shard["last_error"].is_null() &&
+        shard["last_error"].get<std::string>().find("wrong result") != std::string::npos) {
+      ++caught;
+      CHECK(shard["attempts"].get<int>() >= 2);
+      CHECK(shard["last_error"].get<std::string>().find(pool.ids[liar]) != std::string::npos);
+    }
+  }
+  CHECK(caught >= 1);
+  fmt::print("lying worker {} caught on {} shard(s); the result is right\n", pool.ids[liar].substr(0, 8), caught);
+}
+
+TEST_CASE("bad job inputs are refused by p2pctl before sending, and by p2pd too", "[integration][jobs]") {
+  JobPool pool;
+  REQUIRE(pool.start(1));
+  REQUIRE(pool.wait_for_leader(30s));
+  const auto dir = pool.dir.path();
+  save(random_matrix(6, 4, 1), dir / "a.npy");
+  save(random_matrix(5, 3, 2), dir / "b_wrong.npy");
+  save(random_matrix(4, 3, 3), dir / "b.npy");
+  const auto& d = *pool.daemons[0];
+  auto run = [&](std::vector<std::string> args) {
+    std::vector<std::string> argv{"submit", "gemm"};
+    argv.insert(argv.end(), args.begin(), args.end());
+    return d.ctl(argv);
+  };
+  auto one_line = [](const CommandResult& r) {
+    return r.err.starts_with("p2pctl: error: ") && r.err.find('\n') == r.err.size() - 1;
+  };
+
+  auto mismatched = run({"--a", (dir / "a.npy").string(), "--b", (dir / "b_wrong.npy").string()});
+  CHECK(mismatched.status.code == 1);
+  CHECK(one_line(mismatched));
+  CHECK_THAT(mismatched.err, Catch::Contains("A's columns must equal B's rows"));
+
+  {  // truncated data
+    std::string bytes = read_file(dir / "a.npy");
+    std::ofstream(dir / "short.npy", std::ios::binary) << bytes.substr(0, bytes.size() - 5);
+  }
+  auto truncated = run({"--a", (dir / "short.npy").string(), "--b", (dir / "b.npy").string()});
+  CHECK(truncated.status.code == 1);
+  CHECK(one_line(truncated));
+
+  {  // float64
+    std::string header = "{'descr': '<f8', 'fortran_order': False, 'shape': (2, 2), }";
+    header += std::string(64 - (10 + header.size() + 1) % 64, ' ') + "\n";
+    std::string file = std::string("\x93NUMPY\x01\x00", 8) + char(header.size() & 0xff) + char(header.size() >> 8) +
+                       header + std::string(32, '\0');
+    std::ofstream(dir / "f8.npy", std::ios::binary) << file;
+  }
+  auto wrong_dtype = run({"--a", (dir / "f8.npy").string(), "--b", (dir / "b.npy").string()});
+  CHECK(wrong_dtype.status.code == 1);
+  CHECK(one_line(wrong_dtype));
+
+  auto too_many_shards = run({"--a", (dir / "a.npy").string(), "--b", (dir / "b.npy").string(), "--shards", "7"});
+  CHECK(too_many_shards.status.code == 1);
+  CHECK_THAT(too_many_shards.err, Catch::Contains("only 6 rows"));
+
+  auto missing = run({"--a", (dir / "nope.npy").string(), "--b", (dir / "b.npy").string()});
+  CHECK(missing.status.code == 1);
+  CHECK(one_line(missing));
+
+  CHECK(run({"--a", (dir / "a.npy").string()}).status.code == 2);
+  CHECK(d.ctl({"submit", "conv", "--a", "x", "--b", "y"}).status.code == 2);
+  CHECK(d.ctl({"job", "zz"}).status.code == 1);
+  CHECK(d.ctl({"result", "0123456789abcdef0123456789abcdef", "--out", (dir / "x.npy").string()}).status.code == 1);
+  CHECK_FALSE(std::filesystem::exists(dir / "x.npy"));
+
+  // The daemon does not trust the client: the same checks, over a raw stream.
+  auto channel = grpc::CreateChannel("unix:" + d.socket().string(), grpc::InsecureChannelCredentials());
+  auto stub = proto::Control::NewStub(channel);
+  auto raw_submit = [&](const proto::SubmitHeader& header, std::size_t data_bytes) {
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() + 10s);
+    proto::SubmitReply reply;
+    auto writer = stub->Submit(&context, &reply);
+    proto::SubmitMessage message;
+    *message.mutable_header() = header;
+    writer->Write(message);
+    if (data_bytes > 0) {
+      message.set_data(std::string(data_bytes, '\0'));
+      writer->Write(message);
+    }
+    writer->WritesDone();
+    return writer->Finish();
+  };
+  proto::SubmitHeader header;
+  header.set_kind("gemm");
+  header.set_a_rows(6);
+  header.set_a_cols(4);
+  header.set_b_rows(5);
+  header.set_b_cols(3);
+  auto status = raw_submit(header, 0);
+  CHECK(status.error_code() == grpc::StatusCode::INVALID_ARGUMENT);
+  CHECK_THAT(status.error_message(), Catch::Contains("A's columns must equal B's rows"));
+  header.set_b_rows(4);
+  status = raw_submit(header, (6 * 4 + 4 * 3) * 4 + 4);  // one float too many
+  CHECK(status.error_code() == grpc::StatusCode::INVALID_ARGUMENT);
+  CHECK_THAT(status.error_message(), Catch::Contains("more data than the header announced"));
+  status = raw_submit(header, 8);  // far too little
+  CHECK(status.error_code() == grpc::StatusCode::INVALID_ARGUMENT);
+  CHECK_THAT(status.error_message(), Catch::Contains("ended early"));
+  header.set_a_rows(1u << 20);
+  status = raw_submit(header, 0);
+  CHECK(status.error_code() == grpc::StatusCode::INVALID_ARGUMENT);
+  // Still serving, with no job from any of it.
+  json jobs = d.ctl_json({"jobs"});
+  REQUIRE(jobs.is_object());
+  CHECK(jobs["jobs"].empty());
+}
