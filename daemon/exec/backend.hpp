@@ -33,6 +33,9 @@ class Backend {
   // invalid_argument, and C is untouched.
   virtual Result<void> gemm(std::span<const float> a, std::span<const float> b, std::span<float> c,
                             const GemmShape& shape) = 0;
+  // Seconds the last gemm() spent in the kernel alone (device time on a
+  // GPU, without the copies); 0 when the backend does not measure it.
+  [[nodiscard]] virtual double last_kernel_seconds() const { return 0; }
 };
 
 // The CPU backend; `threads` 0 sizes OpenBLAS's pool to the machine.

@@ -74,10 +74,14 @@ class CudaBackend final : public Backend {
     if (cudaStreamCreateWithFlags(&backend->m_stream, cudaStreamNonBlocking) != cudaSuccess) return nullptr;
     if (cublasCreate(&backend->m_handle) != CUBLAS_STATUS_SUCCESS) return nullptr;
     if (cublasSetStream(backend->m_handle, backend->m_stream) != CUBLAS_STATUS_SUCCESS) return nullptr;
+    if (cudaEventCreate(&backend->m_kernel_start) != cudaSuccess) return nullptr;
+    if (cudaEventCreate(&backend->m_kernel_end) != cudaSuccess) return nullptr;
     return backend;
   }
 
   ~CudaBackend() override {
+    if (m_kernel_start != nullptr) cudaEventDestroy(m_kernel_start);
+    if (m_kernel_end != nullptr) cudaEventDestroy(m_kernel_end);
     if (m_handle != nullptr) cublasDestroy(m_handle);
     if (m_stream != nullptr) cudaStreamDestroy(m_stream);
   }
@@ -113,17 +117,23 @@ class CudaBackend final : public Backend {
     const int m = static_cast<int>(shape.m);
     const int k = static_cast<int>(shape.k);
     const int n = static_cast<int>(shape.n);
+    cudaEventRecord(m_kernel_start, m_stream);
     if (auto rc = cublasSgemm(m_handle, CUBLAS_OP_N, CUBLAS_OP_N, n, m, k, &alpha, *db, n, *da, k, &beta, *dc, n);
         rc != CUBLAS_STATUS_SUCCESS) {
       return cublas_error("sgemm", rc);
     }
+    cudaEventRecord(m_kernel_end, m_stream);
     if (auto rc = cudaMemcpyAsync(*staging, *dc, c.size_bytes(), cudaMemcpyDeviceToHost, m_stream); rc != cudaSuccess) {
       return cuda_error("copy from device", rc);
     }
     if (auto rc = cudaStreamSynchronize(m_stream); rc != cudaSuccess) return cuda_error("sgemm", rc);
     std::memcpy(c.data(), *staging, c.size_bytes());
+    float ms = 0;
+    m_last_kernel_seconds = cudaEventElapsedTime(&ms, m_kernel_start, m_kernel_end) == cudaSuccess ? ms / 1000.0 : 0;
     return {};
   }
+
+  [[nodiscard]] double last_kernel_seconds() const override { return m_last_kernel_seconds; }
 
  private:
   CudaBackend() = default;
@@ -132,6 +142,9 @@ class CudaBackend final : public Backend {
   cublasHandle_t m_handle = nullptr;
   Buffer<false> m_dev_a, m_dev_b, m_dev_c;
   Buffer<true> m_staging;
+  cudaEvent_t m_kernel_start = nullptr;
+  cudaEvent_t m_kernel_end = nullptr;
+  double m_last_kernel_seconds = 0;
 };
 
 }  // namespace

@@ -197,3 +197,20 @@ TEST_CASE("UTF-8 is checked strictly", "[unit][cli]") {
       is_valid_utf8("\xe2\x82"
                     "a"));  // bad continuation
 }
+
+TEST_CASE("flag options take no value and may be given once", "[unit][cli]") {
+  const CommandSyntax syntax{.command = "submit",
+                             .positionals = {"KIND"},
+                             .required = 1,
+                             .value_options = {"--a"},
+                             .flag_options = {"--wait"}};
+  auto parsed = parse_command_arguments(syntax, {"gemm", "--wait", "--a", "x.npy"});
+  REQUIRE(parsed);
+  CHECK(parsed->flag("--wait"));
+  CHECK(*parsed->option("--a") == "x.npy");
+  auto absent = parse_command_arguments(syntax, {"gemm"});
+  REQUIRE(absent);
+  CHECK_FALSE(absent->flag("--wait"));
+  CHECK_FALSE(parse_command_arguments(syntax, {"gemm", "--wait=yes"}));
+  CHECK_FALSE(parse_command_arguments(syntax, {"gemm", "--wait", "--wait"}));
+}

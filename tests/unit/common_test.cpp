@@ -9,6 +9,7 @@
 #include "common/atomic_file.hpp"
 #include "common/host_port.hpp"
 #include "common/rng.hpp"
+#include "tests/support/process.hpp"
 #include "tests/support/temp_dir.hpp"
 
 using namespace p2pd;
@@ -80,4 +81,25 @@ TEST_CASE("create_directories makes parents and refuses files in the way", "[uni
   std::ofstream(dir.path() / "file") << "x";
   CHECK_FALSE(create_directories(dir.path() / "file", 0700));
   CHECK_FALSE(create_directories(dir.path() / "file" / "sub", 0700));
+}
+
+TEST_CASE("a streamed atomic write replaces the file only on commit", "[unit][common]") {
+  p2pd::test::TempDir dir;
+  const auto path = dir.path() / "out.npy";
+  REQUIRE(p2pd::write_file_atomically(path, std::span<const char>("old", 3), 0644));
+  {
+    auto writer = p2pd::AtomicFileWriter::create(path, 0644);
+    REQUIRE(writer);
+    REQUIRE(writer->append(std::span<const char>("new data", 8)));
+    // Abandoned: the old file stays, no temporary is left.
+  }
+  CHECK(p2pd::test::read_file(path) == "old");
+  CHECK_FALSE(std::filesystem::exists(path.string() + ".tmp"));
+  auto writer = p2pd::AtomicFileWriter::create(path, 0644);
+  REQUIRE(writer);
+  REQUIRE(writer->append(std::span<const char>("new ", 4)));
+  REQUIRE(writer->append(std::span<const char>("data", 4)));
+  CHECK(writer->written() == 8);
+  REQUIRE(writer->commit());
+  CHECK(p2pd::test::read_file(path) == "new data");
 }
