@@ -132,7 +132,9 @@ const std::vector<CommandSpec>& command_specs() {
        "--json fields: term, leader_id (hex or null), leader_addr (or null), role,\n"
        "voters (list of hex), target_voters, commit_index, last_index,\n"
        "applied_index, snapshot_index, followers (list of {node_id, match_index,\n"
-       "silent_ms, voter}; empty except on the leader).\n",
+       "silent_ms, voter}; empty except on the leader), workers (on the leader: the\n"
+       "scheduler's workers, list of {node_id, executor, gflops, memory_bytes, slots,\n"
+       "running, silent_ms, banned_ms}).\n",
        &cmd_leader},
       {"submit", "submit gemm --a A.npy --b B.npy [--out C.npy] [--shards N] [--wait]",
        "submit C = A x B (float32 .npy) to the pool",

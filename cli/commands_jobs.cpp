@@ -9,7 +9,6 @@
 #include <charconv>
 #include <chrono>
 #include <cstring>
-#include <thread>
 
 #include <fmt/format.h>
 
@@ -25,7 +24,7 @@ namespace {
 
 constexpr std::size_t kPieceBytes = std::size_t{1} << 20;
 constexpr mode_t kNewFileMode = 0644;
-constexpr std::chrono::milliseconds kPollInterval{200};
+constexpr std::chrono::milliseconds kLongPoll{10000};
 // Seconds of --timeout granted per 64 MiB moved, on top of --timeout.
 constexpr double kSecondsPer64MiB = 1.0;
 
@@ -112,16 +111,18 @@ class ProgressBar {
   bool m_drawn = false;
 };
 
-// Polls until the job is finished. Each poll has --timeout; the wait itself has none.
-Result<proto::JobReply> wait_for(ControlClient& client, const std::string& id) {
+// Follows the job until it is finished, one long poll per change (each
+// within --timeout); the wait itself has no limit.
+Result<proto::JobReply> wait_for(ControlClient& client, const std::string& id, std::chrono::milliseconds timeout) {
   ProgressBar bar;
-  for (;;) {
-    auto job = client.job(id);
-    if (!job) return job;
+  const auto poll = std::clamp(timeout / 2, std::chrono::milliseconds(1), kLongPoll);
+  auto job = client.job(id);
+  while (job) {
     bar.show(*job);
     if (is_finished(job->state())) return job;
-    std::this_thread::sleep_for(kPollInterval);
+    job = client.job_change(job->job_id(), job->state(), shards_done(*job), poll);
   }
+  return job;
 }
 
 // Writes the job's output to `path` as .npy: streamed, replaced atomically.
@@ -308,7 +309,7 @@ int cmd_submit(const CliArgs& args) {
   if (!args.global.json && ::isatty(STDERR_FILENO) == 1) {
     fmt::print(stderr, "job {} submitted ({} shards)\n", submitted->job_id(), submitted->shards());
   }
-  auto job = wait_for(client, submitted->job_id());
+  auto job = wait_for(client, submitted->job_id(), args.global.timeout);
   if (!job) return fail(job.error());
   Json extra = Json::object();
   if (out != nullptr && job->state() == "done") {
@@ -364,7 +365,7 @@ int cmd_wait(const CliArgs& args) {
   auto parsed = parse_arguments({.command = "wait", .positionals = {"ID"}, .required = 1}, args);
   if (!parsed) return 2;
   ControlClient client(args.global);
-  auto job = wait_for(client, parsed->positionals[0]);
+  auto job = wait_for(client, parsed->positionals[0], args.global.timeout);
   if (!job) return fail(job.error());
   return report_finished(args, *job);
 }

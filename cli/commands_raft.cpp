@@ -32,6 +32,17 @@ Json leader_json(const proto::LeaderReply& r) {
                                   {"silent_ms", f.silent_ms()},
                                   {"voter", f.voter()}});
   }
+  j["workers"] = Json::array();
+  for (const auto& w : r.workers()) {
+    j["workers"].push_back(Json{{"node_id", w.node_id()},
+                                {"executor", w.executor()},
+                                {"gflops", w.gflops()},
+                                {"memory_bytes", w.memory_bytes()},
+                                {"slots", w.slots()},
+                                {"running", w.running()},
+                                {"silent_ms", w.silent_ms()},
+                                {"banned_ms", w.banned_ms()}});
+  }
   return j;
 }
 
@@ -59,6 +70,15 @@ void print_leader_text(const proto::LeaderReply& r) {
                    fmt::format("{:.1f}s", static_cast<double>(f.silent_ms()) / 1000.0)});
   }
   fmt::print("\n{}", followers.render());
+  if (r.workers().empty()) return;
+  ColumnTable workers({"WORKER", "EXECUTOR", "GFLOP/S", "RUNNING", "SILENT", "BANNED"});
+  for (const auto& w : r.workers()) {
+    workers.row({short_id(w.node_id()), w.executor(), fmt::format("{:.0f}", w.gflops()),
+                 fmt::format("{}/{}", w.running(), w.slots()),
+                 fmt::format("{:.1f}s", static_cast<double>(w.silent_ms()) / 1000.0),
+                 w.banned_ms() == 0 ? "-" : fmt::format("{:.0f}s", static_cast<double>(w.banned_ms()) / 1000.0)});
+  }
+  fmt::print("\n{}", workers.render());
 }
 
 }  // namespace

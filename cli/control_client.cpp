@@ -149,6 +149,16 @@ Result<proto::JobReply> ControlClient::job(const std::string& id) {
   return call(&proto::Control::Stub::Job, request);
 }
 
+Result<proto::JobReply> ControlClient::job_change(const std::string& id, const std::string& known_state,
+                                                  std::uint32_t known_shards_done, std::chrono::milliseconds wait) {
+  proto::JobRequest request;
+  request.set_job_id(id);
+  request.set_wait_ms(static_cast<std::uint32_t>(wait.count()));
+  request.set_known_state(known_state);
+  request.set_known_shards_done(known_shards_done);
+  return call(&proto::Control::Stub::Job, request);
+}
+
 Result<proto::CancelReply> ControlClient::cancel(const std::string& id) {
   proto::CancelRequest request;
   request.set_job_id(id);

@@ -33,6 +33,10 @@ class ControlClient {
   Result<proto::JobsReply> jobs();
   // `id`: a job id or a unique prefix of it.
   Result<proto::JobReply> job(const std::string& id);
+  // Long poll: answered once the job's state or done shards differ from
+  // these, or after `wait` (which must be shorter than --timeout).
+  Result<proto::JobReply> job_change(const std::string& id, const std::string& known_state,
+                                     std::uint32_t known_shards_done, std::chrono::milliseconds wait);
   Result<proto::CancelReply> cancel(const std::string& id);
 
   // Submit: the header, then each piece `next` gives until it gives nullopt.

@@ -41,6 +41,18 @@ struct RaftFollowerView {
   bool voter = false;
 };
 
+// A worker as the leader's scheduler sees it.
+struct WorkerView {
+  std::string node_id;
+  std::string executor;
+  double gflops = 0;
+  std::uint64_t memory_bytes = 0;
+  std::uint32_t slots = 0;
+  std::uint32_t running = 0;
+  std::uint64_t silent_ms = 0;
+  std::uint64_t banned_ms = 0;  // no work for this much longer (caught lying)
+};
+
 struct LeaderView {
   std::uint64_t term = 0;
   std::optional<std::string> leader_id;
@@ -53,6 +65,7 @@ struct LeaderView {
   std::uint64_t snapshot_index = 0;
   std::uint32_t target_voters = 0;
   std::vector<RaftFollowerView> followers;
+  std::vector<WorkerView> workers;  // on the leader: the scheduler's workers
 };
 
 struct NodeRef {
@@ -160,6 +173,13 @@ struct JobSummaryView {
   std::uint32_t shards_total = 0;
 };
 
+// A long poll on a job: answer once it differs from what the caller knows.
+struct JobWait {
+  std::uint32_t wait_ms = 0;  // 0: answer at once
+  std::string known_state;
+  std::uint32_t known_shards_done = 0;
+};
+
 struct ResultStreamView {
   std::uint64_t stream = 0;  // names the stream in result_next/result_end
   std::uint64_t rows = 0;
@@ -190,7 +210,7 @@ class ControlHandler {
 
   virtual void list_jobs(std::function<void(std::vector<JobSummaryView>)> done) = 0;
   // `id`: a job id or a unique prefix of at least 6 hex digits.
-  virtual void get_job(std::string id, std::function<void(Result<JobView>)> done) = 0;
+  virtual void get_job(std::string id, JobWait wait, std::function<void(Result<JobView>)> done) = 0;
   virtual void cancel_job(std::string id, std::function<void(Result<JobView>)> done) = 0;
 
   // A finished job's output, streamed: begin, next until it gives nullopt,

@@ -77,6 +77,17 @@ class ControlService final : public proto::Control::CallbackService {
         out->set_silent_ms(f.silent_ms);
         out->set_voter(f.voter);
       }
+      for (const auto& w : view.workers) {
+        auto* out = reply->add_workers();
+        out->set_node_id(w.node_id);
+        out->set_executor(w.executor);
+        out->set_gflops(w.gflops);
+        out->set_memory_bytes(w.memory_bytes);
+        out->set_slots(w.slots);
+        out->set_running(w.running);
+        out->set_silent_ms(w.silent_ms);
+        out->set_banned_ms(w.banned_ms);
+      }
       reactor->Finish(grpc::Status::OK);
     });
     return reactor;
@@ -216,7 +227,8 @@ class ControlService final : public proto::Control::CallbackService {
   grpc::ServerUnaryReactor* Job(grpc::CallbackServerContext* context, const proto::JobRequest* request,
                                 proto::JobReply* reply) override {
     auto* reactor = context->DefaultReactor();
-    m_handler.get_job(request->job_id(), [reactor, reply](::p2pd::Result<JobView> job) {
+    JobWait wait{request->wait_ms(), request->known_state(), request->known_shards_done()};
+    m_handler.get_job(request->job_id(), std::move(wait), [reactor, reply](::p2pd::Result<JobView> job) {
       if (!job) return reactor->Finish(to_status(job.error()));
       fill_job(*job, *reply);
       reactor->Finish(grpc::Status::OK);

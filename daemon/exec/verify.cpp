@@ -1,5 +1,7 @@
 #include "daemon/exec/verify.hpp"
 
+#include <algorithm>
+#include <array>
 #include <cmath>
 #include <limits>
 #include <vector>
@@ -24,38 +26,64 @@ Result<GemmVerdict> verify_gemm(std::span<const float> a, std::span<const float>
 
   Rng rng(seed);
   GemmVerdict verdict{true, 0, 0};
-  std::vector<double> r(n), abs_r(n), br(k), abs_br(k);
-  for (int round = 0; round < rounds; ++round) {
+  // Up to kLanes rounds share one pass over A, B and C: each matrix is read
+  // once per kLanes rounds, and the lanes are independent sums the compiler
+  // can run side by side (no reassociation, so no fast-math needed).
+  constexpr int kLanes = 4;
+  using Lanes = std::array<double, kLanes>;
+  std::vector<Lanes> r(n), abs_r(n), br(k), abs_br(k);
+  for (int first = 0; first < rounds; first += kLanes) {
+    const int lanes = std::min(kLanes, rounds - first);
     for (std::uint64_t j = 0; j < n; ++j) {
-      const double magnitude = 1.0 + static_cast<double>(rng.uniform(0, 1u << 20)) / static_cast<double>(1u << 21);
-      r[j] = rng.chance(0.5) ? magnitude : -magnitude;
-      abs_r[j] = magnitude;
+      for (int q = 0; q < kLanes; ++q) {
+        if (q >= lanes) {
+          r[j][q] = abs_r[j][q] = 0;
+          continue;
+        }
+        const double magnitude = 1.0 + static_cast<double>(rng.uniform(0, 1u << 20)) / static_cast<double>(1u << 21);
+        r[j][q] = rng.chance(0.5) ? magnitude : -magnitude;
+        abs_r[j][q] = magnitude;
+      }
     }
     for (std::uint64_t p = 0; p < k; ++p) {
-      double sum = 0, abs_sum = 0;
+      Lanes sum{}, abs_sum{};
+      const float* row = b.data() + p * n;
       for (std::uint64_t j = 0; j < n; ++j) {
-        const double v = b[p * n + j];
-        sum += v * r[j];
-        abs_sum += std::abs(v) * abs_r[j];
+        const double v = row[j];
+        const double av = std::abs(v);
+        for (int q = 0; q < kLanes; ++q) {
+          sum[q] += v * r[j][q];
+          abs_sum[q] += av * abs_r[j][q];
+        }
       }
       br[p] = sum;
       abs_br[p] = abs_sum;
     }
     for (std::uint64_t i = 0; i < m; ++i) {
-      double want = 0, allowance = 0, got = 0;
+      Lanes want{}, allowance{}, got{};
+      const float* a_row = a.data() + i * k;
       for (std::uint64_t p = 0; p < k; ++p) {
-        const double v = a[i * k + p];
-        want += v * br[p];
-        allowance += std::abs(v) * abs_br[p];
+        const double v = a_row[p];
+        const double av = std::abs(v);
+        for (int q = 0; q < kLanes; ++q) {
+          want[q] += v * br[p][q];
+          allowance[q] += av * abs_br[p][q];
+        }
       }
-      for (std::uint64_t j = 0; j < n; ++j) got += static_cast<double>(c[i * n + j]) * r[j];
-      // C's own entries were rounded to float on the way out: one more u each.
-      allowance = allowance * (gamma + u) + floor;
-      const double error = std::abs(got - want);
-      const double ratio = std::isfinite(got) ? error / allowance : std::numeric_limits<double>::infinity();
-      if (!(ratio <= verdict.worst_ratio)) {
-        verdict.worst_ratio = ratio;
-        verdict.worst_row = i;
+      const float* c_row = c.data() + i * n;
+      for (std::uint64_t j = 0; j < n; ++j) {
+        const double v = c_row[j];
+        for (int q = 0; q < kLanes; ++q) got[q] += v * r[j][q];
+      }
+      for (int q = 0; q < lanes; ++q) {
+        // C's own entries were rounded to float on the way out: one more u each.
+        const double allowed = allowance[q] * (gamma + u) + floor;
+        const double error = std::abs(got[q] - want[q]);
+        const double ratio = std::isfinite(got[q]) ? error / allowed : std::numeric_limits<double>::infinity();
+        if (!(ratio <= verdict.worst_ratio)) {
+          verdict.worst_ratio = ratio;
+          verdict.worst_row = i;
+        }
       }
     }
   }

@@ -86,6 +86,8 @@ inline constexpr std::size_t kSubmitWindow = 8;
 inline constexpr std::size_t kMaxSubmissions = 8;
 inline constexpr std::size_t kMaxResultStreams = 16;
 inline constexpr std::size_t kMaxVerifications = 1024;
+inline constexpr std::size_t kMaxJobWatchers = 256;
+inline constexpr std::chrono::milliseconds kMaxJobWait{30000};
 
 class Node final : public control::ControlHandler,
                    public net::ChordHandler,
@@ -125,7 +127,7 @@ class Node final : public control::ControlHandler,
   void submit_end(std::uint64_t submission, std::function<void(Result<control::SubmitView>)> done) override;
   void submit_abort(std::uint64_t submission) override;
   void list_jobs(std::function<void(std::vector<control::JobSummaryView>)> done) override;
-  void get_job(std::string id, std::function<void(Result<control::JobView>)> done) override;
+  void get_job(std::string id, control::JobWait wait, std::function<void(Result<control::JobView>)> done) override;
   void cancel_job(std::string id, std::function<void(Result<control::JobView>)> done) override;
   void result_begin(std::string id, std::function<void(Result<control::ResultStreamView>)> done) override;
   void result_next(std::uint64_t stream, std::function<void(Result<std::optional<std::string>>)> done) override;
@@ -191,6 +193,19 @@ class Node final : public control::ControlHandler,
     std::function<void(Result<void>)> done;
   };
   void tick_jobs();
+  // After committed job commands were applied: workers, the scheduler and
+  // waiting clients act at once instead of at their next tick.
+  void on_jobs_changed();
+  void check_pending_proposals();
+  void check_job_watchers(bool all_expired);
+  // Runs pump_raft() soon (once), e.g. after a proposal.
+  void request_raft_pump();
+  struct JobWatcher {
+    std::string job_id;
+    control::JobWait wait;
+    std::chrono::steady_clock::time_point deadline;
+    std::function<void(Result<control::JobView>)> done;
+  };
   void on_submission_chunk(const std::shared_ptr<Submission>& submission, int matrix, std::size_t chunk,
                            Result<store::BlobId> id);
   void finish_submission(const std::shared_ptr<Submission>& submission);
@@ -310,6 +325,10 @@ class Node final : public control::ControlHandler,
   std::map<std::string, ShardRun> m_shard_runs;         // "job/index" -> run
   std::map<std::string, Verification> m_verifications;  // "job/index/peer/output" -> verdict
   std::chrono::steady_clock::time_point m_next_heartbeat;
+  std::vector<JobWatcher> m_job_watchers;
+  bool m_jobs_changed = false;       // committed job commands applied since on_jobs_changed()
+  bool m_jobs_pass_pending = false;  // on_jobs_changed() is posted
+  bool m_raft_pump_pending = false;  // pump_raft() is posted
 
   std::mutex m_stop_mutex;
   std::condition_variable m_stop_cv;

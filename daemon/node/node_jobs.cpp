@@ -299,6 +299,7 @@ void Node::on_job_proposal(net::JobProposalIn proposal, std::function<void(net::
       answer.error = index.error().message;
     } else {
       answer.accepted = true;
+      request_raft_pump();
     }
     done(std::move(answer));
   });
@@ -306,6 +307,24 @@ void Node::on_job_proposal(net::JobProposalIn proposal, std::function<void(net::
 
 void Node::tick_jobs() {
   if (m_jobs_closed) return;
+  check_pending_proposals();
+  check_job_watchers(false);
+  tick_worker();
+  tick_leader_jobs();
+}
+
+void Node::on_jobs_changed() {
+  m_jobs_changed = false;
+  if (m_jobs_closed) return;
+  check_pending_proposals();
+  check_job_watchers(false);
+  if (m_raft && !m_leaving) reconcile_shard_runs();
+  if (is_leader() && m_scheduler) {
+    for (const auto& command : m_scheduler->plan(m_jobs, now_unix_ms())) propose_local(command);
+  }
+}
+
+void Node::check_pending_proposals() {
   const auto now = Clock::now();
   std::vector<std::function<void(Result<void>)>> ready;
   std::vector<std::pair<std::function<void(Result<void>)>, Error>> expired;
@@ -331,12 +350,33 @@ void Node::tick_jobs() {
   });
   for (auto& done : ready) done({});
   for (auto& [done, error] : expired) done(error);
-  tick_worker();
-  tick_leader_jobs();
+}
+
+void Node::check_job_watchers(bool all_expired) {
+  const auto now = Clock::now();
+  std::vector<std::pair<std::function<void(Result<control::JobView>)>, Result<control::JobView>>> answers;
+  std::erase_if(m_job_watchers, [&](JobWatcher& w) {
+    const sched::Job* job = m_jobs.find(w.job_id);
+    if (job == nullptr) {
+      answers.emplace_back(std::move(w.done), make_error(ErrorCode::not_found, "job {} is gone", w.job_id));
+      return true;
+    }
+    control::JobView view = view_of(*job);
+    const auto done_count = static_cast<std::uint32_t>(
+        std::count_if(view.shards.begin(), view.shards.end(), [](const auto& shard) { return shard.state == "done"; }));
+    if (all_expired || now >= w.deadline || view.state != w.wait.known_state ||
+        done_count != w.wait.known_shards_done) {
+      answers.emplace_back(std::move(w.done), std::move(view));
+      return true;
+    }
+    return false;
+  });
+  for (auto& [done, answer] : answers) done(std::move(answer));
 }
 
 void Node::fail_job_calls(const Error& error) {
   m_jobs_closed = true;
+  check_job_watchers(/*all_expired=*/true);
   auto submissions = m_submissions;
   for (auto& [id, submission] : submissions) fail_submission(submission, error);
   auto proposals = std::exchange(m_pending_proposals, {});
@@ -359,11 +399,14 @@ void Node::list_jobs(std::function<void(std::vector<control::JobSummaryView>)> d
   });
 }
 
-void Node::get_job(std::string id, std::function<void(Result<control::JobView>)> done) {
-  boost::asio::post(m_io, [this, id = std::move(id), done = std::move(done)] {
+void Node::get_job(std::string id, control::JobWait wait, std::function<void(Result<control::JobView>)> done) {
+  boost::asio::post(m_io, [this, id = std::move(id), wait = std::move(wait), done = std::move(done)]() mutable {
     auto job = m_jobs.find_by_prefix(id);
     if (!job) return done(job.error());
-    done(view_of(**job));
+    if (wait.wait_ms == 0 || m_jobs_closed || m_job_watchers.size() >= kMaxJobWatchers) return done(view_of(**job));
+    const auto limit = std::min(std::chrono::milliseconds(wait.wait_ms), kMaxJobWait);
+    m_job_watchers.push_back(JobWatcher{(*job)->job_id, std::move(wait), Clock::now() + limit, std::move(done)});
+    check_job_watchers(false);  // answers at once if it already differs
   });
 }
 

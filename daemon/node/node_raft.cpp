@@ -114,6 +114,7 @@ void Node::pump_raft() {
       auto table = sched::JobTable::restore(ready.snapshot->data);
       if (table) {
         m_jobs = std::move(*table);
+        m_jobs_changed = true;
         log::info(log::Category::raft, "installed the leader's snapshot at index {} ({} jobs)", ready.snapshot->index,
                   m_jobs.size());
       } else {
@@ -136,6 +137,22 @@ void Node::pump_raft() {
     }
   }
   log_raft_changes();
+  if (m_jobs_changed && !m_jobs_pass_pending) {
+    m_jobs_pass_pending = true;
+    boost::asio::post(m_io, [this] {
+      m_jobs_pass_pending = false;
+      on_jobs_changed();
+    });
+  }
+}
+
+void Node::request_raft_pump() {
+  if (m_raft_pump_pending) return;
+  m_raft_pump_pending = true;
+  boost::asio::post(m_io, [this] {
+    m_raft_pump_pending = false;
+    pump_raft();
+  });
 }
 
 void Node::apply_committed(const raft::Entry& entry) {
@@ -151,6 +168,8 @@ void Node::apply_committed(const raft::Entry& entry) {
       // rejects the same ones: the table stays identical everywhere.
       if (auto applied = m_jobs.apply(entry.data); !applied) {
         log::debug(log::Category::raft, "entry {} rejected by the job table: {}", entry.index, applied.error().message);
+      } else {
+        m_jobs_changed = true;
       }
       break;
   }
@@ -372,6 +391,14 @@ void Node::get_leader(std::function<void(control::LeaderView)> done) {
         view.followers.push_back(control::RaftFollowerView{
             id.hex(), progress.match, static_cast<std::uint64_t>(progress.silent_ticks) * kTickInterval.count(),
             progress.voter});
+      }
+    }
+    if (m_scheduler) {
+      for (const auto& w : m_scheduler->workers(m_jobs)) {
+        view.workers.push_back(control::WorkerView{
+            w.report.id.hex(), std::string(exec::to_string(w.report.executor)), w.report.gflops, w.report.memory_bytes,
+            w.report.slots, w.running, static_cast<std::uint64_t>(w.silent_ticks) * kTickInterval.count(),
+            static_cast<std::uint64_t>(w.banned_ticks_left) * kTickInterval.count()});
       }
     }
     done(std::move(view));

@@ -36,7 +36,9 @@ void Node::propose_local(const std::string& command) {
   if (!m_raft) return;
   if (auto index = m_raft->propose(command); !index) {
     log::debug(log::Category::sched, "proposal refused: {}", index.error().message);
+    return;
   }
+  request_raft_pump();  // persisted and sent now, not at the next tick
 }
 
 void Node::tick_leader_jobs() {

@@ -44,8 +44,14 @@ double gflops_of(const exec::GemmShape& shape, double seconds) {
 void Node::start_worker() {
   const char* fault = std::getenv("P2PD_TEST_FAULT");
   m_fault_wrong_results = fault != nullptr && std::string_view(fault) == "wrong-results";
-  if (m_fault_wrong_results)
+  if (m_fault_wrong_results) {
     log::warn(log::Category::exec, "P2PD_TEST_FAULT=wrong-results: this node returns wrong results (tests only)");
+  }
+  if (const char* delay = std::getenv("P2PD_TEST_SHARD_DELAY_MS")) {
+    m_test_shard_delay = std::chrono::milliseconds(std::strtoul(delay, nullptr, 10));
+    log::warn(log::Category::exec, "P2PD_TEST_SHARD_DELAY_MS: each shard waits {} ms before it runs (tests only)",
+              m_test_shard_delay.count());
+  }
   m_job_rng = Rng(std::hash<std::string>{}(m_identity.id.hex()) ^
                   static_cast<std::uint64_t>(Clock::now().time_since_epoch().count()));
   m_backend = m_executor.kind == exec::ExecutorKind::cuda ? exec::make_cuda_backend() : nullptr;

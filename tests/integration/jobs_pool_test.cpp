@@ -125,14 +125,14 @@ struct JobPool : DaemonPool {
     return std::nullopt;
   }
 
-  // Waits until the leader's Raft group holds every live node (as voter or
-  // learner): then every node's heartbeats reach it and it can be given work.
+  // Waits until the leader's scheduler has heard from every live node: then
+  // each can be given work.
   bool wait_until_formed(std::chrono::seconds limit) {
     const auto deadline = Clock::now() + limit;
     while (Clock::now() < deadline) {
       if (auto leader = agreed_leader()) {
         json view = daemons[*leader]->ctl_json({"leader"});
-        if (view.is_object() && view["followers"].size() + 1 >= live().size()) return true;
+        if (view.is_object() && view["workers"].size() >= live().size()) return true;
       }
       std::this_thread::sleep_for(200ms);
     }
@@ -273,6 +273,8 @@ TEST_CASE("a 2048x1024 by 1024x1024 job in 8 shards survives the SIGKILL of a wo
   REQUIRE(job.is_object());
   REQUIRE(job["state"] == "done");
   const auto& rerun = job["shards"][*shard];
+  INFO("victim's log:\n" << pool.daemons[victim]->log());
+  INFO("leader's log:\n" << pool.daemons[*leader]->log());
   CHECK(rerun["peer"] != victim_id);
   CHECK(rerun["attempts"].get<int>() >= 2);
   auto written = pool.daemons[submitter]->ctl({"result", id, "--out", (dir / "c.npy").string()}, 60s);
@@ -342,6 +344,8 @@ TEST_CASE("a worker that returns wrong results is caught and its shard re-run el
   CHECK(mismatches(a, b, dir / "c.npy") == 0);
   // The liar got a shard (four free workers, four shards), failed
   // verification, and someone else's result counts instead.
+  INFO(job.dump(2));
+  INFO("liar's log:\n" << pool.daemons[liar]->log());
   std::size_t caught = 0;
   for (const auto& shard : job["shards"]) {
     CHECK(shard["peer"] != pool.ids[liar]);
