@@ -4,14 +4,40 @@
 #include <array>
 #include <cmath>
 #include <limits>
+#include <thread>
+#include <type_traits>
 #include <vector>
 
 #include "common/rng.hpp"
 
 namespace p2pd::exec {
+namespace {
+
+// Runs fn(begin, end, part) over [0, count) cut into `threads` parts, one
+// thread each (the calling thread takes the first). Each part writes only
+// its own outputs, so the result does not depend on the thread count.
+template <class Fn>
+void parallel_for(std::uint64_t count, unsigned threads, Fn fn) {
+  threads = std::max(1u, threads);
+  const std::uint64_t step = (count + threads - 1) / threads;
+  auto run = [&](unsigned part) {
+    const std::uint64_t begin = std::min(count, part * step);
+    const std::uint64_t end = std::min(count, begin + step);
+    if constexpr (std::is_invocable_v<Fn, std::uint64_t, std::uint64_t, unsigned>) {
+      fn(begin, end, part);
+    } else {
+      fn(begin, end);
+    }
+  };
+  std::vector<std::jthread> helpers;
+  for (unsigned part = 1; part < threads; ++part) helpers.emplace_back(run, part);
+  run(0);
+}
+
+}  // namespace
 
 Result<GemmVerdict> verify_gemm(std::span<const float> a, std::span<const float> b, std::span<const float> c,
-                                const GemmShape& shape, std::uint64_t seed, int rounds) {
+                                const GemmShape& shape, std::uint64_t seed, int rounds, unsigned threads) {
   if (auto ok = check_gemm_arguments(a, b, c, shape); !ok) return ok.error();
   if (rounds < 1) return make_error(ErrorCode::invalid_argument, "verification needs at least one round");
   const std::uint64_t m = shape.m, k = shape.k, n = shape.n;
@@ -45,45 +71,57 @@ Result<GemmVerdict> verify_gemm(std::span<const float> a, std::span<const float>
         abs_r[j][q] = magnitude;
       }
     }
-    for (std::uint64_t p = 0; p < k; ++p) {
-      Lanes sum{}, abs_sum{};
-      const float* row = b.data() + p * n;
-      for (std::uint64_t j = 0; j < n; ++j) {
-        const double v = row[j];
-        const double av = std::abs(v);
-        for (int q = 0; q < kLanes; ++q) {
-          sum[q] += v * r[j][q];
-          abs_sum[q] += av * abs_r[j][q];
+    parallel_for(k, threads, [&](std::uint64_t begin, std::uint64_t end) {
+      for (std::uint64_t p = begin; p < end; ++p) {
+        Lanes sum{}, abs_sum{};
+        const float* row = b.data() + p * n;
+        for (std::uint64_t j = 0; j < n; ++j) {
+          const double v = row[j];
+          const double av = std::abs(v);
+          for (int q = 0; q < kLanes; ++q) {
+            sum[q] += v * r[j][q];
+            abs_sum[q] += av * abs_r[j][q];
+          }
+        }
+        br[p] = sum;
+        abs_br[p] = abs_sum;
+      }
+    });
+    std::vector<GemmVerdict> partial(std::max(1u, threads), GemmVerdict{true, 0, 0});
+    parallel_for(m, threads, [&](std::uint64_t begin, std::uint64_t end, unsigned part) {
+      GemmVerdict& mine = partial[part];
+      for (std::uint64_t i = begin; i < end; ++i) {
+        Lanes want{}, allowance{}, got{};
+        const float* a_row = a.data() + i * k;
+        for (std::uint64_t p = 0; p < k; ++p) {
+          const double v = a_row[p];
+          const double av = std::abs(v);
+          for (int q = 0; q < kLanes; ++q) {
+            want[q] += v * br[p][q];
+            allowance[q] += av * abs_br[p][q];
+          }
+        }
+        const float* c_row = c.data() + i * n;
+        for (std::uint64_t j = 0; j < n; ++j) {
+          const double v = c_row[j];
+          for (int q = 0; q < kLanes; ++q) got[q] += v * r[j][q];
+        }
+        for (int q = 0; q < lanes; ++q) {
+          // C's own entries were rounded to float on the way out: one more u each.
+          const double allowed = allowance[q] * (gamma + u) + floor;
+          const double error = std::abs(got[q] - want[q]);
+          const double ratio = std::isfinite(got[q]) ? error / allowed : std::numeric_limits<double>::infinity();
+          if (!(ratio <= mine.worst_ratio)) {
+            mine.worst_ratio = ratio;
+            mine.worst_row = i;
+          }
         }
       }
-      br[p] = sum;
-      abs_br[p] = abs_sum;
-    }
-    for (std::uint64_t i = 0; i < m; ++i) {
-      Lanes want{}, allowance{}, got{};
-      const float* a_row = a.data() + i * k;
-      for (std::uint64_t p = 0; p < k; ++p) {
-        const double v = a_row[p];
-        const double av = std::abs(v);
-        for (int q = 0; q < kLanes; ++q) {
-          want[q] += v * br[p][q];
-          allowance[q] += av * abs_br[p][q];
-        }
-      }
-      const float* c_row = c.data() + i * n;
-      for (std::uint64_t j = 0; j < n; ++j) {
-        const double v = c_row[j];
-        for (int q = 0; q < kLanes; ++q) got[q] += v * r[j][q];
-      }
-      for (int q = 0; q < lanes; ++q) {
-        // C's own entries were rounded to float on the way out: one more u each.
-        const double allowed = allowance[q] * (gamma + u) + floor;
-        const double error = std::abs(got[q] - want[q]);
-        const double ratio = std::isfinite(got[q]) ? error / allowed : std::numeric_limits<double>::infinity();
-        if (!(ratio <= verdict.worst_ratio)) {
-          verdict.worst_ratio = ratio;
-          verdict.worst_row = i;
-        }
+    });
+    for (const auto& p : partial) {
+      if (!(p.worst_ratio <= verdict.worst_ratio)) {
+        verdict.worst_ratio = p.worst_ratio;
+        verdict.worst_row = p.worst_row;
       }
     }
   }

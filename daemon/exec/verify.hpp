@@ -29,6 +29,6 @@ struct GemmVerdict {
 // random sign, so a single wrong entry always shows and several cancel with
 // probability zero in exact arithmetic.
 Result<GemmVerdict> verify_gemm(std::span<const float> a, std::span<const float> b, std::span<const float> c,
-                                const GemmShape& shape, std::uint64_t seed, int rounds = 4);
+                                const GemmShape& shape, std::uint64_t seed, int rounds = 4, unsigned threads = 1);
 
 }  // namespace p2pd::exec

@@ -2,14 +2,19 @@
 // daemon/store): peers put and get chunks here; the ring says who holds what.
 #include <boost/asio/post.hpp>
 
+#include <algorithm>
+
 #include "common/log.hpp"
 #include "daemon/node/node.hpp"
 
 namespace p2pd::node {
 
 Result<void> Node::start_store() {
-  auto store = store::BlobStore::open(m_config.state_dir / "blobs",
-                                      static_cast<std::uint64_t>(m_config.store_capacity_mib) << 20);
+  const std::uint64_t capacity = static_cast<std::uint64_t>(m_config.store_capacity_mib) << 20;
+  // A job's chunks are read again soon after they are written: keep the
+  // latest in memory, a quarter of the store at most.
+  const std::uint64_t memory = std::min(kBlobMemoryBytes, capacity / 4);
+  auto store = store::BlobStore::open(m_config.state_dir / "blobs", capacity, memory);
   if (!store) return store.error();
   m_blob_store = std::move(*store);
   return {};

@@ -6,6 +6,8 @@
 // back to pending and bans the worker for a while (Scheduler::on_wrong_result).
 #include <boost/asio/post.hpp>
 
+#include <thread>
+
 #include "common/log.hpp"
 #include "daemon/exec/verify.hpp"
 #include "daemon/node/node.hpp"
@@ -150,7 +152,8 @@ void Node::verify_shard(const sched::Job& job, const sched::Shard& shard, const 
     }
     const std::uint64_t seed = m_job_rng.next();
     boost::asio::post(m_blocking, [this, key, job_id, index, peer, output_ref, operands, shape, seed] {
-      auto verdict = exec::verify_gemm(operands->a->values, operands->b->values, operands->c->values, shape, seed);
+      auto verdict = exec::verify_gemm(operands->a->values, operands->b->values, operands->c->values, shape, seed, 4,
+                                       std::max(1u, std::thread::hardware_concurrency()));
       Result<std::string> outcome = std::string();
       if (!verdict) {
         outcome = verdict.error();

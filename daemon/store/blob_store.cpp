@@ -49,11 +49,12 @@ Result<std::optional<std::string>> read_whole(const std::filesystem::path& path)
 
 }  // namespace
 
-Result<std::unique_ptr<BlobStore>> BlobStore::open(const std::filesystem::path& dir, std::uint64_t capacity_bytes) {
+Result<std::unique_ptr<BlobStore>> BlobStore::open(const std::filesystem::path& dir, std::uint64_t capacity_bytes,
+                                                   std::uint64_t memory_bytes) {
   std::error_code ec;
   std::filesystem::create_directories(dir / "tmp", ec);
   if (ec) return make_error(ErrorCode::io, "cannot create {}: {}", (dir / "tmp").string(), ec.message());
-  std::unique_ptr<BlobStore> store(new BlobStore(dir, capacity_bytes));
+  std::unique_ptr<BlobStore> store(new BlobStore(dir, capacity_bytes, memory_bytes));
   store->index_existing();
   return store;
 }
@@ -89,7 +90,31 @@ void BlobStore::touch(const BlobId& id, Entry& entry) {
   m_lru.emplace(entry.last_used, id);
 }
 
+void BlobStore::remember(const BlobId& id, std::string_view data) {
+  if (data.size() > m_memory_capacity) return;
+  if (auto it = m_memory.find(id); it != m_memory.end()) {
+    m_memory_lru.erase(it->second.second);
+    it->second.second = ++m_clock;
+    m_memory_lru.emplace(it->second.second, id);
+    return;
+  }
+  while (m_memory_bytes + data.size() > m_memory_capacity && !m_memory_lru.empty()) {
+    auto oldest = m_memory.find(m_memory_lru.begin()->second);
+    m_memory_bytes -= oldest->second.first->size();
+    m_memory.erase(oldest);
+    m_memory_lru.erase(m_memory_lru.begin());
+  }
+  m_memory.emplace(id, std::pair{std::make_shared<const std::string>(data), ++m_clock});
+  m_memory_lru.emplace(m_clock, id);
+  m_memory_bytes += data.size();
+}
+
 void BlobStore::forget(const BlobId& id) {
+  if (auto it = m_memory.find(id); it != m_memory.end()) {
+    m_memory_bytes -= it->second.first->size();
+    m_memory_lru.erase(it->second.second);
+    m_memory.erase(it);
+  }
   auto it = m_index.find(id);
   if (it == m_index.end()) return;
   m_lru.erase(it->second.last_used);
@@ -154,6 +179,7 @@ Result<void> BlobStore::put(const BlobId& id, std::string_view data) {
     Entry entry{data.size(), 0, true};
     touch(id, m_index.emplace(id, entry).first->second);
     m_bytes += data.size();
+    remember(id, data);
     victims = pick_evictions(0, id);
   }
   for (const auto& victim : victims) {
@@ -178,6 +204,10 @@ Result<std::optional<std::string>> BlobStore::get(const BlobId& id) {
     if (it == m_index.end()) return std::optional<std::string>();
     touch(id, it->second);
     verified = it->second.verified;
+    if (auto cached = m_memory.find(id); cached != m_memory.end()) {
+      remember(id, *cached->second.first);  // most recently used now
+      return std::optional<std::string>(*cached->second.first);
+    }
   }
   auto data = read_whole(path_of(id));
   if (!data) return data.error();
@@ -197,6 +227,7 @@ Result<std::optional<std::string>> BlobStore::get(const BlobId& id) {
     }
     if (auto it = m_index.find(id); it != m_index.end()) it->second.verified = true;
   }
+  remember(id, **data);
   return data;
 }
 
@@ -207,7 +238,7 @@ bool BlobStore::contains(const BlobId& id) const {
 
 BlobStoreStats BlobStore::stats() const {
   std::lock_guard lock(m_mutex);
-  return BlobStoreStats{m_index.size(), m_bytes, m_capacity, m_evicted};
+  return BlobStoreStats{m_index.size(), m_bytes, m_capacity, m_evicted, m_memory_bytes};
 }
 
 }  // namespace p2pd::store

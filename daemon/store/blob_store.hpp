@@ -12,6 +12,10 @@
 // - Bounded: past `capacity_bytes` the least recently used blobs are
 //   deleted (they have other holders on the ring, or belong to jobs long
 //   over).
+// - The most recently written or read blobs are also kept in memory, up to
+//   `memory_bytes`: a job's chunks are read again soon after they are
+//   written (the worker reads its inputs, the leader verifies, the client
+//   fetches the output), and a read from memory is no syscall and no hash.
 //
 // Thread-safe: gRPC threads, the io thread and worker threads all use it.
 // The lock guards the index only; file reads and writes run outside it.
@@ -40,13 +44,15 @@ struct BlobStoreStats {
   std::uint64_t bytes = 0;
   std::uint64_t capacity_bytes = 0;
   std::uint64_t evicted = 0;
+  std::uint64_t memory_bytes = 0;  // held in memory now
 };
 
 class BlobStore {
  public:
   // Creates `dir` if needed and indexes what is there (names only; the
   // contents are checked when read).
-  static Result<std::unique_ptr<BlobStore>> open(const std::filesystem::path& dir, std::uint64_t capacity_bytes);
+  static Result<std::unique_ptr<BlobStore>> open(const std::filesystem::path& dir, std::uint64_t capacity_bytes,
+                                                 std::uint64_t memory_bytes = 0);
 
   // Stores `data` under `id`; corrupt when `data` does not hash to `id`.
   // Storing a blob already held is a no-op.
@@ -64,8 +70,10 @@ class BlobStore {
     std::uint64_t last_used = 0;  // a use counter, not a time: the LRU order
     bool verified = false;        // hashed by this process
   };
-  BlobStore(std::filesystem::path dir, std::uint64_t capacity_bytes)
-      : m_dir(std::move(dir)), m_capacity(capacity_bytes) {}
+  BlobStore(std::filesystem::path dir, std::uint64_t capacity_bytes, std::uint64_t memory_bytes)
+      : m_dir(std::move(dir)), m_capacity(capacity_bytes), m_memory_capacity(memory_bytes) {}
+  // Under the lock: keeps `data` in memory, dropping the oldest past the budget.
+  void remember(const BlobId& id, std::string_view data);
   [[nodiscard]] std::filesystem::path path_of(const BlobId& id) const;
   void index_existing();
   // Under the lock: marks `id` used now.
@@ -84,6 +92,11 @@ class BlobStore {
   std::uint64_t m_clock = 0;
   std::uint64_t m_evicted = 0;
   std::uint64_t m_temp_counter = 0;
+  // The in-memory copies: id -> (bytes, use counter), and the counter's order.
+  std::uint64_t m_memory_capacity;
+  std::uint64_t m_memory_bytes = 0;
+  std::map<BlobId, std::pair<std::shared_ptr<const std::string>, std::uint64_t>> m_memory;
+  std::map<std::uint64_t, BlobId> m_memory_lru;
 };
 
 }  // namespace p2pd::store

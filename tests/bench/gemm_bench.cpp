@@ -3,6 +3,7 @@
 //
 //   p2pd_gemm_bench inputs DIR N   write DIR/a.npy and DIR/b.npy, N x N float32
 //   p2pd_gemm_bench cpu N [REPS]   bare OpenBLAS cblas_sgemm, N³: median seconds
+//   p2pd_gemm_bench verify N [REPS]  Freivalds' check of an N³ product: median seconds
 //   p2pd_gemm_bench cuda N [REPS]  cublasSgemm standalone (device buffers, its
 //                                  own handle) against p2pd's CUDA backend's
 //                                  kernel: median seconds of each and the ratio
@@ -14,12 +15,14 @@
 #include <cstdlib>
 #include <random>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <fmt/format.h>
 
 #include "common/npy.hpp"
 #include "daemon/exec/backend.hpp"
+#include "daemon/exec/verify.hpp"
 
 #ifdef P2PD_BENCH_CUDA
 #include <cublas_v2.h>
@@ -44,7 +47,7 @@ double median(std::vector<double> samples) {
 }
 
 int usage() {
-  std::fputs("usage: p2pd_gemm_bench inputs DIR N | cpu N [REPS] | cuda N [REPS]\n", stderr);
+  std::fputs("usage: p2pd_gemm_bench inputs DIR N | cpu N [REPS] | verify N [REPS] | cuda N [REPS]\n", stderr);
   return 2;
 }
 
@@ -68,6 +71,29 @@ int bench_cpu(int n, int reps) {
     const auto start = std::chrono::steady_clock::now();
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.0f, a.data(), n, b.data(), n, 0.0f, c.data(), n);
     if (r > 0) seconds.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+  }
+  fmt::print("{:.4f}\n", median(seconds));
+  return 0;
+}
+
+// How long the leader's check of one N³ result takes (Freivalds, 4 rounds).
+int bench_verify(int n, int reps) {
+  auto a = random_values(static_cast<std::size_t>(n) * n, 1);
+  auto b = random_values(static_cast<std::size_t>(n) * n, 2);
+  std::vector<float> c(static_cast<std::size_t>(n) * n);
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.0f, a.data(), n, b.data(), n, 0.0f, c.data(), n);
+  const exec::GemmShape shape{static_cast<std::uint64_t>(n), static_cast<std::uint64_t>(n),
+                              static_cast<std::uint64_t>(n)};
+  std::vector<double> seconds;
+  for (int r = 0; r < reps; ++r) {
+    const auto start = std::chrono::steady_clock::now();
+    auto verdict = exec::verify_gemm(a, b, c, shape, static_cast<std::uint64_t>(r), 4,
+                                     std::max(1u, std::thread::hardware_concurrency()));
+    seconds.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+    if (!verdict || !verdict->correct) {
+      std::fputs("verification failed on a correct product\n", stderr);
+      return 1;
+    }
   }
   fmt::print("{:.4f}\n", median(seconds));
   return 0;
@@ -153,6 +179,7 @@ int main(int argc, char** argv) {
   const int reps = argc > 3 ? std::atoi(argv[3]) : 5;
   if (n <= 0 || reps <= 0) return usage();
   if (mode == "cpu") return bench_cpu(n, reps);
+  if (mode == "verify") return bench_verify(n, reps);
 #ifdef P2PD_BENCH_CUDA
   if (mode == "cuda") return bench_cuda(n, reps);
 #else

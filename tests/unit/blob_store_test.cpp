@@ -151,3 +151,26 @@ TEST_CASE("a matrix manifest round-trips and a damaged one is refused", "[unit][
   CHECK_FALSE(decode_manifest(encode_manifest(broken)));
   CHECK_FALSE(decode_manifest("\xff\xff garbage"));
 }
+
+TEST_CASE("recent blobs are served from memory, within its budget", "[unit][store]") {
+  test::TempDir dir;
+  auto store = BlobStore::open(dir.path() / "blobs", 1 << 20, /*memory_bytes=*/2500);
+  REQUIRE(store);
+  const BlobId first = *(*store)->put(blob_of('1', 1000));
+  const BlobId second = *(*store)->put(blob_of('2', 1000));
+  CHECK((*store)->stats().memory_bytes == 2000);
+  const BlobId third = *(*store)->put(blob_of('3', 1000));  // the first leaves memory
+  CHECK((*store)->stats().memory_bytes == 2000);
+  // Files gone behind the store's back: what is in memory still reads.
+  for (const auto& id : {first, second, third}) {
+    const std::string hex = id.hex();
+    std::filesystem::remove(dir.path() / "blobs" / hex.substr(0, 2) / hex);
+  }
+  auto from_memory = (*store)->get(third);
+  REQUIRE(from_memory);
+  REQUIRE(from_memory->has_value());
+  CHECK(**from_memory == blob_of('3', 1000));
+  auto from_disk = (*store)->get(first);
+  REQUIRE(from_disk);
+  CHECK_FALSE(from_disk->has_value());  // not in memory, and its file is gone
+}

@@ -180,3 +180,16 @@ TEST_CASE("raft options: etcd's defaults and their bounds", "[unit][config]") {
     CHECK_THAT(bad.error().message, Catch::Contains(says));
   }
 }
+
+TEST_CASE("store capacity: a default, bounds, and a restart to change", "[unit][config]") {
+  auto defaults = parse({"--config", "/dev/null"});
+  REQUIRE(defaults);
+  CHECK(defaults->config.store_capacity_mib == 10240);
+  auto set = parse({"--config", "/dev/null", "--store-capacity", "512"});
+  REQUIRE(set);
+  CHECK(set->config.store_capacity_mib == 512);
+  auto small = parse({"--config", "/dev/null", "--store-capacity", "1"});
+  REQUIRE_FALSE(small);
+  CHECK_THAT(small.error().message, Catch::Contains("out of range"));
+  CHECK(plan_reload(defaults->config, set->config).need_restart == std::vector<std::string>{"store-capacity"});
+}
