@@ -1,6 +1,7 @@
 #include "cli/commands_jobs.hpp"
 
 #include <fcntl.h>
+#include <pwd.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -279,10 +280,13 @@ int cmd_submit(const CliArgs& args) {
   header.set_b_rows(b->rows);
   header.set_b_cols(b->cols);
   header.set_shards(shards);
-  const char* user = std::getenv("USER");
+  std::string user = std::getenv("USER") != nullptr ? std::getenv("USER") : "";
+  if (user.empty()) {
+    if (const passwd* entry = ::getpwuid(::geteuid()); entry != nullptr) user = entry->pw_name;
+  }
   char host[256] = {};
   ::gethostname(host, sizeof host - 1);
-  header.set_submitter(fmt::format("{}@{}", user != nullptr ? user : "?", host));
+  header.set_submitter(fmt::format("{}@{}", user.empty() ? "?" : user, host));
 
   ControlClient client(args.global);
   auto submitted = client.submit(

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # On a fresh machine: installs the dependencies, builds p2pd, starts a local
-# pool of several p2pd on loopback, shows what each node reports, then stops
+# pool of several p2pd on loopback, shows what each node reports, the ring,
+# the leader, runs a sample sharded job and checks its output, then stops
 # the pool. Exit 0 on success.
 #
 #   bash scripts/quickstart.sh            # 3 nodes
@@ -96,6 +97,46 @@ echo "== the key-value store: put on node 0, lookup and get on node $((nodes - 1
 echo -n "get greeting: "
 "$P2PCTL" --socket "$work/node$((nodes - 1)).sock" get greeting
 echo
+
+echo
+echo "== the Raft leader (node 0's view)"
+"$P2PCTL" --socket "$work/node0.sock" leader
+
+echo
+echo "== a sample sharded job: C = A x B, 256x128 by 128x64, in $nodes shards, submitted on node $((nodes - 1))"
+python3 - "$work" <<'PY'
+import random, struct, sys
+def save(path, rows, cols, seed):
+    rng = random.Random(seed)
+    d = "{'descr': '<f4', 'fortran_order': False, 'shape': (%d, %d), }" % (rows, cols)
+    h = d + " " * (64 - (10 + len(d) + 1) % 64) + "\n"
+    with open(path, "wb") as f:
+        f.write(b"\x93NUMPY\x01\x00" + struct.pack("<H", len(h)) + h.encode())
+        f.write(struct.pack("<%df" % (rows * cols), *[rng.uniform(-1, 1) for _ in range(rows * cols)]))
+save(sys.argv[1] + "/a.npy", 256, 128, 1)
+save(sys.argv[1] + "/b.npy", 128, 64, 2)
+PY
+"$P2PCTL" --socket "$work/node$((nodes - 1)).sock" submit gemm --a "$work/a.npy" --b "$work/b.npy" \
+  --shards "$nodes" --out "$work/c.npy"
+echo
+echo "== node 0: p2pctl jobs"
+"$P2PCTL" --socket "$work/node0.sock" jobs
+python3 - "$work" <<'PY'
+import struct, sys
+def load(path):
+    b = open(path, "rb").read()
+    n = struct.unpack("<H", b[8:10])[0]
+    shape = eval(b[10:10 + n].decode())["shape"]
+    return shape, struct.unpack("<%df" % (shape[0] * shape[1]), b[10 + n:])
+(m, k), a = load(sys.argv[1] + "/a.npy")
+(_, n), b = load(sys.argv[1] + "/b.npy")
+shape, c = load(sys.argv[1] + "/c.npy")
+assert shape == (m, n), shape
+for i, j in [(0, 0), (m // 2, n // 3), (m - 1, n - 1)]:
+    exact = sum(a[i * k + t] * b[t * n + j] for t in range(k))
+    assert abs(exact - c[i * n + j]) < 1e-3, (i, j, exact, c[i * n + j])
+print("quickstart: the job's output matches A x B computed here")
+PY
 
 echo
 echo "== quickstart: stopping the pool (SIGTERM)"

@@ -87,6 +87,7 @@ inline constexpr std::size_t kMaxSubmissions = 8;
 inline constexpr std::size_t kMaxResultStreams = 16;
 inline constexpr std::size_t kMaxVerifications = 1024;
 inline constexpr std::size_t kMaxJobWatchers = 256;
+inline constexpr std::size_t kMaxPendingProposals = 256;
 // Recently written or read chunks kept in memory (BlobStore), at most.
 inline constexpr std::uint64_t kBlobMemoryBytes = std::uint64_t{256} << 20;
 inline constexpr std::chrono::milliseconds kMaxJobWait{30000};

@@ -417,6 +417,10 @@ void Node::cancel_job(std::string id, std::function<void(Result<control::JobView
     if (!job) return done(job.error());
     if (sched::is_finished((*job)->state)) return done(view_of(**job));  // nothing to do: say how it ended
     const std::string job_id = (*job)->job_id;
+    if (m_pending_proposals.size() >= kMaxPendingProposals) {
+      return done(make_error(ErrorCode::unavailable, "{} requests are already waiting on the pool; try again later",
+                             m_pending_proposals.size()));
+    }
     // Answered once the job is finished in this replica: cancelled, or it
     // ended on its own first.
     propose_until_applied(sched::encode_cancel(job_id), job_id, PendingProposal::Until::finished,
