@@ -128,6 +128,10 @@ Result<proto::JobReply> wait_for(ControlClient& client, const std::string& id, s
 
 // Writes the job's output to `path` as .npy: streamed, replaced atomically.
 Result<Json> write_result(ControlClient& client, const std::string& id, const std::string& path) {
+  // The stream may take a while for a large result: its deadline grows with the size.
+  auto job = client.job(id);
+  if (!job) return job.error();
+  const std::uint64_t result_bytes = job->a_rows() * job->b_cols() * sizeof(float);
   auto writer = AtomicFileWriter::create(path, kNewFileMode);
   if (!writer) return writer.error();
   std::uint64_t expected = 0;
@@ -147,7 +151,7 @@ Result<Json> write_result(ControlClient& client, const std::string& id, const st
         if (received > expected) return make_error(ErrorCode::corrupt, "p2pd sent more data than the result holds");
         return writer->append(data);
       },
-      time_for_bytes(64ull << 20));
+      time_for_bytes(result_bytes));
   if (!streamed) return streamed.error();
   if (received != expected) {
     return make_error(ErrorCode::corrupt, "the result ended after {} of {} bytes", received, expected);

@@ -107,6 +107,12 @@ Result<GemmVerdict> verify_gemm(std::span<const float> a, std::span<const float>
           for (int q = 0; q < kLanes; ++q) got[q] += v * r[j][q];
         }
         for (int q = 0; q < lanes; ++q) {
+          if (!std::isfinite(want[q]) || !std::isfinite(allowance[q])) {
+            // The inputs themselves overflow (or hold NaN/Inf): no result
+            // can be judged against them, and no worker is to blame.
+            mine.inputs_not_finite = true;
+            continue;
+          }
           // C's own entries were rounded to float on the way out: one more u each.
           const double allowed = allowance[q] * (gamma + u) + floor;
           const double error = std::abs(got[q] - want[q]);
@@ -119,6 +125,10 @@ Result<GemmVerdict> verify_gemm(std::span<const float> a, std::span<const float>
       }
     });
     for (const auto& p : partial) {
+      if (p.inputs_not_finite) {
+        return make_error(ErrorCode::invalid_argument,
+                          "the job's inputs hold NaN or infinity, or their products overflow float32");
+      }
       if (!(p.worst_ratio <= verdict.worst_ratio)) {
         verdict.worst_ratio = p.worst_ratio;
         verdict.worst_row = p.worst_row;

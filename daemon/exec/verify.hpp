@@ -23,6 +23,7 @@ struct GemmVerdict {
   // (<= 1 when correct); infinite for a non-finite C.
   double worst_ratio = 0;
   std::uint64_t worst_row = 0;
+  bool inputs_not_finite = false;  // internal: such inputs are an error, not a verdict
 };
 
 // `rounds` independent vectors r, drawn from `seed`: |r_j| in [1, 2) with a

@@ -123,8 +123,10 @@ void Node::shutdown() {
   }
   // A kernel or a disk write still running finishes; queued ones are dropped.
   m_compute.stop();
+  m_verify_pool.stop();
   m_blocking.stop();
   m_compute.join();
+  m_verify_pool.join();
   m_blocking.join();
 }
 

@@ -10,9 +10,11 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/thread_pool.hpp>
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
@@ -86,6 +88,10 @@ inline constexpr std::size_t kSubmitWindow = 8;
 inline constexpr std::size_t kMaxSubmissions = 8;
 inline constexpr std::size_t kMaxResultStreams = 16;
 inline constexpr std::size_t kMaxVerifications = 1024;
+inline constexpr std::size_t kMaxConcurrentVerifications = 2;
+// Blob puts and gets from peers served at once; more are refused, and the
+// sender tries another holder or later.
+inline constexpr std::size_t kMaxBlobRequestsInFlight = 64;
 inline constexpr std::size_t kMaxJobWatchers = 256;
 inline constexpr std::size_t kMaxPendingProposals = 256;
 // Recently written or read chunks kept in memory (BlobStore), at most.
@@ -246,6 +252,14 @@ class Node final : public control::ControlHandler,
   void tick_leader_jobs();
   void propose_local(const std::string& command);
   void handle_shard_report(const net::ShardReportIn& report);
+  struct VerifyTask {
+    std::string job_id;
+    std::uint32_t index = 0;
+    std::uint32_t attempt = 0;
+    std::string peer;
+    std::string output_ref;
+  };
+  void start_verifications();
   void verify_shard(const sched::Job& job, const sched::Shard& shard, const std::string& output_ref);
   void on_verdict(const std::string& key, std::string job_id, std::uint32_t index, std::string peer,
                   std::string output_ref, Result<std::string> wrong);
@@ -313,6 +327,8 @@ class Node final : public control::ControlHandler,
   std::unique_ptr<store::BlobStore> m_blob_store;  // thread-safe
   boost::asio::thread_pool m_blocking{2};          // disk, hashing, verification
   boost::asio::thread_pool m_compute{1};           // shard kernels, one at a time
+  boost::asio::thread_pool m_verify_pool{1};       // Freivalds checks (each uses every core itself)
+  std::atomic<std::size_t> m_blob_requests{0};     // peers' blob requests being served (any thread)
   std::unique_ptr<BlobTransfer> m_transfer;
   std::unique_ptr<exec::Backend> m_backend;         // m_compute's thread only
   std::optional<sched::Scheduler> m_scheduler;      // while this node leads
@@ -327,6 +343,8 @@ class Node final : public control::ControlHandler,
   std::vector<PendingProposal> m_pending_proposals;
   std::map<std::string, ShardRun> m_shard_runs;         // "job/index" -> run
   std::map<std::string, Verification> m_verifications;  // "job/index/peer/output" -> verdict
+  std::deque<VerifyTask> m_verify_queue;                // reports waiting for a verification slot
+  std::size_t m_verifications_running = 0;
   std::chrono::steady_clock::time_point m_next_heartbeat;
   std::vector<JobWatcher> m_job_watchers;
   bool m_jobs_changed = false;       // committed job commands applied since on_jobs_changed()

@@ -8,6 +8,18 @@
 #include "daemon/node/node.hpp"
 
 namespace p2pd::node {
+namespace {
+
+// Gives back a blob request's place when the request is done.
+struct BlobRequestSlot {
+  explicit BlobRequestSlot(std::atomic<std::size_t>& count) : m_count(count) {}
+  ~BlobRequestSlot() { --m_count; }
+  BlobRequestSlot(const BlobRequestSlot&) = delete;
+  BlobRequestSlot& operator=(const BlobRequestSlot&) = delete;
+  std::atomic<std::size_t>& m_count;
+};
+
+}  // namespace
 
 Result<void> Node::start_store() {
   const std::uint64_t capacity = static_cast<std::uint64_t>(m_config.store_capacity_mib) << 20;
@@ -29,8 +41,13 @@ void Node::locate(const NodeId& key, std::function<void(Result<std::vector<chord
 }
 
 void Node::on_blob_put(net::BlobPutIn put, std::function<void(Result<void>)> done) {
+  if (m_blob_requests.fetch_add(1) >= kMaxBlobRequestsInFlight) {
+    --m_blob_requests;
+    return done(make_error(ErrorCode::unavailable, "too many blob requests at once; try again"));
+  }
   // Hashing and writing 1 MiB is disk work: off gRPC's threads and the io thread.
   boost::asio::post(m_blocking, [this, put = std::move(put), done = std::move(done)] {
+    BlobRequestSlot slot(m_blob_requests);
     auto id = store::BlobId::from_bytes(put.id);
     if (!id) return done(make_error(ErrorCode::invalid_argument, "a blob id must be 32 bytes"));
     done(m_blob_store->put(*id, put.data));
@@ -38,7 +55,12 @@ void Node::on_blob_put(net::BlobPutIn put, std::function<void(Result<void>)> don
 }
 
 void Node::on_blob_get(std::string id, std::function<void(Result<std::optional<std::string>>)> done) {
+  if (m_blob_requests.fetch_add(1) >= kMaxBlobRequestsInFlight) {
+    --m_blob_requests;
+    return done(make_error(ErrorCode::unavailable, "too many blob requests at once; try again"));
+  }
   boost::asio::post(m_blocking, [this, id = std::move(id), done = std::move(done)] {
+    BlobRequestSlot slot(m_blob_requests);
     auto blob = store::BlobId::from_bytes(id);
     if (!blob) return done(make_error(ErrorCode::invalid_argument, "a blob id must be 32 bytes"));
     done(m_blob_store->get(*blob));

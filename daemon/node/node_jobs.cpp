@@ -76,6 +76,12 @@ struct Node::ResultStream {
   std::size_t shard = 0;
   std::optional<store::MatrixManifest> manifest;  // of `shard`, once fetched
   std::size_t chunk = 0;
+  // The client's request for the next piece, while it is being fetched;
+  // answered once, by the fetch or by shutdown (fail_job_calls).
+  std::function<void(Result<std::optional<std::string>>)> waiting;
+  void answer(Result<std::optional<std::string>> piece) {
+    if (auto done = std::exchange(waiting, {})) done(std::move(piece));
+  }
 };
 
 std::uint32_t Node::default_shard_count(std::uint64_t rows) const {
@@ -361,12 +367,11 @@ void Node::check_job_watchers(bool all_expired) {
       answers.emplace_back(std::move(w.done), make_error(ErrorCode::not_found, "job {} is gone", w.job_id));
       return true;
     }
-    control::JobView view = view_of(*job);
-    const auto done_count = static_cast<std::uint32_t>(
-        std::count_if(view.shards.begin(), view.shards.end(), [](const auto& shard) { return shard.state == "done"; }));
-    if (all_expired || now >= w.deadline || view.state != w.wait.known_state ||
+    const auto done_count = static_cast<std::uint32_t>(std::count_if(
+        job->shards.begin(), job->shards.end(), [](const auto& s) { return s.state == sched::ShardState::done; }));
+    if (all_expired || now >= w.deadline || sched::to_string(job->state) != w.wait.known_state ||
         done_count != w.wait.known_shards_done) {
-      answers.emplace_back(std::move(w.done), std::move(view));
+      answers.emplace_back(std::move(w.done), view_of(*job));
       return true;
     }
     return false;
@@ -381,6 +386,7 @@ void Node::fail_job_calls(const Error& error) {
   for (auto& [id, submission] : submissions) fail_submission(submission, error);
   auto proposals = std::exchange(m_pending_proposals, {});
   for (auto& p : proposals) p.done(error);
+  for (auto& [stream_id, stream] : m_result_streams) stream->answer(error);
 }
 
 // --- queries -----------------------------------------------------------------
@@ -472,38 +478,44 @@ void Node::result_next(std::uint64_t id, std::function<void(Result<std::optional
   boost::asio::post(m_io, [this, id, done = std::move(done)]() mutable {
     auto it = m_result_streams.find(id);
     if (it == m_result_streams.end()) return done(make_error(ErrorCode::not_found, "the result stream is gone"));
+    if (m_jobs_closed) return done(closed_error());
     auto stream = it->second;
     if (stream->shard >= stream->shard_outputs.size()) return done(std::optional<std::string>());
-    auto read_chunk = [this, stream](std::function<void(Result<std::optional<std::string>>)> done) {
+    if (stream->waiting) return done(make_error(ErrorCode::invalid_argument, "a read is already in progress"));
+    stream->waiting = std::move(done);
+    auto read_chunk = [this, stream]() {
       const auto& manifest = *stream->manifest;
       const std::size_t chunk = stream->chunk;
       const std::uint64_t expected = manifest.rows_in(chunk) * manifest.row_bytes();
-      m_transfer->fetch(manifest.chunks[chunk], [stream, expected, done = std::move(done)](Result<std::string> bytes) {
-        if (!bytes) return done(bytes.error());
+      m_transfer->fetch(manifest.chunks[chunk], [stream, expected](Result<std::string> bytes) {
+        if (!stream->waiting) return;  // answered already (shutdown)
+        if (!bytes) return stream->answer(bytes.error());
         if (bytes->size() != expected) {
-          return done(make_error(ErrorCode::corrupt, "an output chunk of shard {} has the wrong size", stream->shard));
+          return stream->answer(
+              make_error(ErrorCode::corrupt, "an output chunk of shard {} has the wrong size", stream->shard));
         }
         if (++stream->chunk == stream->manifest->chunks.size()) {
           ++stream->shard;
           stream->chunk = 0;
           stream->manifest.reset();
         }
-        done(std::optional<std::string>(std::move(*bytes)));
+        stream->answer(std::optional<std::string>(std::move(*bytes)));
       });
     };
-    if (stream->manifest) return read_chunk(std::move(done));
+    if (stream->manifest) return read_chunk();
     auto ref = store::BlobId::from_hex(stream->shard_outputs[stream->shard]);
-    if (!ref) return done(make_error(ErrorCode::corrupt, "shard {} has no valid output", stream->shard));
-    m_transfer->fetch_manifest(
-        *ref, [stream, read_chunk, done = std::move(done)](Result<store::MatrixManifest> manifest) mutable {
-          if (!manifest) return done(manifest.error());
-          if (manifest->rows != stream->shard_rows[stream->shard] || manifest->cols != stream->cols) {
-            return done(make_error(ErrorCode::corrupt, "the output of shard {} is {}x{}, expected {}x{}", stream->shard,
-                                   manifest->rows, manifest->cols, stream->shard_rows[stream->shard], stream->cols));
-          }
-          stream->manifest = std::move(*manifest);
-          read_chunk(std::move(done));
-        });
+    if (!ref) return stream->answer(make_error(ErrorCode::corrupt, "shard {} has no valid output", stream->shard));
+    m_transfer->fetch_manifest(*ref, [stream, read_chunk](Result<store::MatrixManifest> manifest) {
+      if (!stream->waiting) return;
+      if (!manifest) return stream->answer(manifest.error());
+      if (manifest->rows != stream->shard_rows[stream->shard] || manifest->cols != stream->cols) {
+        return stream->answer(make_error(ErrorCode::corrupt, "the output of shard {} is {}x{}, expected {}x{}",
+                                         stream->shard, manifest->rows, manifest->cols,
+                                         stream->shard_rows[stream->shard], stream->cols));
+      }
+      stream->manifest = std::move(*manifest);
+      read_chunk();
+    });
   });
 }
 

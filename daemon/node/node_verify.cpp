@@ -23,9 +23,11 @@ std::uint64_t now_unix_ms() {
           .count());
 }
 
-std::string verification_key(const std::string& job_id, std::uint32_t index, const std::string& peer,
-                             const std::string& output_ref) {
-  return fmt::format("{}/{}/{}/{}", job_id, index, peer, output_ref);
+// One try of one shard by one worker with one output: a re-run (a new
+// attempt) is judged afresh even when its output is the same blob.
+std::string verification_key(const std::string& job_id, std::uint32_t index, std::uint32_t attempt,
+                             const std::string& peer, const std::string& output_ref) {
+  return fmt::format("{}/{}/{}/{}/{}", job_id, index, attempt, peer, output_ref);
 }
 
 // A ShardDone proposed for a verified result is proposed again after this if
@@ -49,6 +51,7 @@ void Node::tick_leader_jobs() {
       log::debug(log::Category::sched, "no longer the leader: scheduler stopped");
       m_scheduler.reset();
       m_verifications.clear();
+      m_verify_queue.clear();  // running checks finish and find their entry gone
     }
     return;
   }
@@ -96,7 +99,7 @@ void Node::handle_shard_report(const net::ShardReportIn& report) {
   const sched::Shard& shard = job->shards[report.index];
   const std::string peer = report.node_id.hex();
   if (shard.state != sched::ShardState::assigned || shard.peer != peer) return;  // stale
-  const std::string key = verification_key(job->job_id, shard.index, peer, report.output_ref);
+  const std::string key = verification_key(job->job_id, shard.index, shard.attempts, peer, report.output_ref);
   auto [it, fresh] = m_verifications.try_emplace(key);
   Verification& v = it->second;
   if (!report.error.empty()) {
@@ -113,7 +116,10 @@ void Node::handle_shard_report(const net::ShardReportIn& report) {
       return;
     }
     v.state = Verification::State::running;
-    return verify_shard(*job, shard, report.output_ref);
+    // A check holds the shard's A rows, all of B and its C block: at most
+    // kMaxConcurrentVerifications at once, the others wait their turn.
+    m_verify_queue.push_back(VerifyTask{job->job_id, shard.index, shard.attempts, peer, report.output_ref});
+    return start_verifications();
   }
   if (v.state == Verification::State::passed && Clock::now() - v.proposed_at > kReproposeDone) {
     v.proposed_at = Clock::now();
@@ -121,8 +127,26 @@ void Node::handle_shard_report(const net::ShardReportIn& report) {
   }
 }
 
+void Node::start_verifications() {
+  while (m_verifications_running < kMaxConcurrentVerifications && !m_verify_queue.empty()) {
+    VerifyTask task = std::move(m_verify_queue.front());
+    m_verify_queue.pop_front();
+    const std::string key = verification_key(task.job_id, task.index, task.attempt, task.peer, task.output_ref);
+    const sched::Job* job = m_jobs.find(task.job_id);
+    const bool current = job != nullptr && !sched::is_finished(job->state) && task.index < job->shards.size() &&
+                         job->shards[task.index].state == sched::ShardState::assigned &&
+                         job->shards[task.index].peer == task.peer && job->shards[task.index].attempts == task.attempt;
+    if (!current || !m_verifications.contains(key)) {
+      m_verifications.erase(key);  // taken back meanwhile: nothing to judge
+      continue;
+    }
+    ++m_verifications_running;
+    verify_shard(*job, job->shards[task.index], task.output_ref);
+  }
+}
+
 void Node::verify_shard(const sched::Job& job, const sched::Shard& shard, const std::string& output_ref) {
-  const std::string key = verification_key(job.job_id, shard.index, shard.peer, output_ref);
+  const std::string key = verification_key(job.job_id, shard.index, shard.attempts, shard.peer, output_ref);
   auto a_ref = store::BlobId::from_hex(job.a.ref);
   auto b_ref = store::BlobId::from_hex(job.b.ref);
   auto c_ref = store::BlobId::from_hex(output_ref);
@@ -151,7 +175,7 @@ void Node::verify_shard(const sched::Job& job, const sched::Shard& shard, const 
                                     operands->c->manifest.cols, shape.m, shape.n));
     }
     const std::uint64_t seed = m_job_rng.next();
-    boost::asio::post(m_blocking, [this, key, job_id, index, peer, output_ref, operands, shape, seed] {
+    boost::asio::post(m_verify_pool, [this, key, job_id, index, peer, output_ref, operands, shape, seed] {
       auto verdict = exec::verify_gemm(operands->a->values, operands->b->values, operands->c->values, shape, seed, 4,
                                        std::max(1u, std::thread::hardware_concurrency()));
       Result<std::string> outcome = std::string();
@@ -189,6 +213,8 @@ void Node::verify_shard(const sched::Job& job, const sched::Shard& shard, const 
 // Result error: it could not be checked at all).
 void Node::on_verdict(const std::string& key, std::string job_id, std::uint32_t index, std::string peer,
                       std::string output_ref, Result<std::string> wrong) {
+  --m_verifications_running;
+  start_verifications();
   auto it = m_verifications.find(key);
   if (it == m_verifications.end() || !is_leader()) return;  // no longer ours to decide
   it->second.proposed_at = Clock::now();

@@ -67,10 +67,11 @@ void Node::start_worker() {
       if (!m_backend->gemm(a, b, c, shape)) return;
       best = std::max(best, gflops_of(shape, std::chrono::duration<double>(Clock::now() - start).count()));
     }
-    boost::asio::post(m_io, [this, best] {
+    // Described here, on the only thread that may touch m_backend.
+    std::string described = fmt::format("executor {}: {}", exec::to_string(m_backend->kind()), m_backend->describe());
+    boost::asio::post(m_io, [this, best, described = std::move(described)] {
       m_gflops = best;
-      log::info(log::Category::exec, "executor {}: {}; about {:.0f} GFLOP/s", exec::to_string(m_backend->kind()),
-                m_backend->describe(), best);
+      log::info(log::Category::exec, "{}; about {:.0f} GFLOP/s", described, best);
     });
   });
 }
@@ -153,6 +154,9 @@ void Node::start_shard(const sched::Job& job, const sched::Shard& shard) {
   const std::uint32_t attempt = shard.attempts;
   const exec::GemmShape gemm_shape{shard.row_end - shard.row_begin, job.a.cols, job.b.cols};
   auto both_fetched = [this, key, attempt, inputs, gemm_shape]() {
+    if (auto it = m_shard_runs.find(key); it == m_shard_runs.end() || it->second.attempt != attempt) {
+      return;  // taken back while its inputs were on their way: do not run it
+    }
     if (inputs->error) return finish_shard(key, attempt, {}, "fetching inputs: " + inputs->error->message);
     if (inputs->a->manifest.cols != gemm_shape.k || inputs->b->manifest.rows != gemm_shape.k ||
         inputs->b->manifest.cols != gemm_shape.n) {
@@ -204,9 +208,12 @@ void Node::start_shard(const sched::Job& job, const sched::Shard& shard) {
     };
     if (m_test_shard_delay.count() == 0) return boost::asio::post(m_compute, std::move(compute));
     auto timer = std::make_shared<boost::asio::steady_timer>(m_io, m_test_shard_delay);
-    timer->async_wait([this, timer, compute = std::move(compute)](const boost::system::error_code& ec) mutable {
-      if (!ec) boost::asio::post(m_compute, std::move(compute));
-    });
+    timer->async_wait(
+        [this, timer, key, attempt, compute = std::move(compute)](const boost::system::error_code& ec) mutable {
+          auto it = m_shard_runs.find(key);
+          if (ec || it == m_shard_runs.end() || it->second.attempt != attempt) return;
+          boost::asio::post(m_compute, std::move(compute));
+        });
   };
   auto arrived = [inputs, both_fetched](std::optional<MatrixRows>& slot, Result<MatrixRows> rows) {
     if (rows) {

@@ -181,10 +181,14 @@ Result<void> BlobStore::put(const BlobId& id, std::string_view data) {
     m_bytes += data.size();
     remember(id, data);
     victims = pick_evictions(0, id);
+    // Under the lock: a put of the same blob racing with its eviction must
+    // not have its fresh file deleted after it is indexed.
+    for (const auto& victim : victims) {
+      std::error_code ec;
+      std::filesystem::remove(path_of(victim), ec);
+    }
   }
   for (const auto& victim : victims) {
-    std::error_code ec;
-    std::filesystem::remove(path_of(victim), ec);
     log::debug(log::Category::store, "evicted blob {} (store over {} bytes)", victim.hex(), m_capacity);
   }
   return {};
@@ -216,6 +220,7 @@ Result<std::optional<std::string>> BlobStore::get(const BlobId& id) {
     forget(id);
     return data;
   }
+  if (auto it = m_index.find(id); it != m_index.end() && it->second.verified) verified = true;  // re-put meanwhile
   if (!verified) {
     if (BlobId::of(**data) != id) {
       log::warn(log::Category::store, "blob {} on disk is damaged; deleted (its other holders still have it)",

@@ -113,3 +113,13 @@ TEST_CASE("freivalds refuses mismatched buffers and zero rounds", "[unit][exec]"
   CHECK_FALSE(verify_gemm(a, b, c, GemmShape{2, 3, 4}, 1, 0));
   CHECK(verify_gemm(a, b, c, GemmShape{2, 3, 4}, 1));
 }
+
+TEST_CASE("inputs that overflow float32 cannot be judged: an error, not a wrong result", "[unit][exec]") {
+  // Whatever a worker returns for these, no worker is to blame.
+  const std::vector<float> a{3e38f, 3e38f}, b{3e38f, 1.0f}, c{std::numeric_limits<float>::infinity()};
+  auto verdict = verify_gemm(a, b, c, GemmShape{1, 2, 1}, 1);
+  REQUIRE_FALSE(verdict);
+  CHECK_THAT(verdict.error().message, Catch::Contains("overflow"));
+  const std::vector<float> nan_a{std::numeric_limits<float>::quiet_NaN(), 1.0f}, ok_b{1.0f, 1.0f}, any_c{2.0f};
+  REQUIRE_FALSE(verify_gemm(nan_a, ok_b, any_c, GemmShape{1, 2, 1}, 1));
+}
