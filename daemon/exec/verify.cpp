@@ -107,9 +107,11 @@ Result<GemmVerdict> verify_gemm(std::span<const float> a, std::span<const float>
           for (int q = 0; q < kLanes; ++q) got[q] += v * r[j][q];
         }
         for (int q = 0; q < lanes; ++q) {
-          if (!std::isfinite(want[q]) || !std::isfinite(allowance[q])) {
-            // The inputs themselves overflow (or hold NaN/Inf): no result
-            // can be judged against them, and no worker is to blame.
+          if (!std::isfinite(want[q]) || !(allowance[q] <= std::numeric_limits<float>::max())) {
+            // The inputs hold NaN/Inf, or this row's products may not fit
+            // in float32 (its magnitude bound is past FLT_MAX, so an honest
+            // worker could return Inf): no result can be judged against
+            // them, and no worker is to blame.
             mine.inputs_not_finite = true;
             continue;
           }
