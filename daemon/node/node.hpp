@@ -98,6 +98,14 @@ inline constexpr std::size_t kMaxPendingProposals = 256;
 inline constexpr std::uint64_t kBlobMemoryBytes = std::uint64_t{256} << 20;
 inline constexpr std::chrono::milliseconds kMaxJobWait{30000};
 
+// Wall-clock milliseconds since the Unix epoch: the times job commands
+// carry (the job table itself reads no clock).
+inline std::uint64_t now_unix_ms() {
+  return static_cast<std::uint64_t>(
+      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+          .count());
+}
+
 class Node final : public control::ControlHandler,
                    public net::ChordHandler,
                    public net::RaftHandler,

@@ -17,12 +17,6 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-std::uint64_t now_unix_ms() {
-  return static_cast<std::uint64_t>(
-      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
-          .count());
-}
-
 // One try of one shard by one worker with one output: a re-run (a new
 // attempt) is judged afresh even when its output is the same blob.
 std::string verification_key(const std::string& job_id, std::uint32_t index, std::uint32_t attempt,

@@ -176,6 +176,36 @@ json wait_job(const TestDaemon& daemon, const std::string& job_id, std::chrono::
   return json::parse(result.out, nullptr, false);
 }
 
+// A four-node pool whose shards wait 1.5 s before they run (so a test can
+// catch one running), with A and B saved and a job of 8 shards submitted on
+// a node that is not the leader.
+struct RunningJob {
+  JobPool pool;
+  std::size_t leader = 0;
+  std::size_t submitter = 0;
+  Matrix a;
+  Matrix b;
+  std::string id;
+
+  RunningJob(std::uint64_t m, std::uint64_t k, std::uint64_t n, unsigned seed) {
+    REQUIRE(pool.start(4, [](std::size_t) { return std::vector<std::string>{"P2PD_TEST_SHARD_DELAY_MS=1500"}; }));
+    REQUIRE(pool.wait_until_formed(30s));
+    const auto found = pool.wait_for_leader(30s);
+    REQUIRE(found);
+    leader = *found;
+    submitter = leader == 0 ? 1 : 0;
+    a = random_matrix(m, k, seed);
+    b = random_matrix(k, n, seed + 1);
+    save(a, dir() / "a.npy");
+    save(b, dir() / "b.npy");
+    json submitted = submit(*pool.daemons[submitter],
+                            {"--a", (dir() / "a.npy").string(), "--b", (dir() / "b.npy").string(), "--shards", "8"});
+    REQUIRE(submitted.is_object());
+    id = submitted["job_id"].get<std::string>();
+  }
+  [[nodiscard]] std::filesystem::path dir() const { return pool.dir.path(); }
+};
+
 }  // namespace
 
 TEST_CASE("a 600x300 by 300x200 job in 4 shards runs on several peers and equals the reference",
@@ -230,22 +260,14 @@ TEST_CASE("a 600x300 by 300x200 job in 4 shards runs on several peers and equals
 
 TEST_CASE("a 2048x1024 by 1024x1024 job in 8 shards survives the SIGKILL of a worker running a shard",
           "[integration][jobs]") {
-  JobPool pool;
-  // Shards wait a moment before they run, so the test can catch one running.
-  REQUIRE(pool.start(4, [](std::size_t) { return std::vector<std::string>{"P2PD_TEST_SHARD_DELAY_MS=1500"}; }));
-  REQUIRE(pool.wait_until_formed(30s));
-  const auto leader = pool.wait_for_leader(30s);
-  REQUIRE(leader);
-  const std::size_t submitter = *leader == 0 ? 1 : 0;
-  const Matrix a = random_matrix(2048, 1024, 3);
-  const Matrix b = random_matrix(1024, 1024, 4);
-  const auto dir = pool.dir.path();
-  save(a, dir / "a.npy");
-  save(b, dir / "b.npy");
-  json submitted = submit(*pool.daemons[submitter],
-                          {"--a", (dir / "a.npy").string(), "--b", (dir / "b.npy").string(), "--shards", "8"});
-  REQUIRE(submitted.is_object());
-  const std::string id = submitted["job_id"].get<std::string>();
+  RunningJob run(2048, 1024, 1024, 3);
+  auto& pool = run.pool;
+  const Matrix& a = run.a;
+  const Matrix& b = run.b;
+  const std::string& id = run.id;
+  const auto dir = run.dir();
+  const auto leader = std::optional<std::size_t>(run.leader);
+  const std::size_t submitter = run.submitter;
   const auto start = Clock::now();
 
   // A worker that is neither the leader nor the submitter, caught running a shard.
@@ -286,21 +308,14 @@ TEST_CASE("a 2048x1024 by 1024x1024 job in 8 shards survives the SIGKILL of a wo
 }
 
 TEST_CASE("a job survives the SIGKILL of the Raft leader mid-job", "[integration][jobs]") {
-  JobPool pool;
-  REQUIRE(pool.start(4, [](std::size_t) { return std::vector<std::string>{"P2PD_TEST_SHARD_DELAY_MS=1500"}; }));
-  REQUIRE(pool.wait_until_formed(30s));
-  const auto leader = pool.wait_for_leader(30s);
-  REQUIRE(leader);
-  const std::size_t submitter = *leader == 0 ? 1 : 0;
-  const Matrix a = random_matrix(512, 256, 5);
-  const Matrix b = random_matrix(256, 128, 6);
-  const auto dir = pool.dir.path();
-  save(a, dir / "a.npy");
-  save(b, dir / "b.npy");
-  json submitted = submit(*pool.daemons[submitter],
-                          {"--a", (dir / "a.npy").string(), "--b", (dir / "b.npy").string(), "--shards", "8"});
-  REQUIRE(submitted.is_object());
-  const std::string id = submitted["job_id"].get<std::string>();
+  RunningJob run(512, 256, 128, 5);
+  auto& pool = run.pool;
+  const Matrix& a = run.a;
+  const Matrix& b = run.b;
+  const std::string& id = run.id;
+  const auto dir = run.dir();
+  const auto leader = std::optional<std::size_t>(run.leader);
+  const std::size_t submitter = run.submitter;
   // Mid-job: shards assigned, none finished yet.
   REQUIRE(wait_for_shard(
       *pool.daemons[submitter], id,
