@@ -228,6 +228,33 @@ void BlobTransfer::fetch_rows(const BlobId& manifest_id, std::uint64_t begin, st
   });
 }
 
+void BlobTransfer::fetch_rows_all(std::vector<RowsRequest> requests,
+                                  std::function<void(Result<std::vector<MatrixRows>>)> done) {
+  struct Join {
+    std::vector<MatrixRows> rows;
+    std::optional<Error> error;
+    std::size_t waiting = 0;
+    std::function<void(Result<std::vector<MatrixRows>>)> done;
+  };
+  auto join = std::make_shared<Join>();
+  join->rows.resize(requests.size());
+  join->waiting = requests.size();
+  join->done = std::move(done);
+  if (requests.empty()) return join->done(std::move(join->rows));
+  for (std::size_t i = 0; i < requests.size(); ++i) {
+    fetch_rows(requests[i].manifest_id, requests[i].begin, requests[i].end, [join, i](Result<MatrixRows> rows) {
+      if (rows) {
+        join->rows[i] = std::move(*rows);
+      } else if (!join->error) {
+        join->error = rows.error();
+      }
+      if (--join->waiting > 0) return;
+      if (join->error) return join->done(*join->error);
+      join->done(std::move(join->rows));
+    });
+  }
+}
+
 void BlobTransfer::store_matrix(std::shared_ptr<const std::vector<float>> values, std::uint64_t rows,
                                 std::uint64_t cols, std::function<void(Result<BlobId>)> done) {
   struct MatrixStore {

@@ -56,6 +56,14 @@ class BlobTransfer {
   // Rows [begin, end) of the matrix `manifest_id`; end 0 means all rows.
   void fetch_rows(const store::BlobId& manifest_id, std::uint64_t begin, std::uint64_t end,
                   std::function<void(Result<MatrixRows>)> done);
+  // Several fetch_rows at once; done with all of them in request order, or
+  // with the first error once every fetch has ended.
+  struct RowsRequest {
+    store::BlobId manifest_id;
+    std::uint64_t begin = 0;
+    std::uint64_t end = 0;  // 0: all rows
+  };
+  void fetch_rows_all(std::vector<RowsRequest> requests, std::function<void(Result<std::vector<MatrixRows>>)> done);
   // Stores a rows x cols matrix chunk by chunk, then its manifest; gives the manifest's id.
   void store_matrix(std::shared_ptr<const std::vector<float>> values, std::uint64_t rows, std::uint64_t cols,
                     std::function<void(Result<store::BlobId>)> done);

@@ -148,30 +148,27 @@ void Node::verify_shard(const sched::Job& job, const sched::Shard& shard, const 
     return on_verdict(key, job.job_id, shard.index, shard.peer, output_ref,
                       std::string("the job's references are not blob ids"));
   }
-  struct Operands {
-    std::optional<MatrixRows> a, b, c;
-    std::optional<Error> error;
-    int waiting = 3;
-  };
-  auto operands = std::make_shared<Operands>();
   const exec::GemmShape shape{shard.row_end - shard.row_begin, job.a.cols, job.b.cols};
-  auto all_fetched = [this, key, job_id = job.job_id, index = shard.index, peer = shard.peer, output_ref, operands,
-                      shape]() {
-    if (operands->error) {
+  auto all_fetched = [this, key, job_id = job.job_id, index = shard.index, peer = shard.peer, output_ref,
+                      shape](Result<std::vector<MatrixRows>> fetched) {
+    if (!fetched) {
       // The inputs or the output cannot be read: the shard is re-run, which
       // writes them again, rather than waiting on data that may be gone.
       return on_verdict(key, job_id, index, peer, output_ref,
-                        Error{operands->error->code, "its output could not be read: " + operands->error->message});
+                        Error{fetched.error().code, "its output could not be read: " + fetched.error().message});
     }
-    if (operands->c->manifest.rows != shape.m || operands->c->manifest.cols != shape.n) {
-      return on_verdict(key, job_id, index, peer, output_ref,
-                        fmt::format("its output is {}x{}, expected {}x{}", operands->c->manifest.rows,
-                                    operands->c->manifest.cols, shape.m, shape.n));
+    // A, B and C; freed as soon as the check is done.
+    auto operands = std::make_shared<std::vector<MatrixRows>>(std::move(*fetched));
+    const auto& c_manifest = (*operands)[2].manifest;
+    if (c_manifest.rows != shape.m || c_manifest.cols != shape.n) {
+      return on_verdict(
+          key, job_id, index, peer, output_ref,
+          fmt::format("its output is {}x{}, expected {}x{}", c_manifest.rows, c_manifest.cols, shape.m, shape.n));
     }
     const std::uint64_t seed = m_job_rng.next();
     boost::asio::post(m_verify_pool, [this, key, job_id, index, peer, output_ref, operands, shape, seed] {
-      auto verdict = exec::verify_gemm(operands->a->values, operands->b->values, operands->c->values, shape, seed, 4,
-                                       std::max(1u, std::thread::hardware_concurrency()));
+      auto verdict = exec::verify_gemm((*operands)[0].values, (*operands)[1].values, (*operands)[2].values, shape, seed,
+                                       4, std::max(1u, std::thread::hardware_concurrency()));
       Result<std::string> outcome = std::string();
       if (!verdict) {
         outcome = verdict.error();
@@ -179,28 +176,14 @@ void Node::verify_shard(const sched::Job& job, const sched::Shard& shard, const 
         outcome = fmt::format("wrong result (row {} off by {:.3g} times the rounding allowance)",
                               shape.m == 0 ? 0 : verdict->worst_row, verdict->worst_ratio);
       }
-      operands->a.reset();
-      operands->b.reset();
-      operands->c.reset();
+      operands->clear();
       boost::asio::post(m_io, [this, key, job_id, index, peer, output_ref, outcome = std::move(outcome)] {
         on_verdict(key, job_id, index, peer, output_ref, outcome);
       });
     });
   };
-  auto arrived = [operands, all_fetched](std::optional<MatrixRows>& slot, Result<MatrixRows> rows) {
-    if (rows) {
-      slot = std::move(*rows);
-    } else if (!operands->error) {
-      operands->error = rows.error();
-    }
-    if (--operands->waiting == 0) all_fetched();
-  };
-  m_transfer->fetch_rows(*a_ref, shard.row_begin, shard.row_end,
-                         [operands, arrived](Result<MatrixRows> r) { arrived(operands->a, std::move(r)); });
-  m_transfer->fetch_rows(*b_ref, 0, 0,
-                         [operands, arrived](Result<MatrixRows> r) { arrived(operands->b, std::move(r)); });
-  m_transfer->fetch_rows(*c_ref, 0, 0,
-                         [operands, arrived](Result<MatrixRows> r) { arrived(operands->c, std::move(r)); });
+  m_transfer->fetch_rows_all({{*a_ref, shard.row_begin, shard.row_end}, {*b_ref, 0, 0}, {*c_ref, 0, 0}},
+                             std::move(all_fetched));
 }
 
 // `wrong`: empty when the result is right; otherwise why it is not (a

@@ -144,28 +144,18 @@ void Node::start_shard(const sched::Job& job, const sched::Shard& shard) {
   auto b_ref = store::BlobId::from_hex(job.b.ref);
   if (!a_ref || !b_ref) return finish_shard(key, shard.attempts, {}, "the job's inputs are not blob ids");
 
-  struct Inputs {
-    std::optional<MatrixRows> a;
-    std::optional<MatrixRows> b;
-    std::optional<Error> error;
-    int waiting = 2;
-  };
-  auto inputs = std::make_shared<Inputs>();
   const std::uint32_t attempt = shard.attempts;
   const exec::GemmShape gemm_shape{shard.row_end - shard.row_begin, job.a.cols, job.b.cols};
-  auto both_fetched = [this, key, attempt, inputs, gemm_shape]() {
+  auto both_fetched = [this, key, attempt, gemm_shape](Result<std::vector<MatrixRows>> inputs) {
     if (auto it = m_shard_runs.find(key); it == m_shard_runs.end() || it->second.attempt != attempt) {
       return;  // taken back while its inputs were on their way: do not run it
     }
-    if (inputs->error) return finish_shard(key, attempt, {}, "fetching inputs: " + inputs->error->message);
-    if (inputs->a->manifest.cols != gemm_shape.k || inputs->b->manifest.rows != gemm_shape.k ||
-        inputs->b->manifest.cols != gemm_shape.n) {
+    if (!inputs) return finish_shard(key, attempt, {}, "fetching inputs: " + inputs.error().message);
+    auto a = std::make_shared<MatrixRows>(std::move((*inputs)[0]));
+    auto b = std::make_shared<MatrixRows>(std::move((*inputs)[1]));
+    if (a->manifest.cols != gemm_shape.k || b->manifest.rows != gemm_shape.k || b->manifest.cols != gemm_shape.n) {
       return finish_shard(key, attempt, {}, "the stored inputs do not have the job's shapes");
     }
-    auto a = std::make_shared<MatrixRows>(std::move(*inputs->a));
-    auto b = std::make_shared<MatrixRows>(std::move(*inputs->b));
-    inputs->a.reset();
-    inputs->b.reset();
     auto compute = [this, key, attempt, a, b, gemm_shape] {
       auto c = std::make_shared<std::vector<float>>();
       std::string error;
@@ -215,18 +205,7 @@ void Node::start_shard(const sched::Job& job, const sched::Shard& shard) {
           boost::asio::post(m_compute, std::move(compute));
         });
   };
-  auto arrived = [inputs, both_fetched](std::optional<MatrixRows>& slot, Result<MatrixRows> rows) {
-    if (rows) {
-      slot = std::move(*rows);
-    } else if (!inputs->error) {
-      inputs->error = rows.error();
-    }
-    if (--inputs->waiting == 0) both_fetched();
-  };
-  m_transfer->fetch_rows(*a_ref, shard.row_begin, shard.row_end,
-                         [inputs, arrived](Result<MatrixRows> rows) { arrived(inputs->a, std::move(rows)); });
-  m_transfer->fetch_rows(*b_ref, 0, 0,
-                         [inputs, arrived](Result<MatrixRows> rows) { arrived(inputs->b, std::move(rows)); });
+  m_transfer->fetch_rows_all({{*a_ref, shard.row_begin, shard.row_end}, {*b_ref, 0, 0}}, std::move(both_fetched));
 }
 
 void Node::finish_shard(const std::string& key, std::uint32_t attempt, std::string output_ref, std::string error) {
