@@ -14,9 +14,15 @@ namespace p2pd::node {
 using store::BlobId;
 using store::MatrixManifest;
 
-BlobTransfer::BlobTransfer(NodeId self, store::BlobStore& store, net::PeerClient& peers, boost::asio::io_context& io,
-                           boost::asio::thread_pool& blocking, Locate locate)
-    : m_self(self), m_store(store), m_peers(peers), m_io(io), m_blocking(blocking), m_locate(std::move(locate)) {}
+BlobTransfer::BlobTransfer(NodeId self, store::BlobStore& store, store::MatrixCache& matrices, net::PeerClient& peers,
+                           boost::asio::io_context& io, boost::asio::thread_pool& blocking, Locate locate)
+    : m_self(self),
+      m_store(store),
+      m_matrices(matrices),
+      m_peers(peers),
+      m_io(io),
+      m_blocking(blocking),
+      m_locate(std::move(locate)) {}
 
 template <class T>
 void BlobTransfer::off_thread(std::function<T()> work, std::function<void(T)> then) {
@@ -28,17 +34,17 @@ void BlobTransfer::off_thread(std::function<T()> work, std::function<void(T)> th
 
 // --- single blobs ---------------------------------------------------------
 
-void BlobTransfer::fetch(const BlobId& id, std::function<void(Result<std::string>)> done) {
-  off_thread<Result<std::optional<std::string>>>(
-      [this, id] { return m_store.get(id); },
-      [this, id, done = std::move(done)](Result<std::optional<std::string>> local) mutable {
-        if (local && *local) return done(std::move(**local));
-        if (!local) log::warn(log::Category::store, "reading blob {}: {}", id.hex(), local.error().message);
-        fetch_remote(id, std::move(done));
-      });
+void BlobTransfer::fetch(const BlobId& id, std::function<void(Result<Bytes>)> done) {
+  off_thread<Result<Bytes>>([this, id] { return m_store.get_shared(id); },
+                            [this, id, done = std::move(done)](Result<Bytes> local) mutable {
+                              if (local && *local != nullptr) return done(std::move(*local));
+                              if (!local)
+                                log::warn(log::Category::store, "reading blob {}: {}", id.hex(), local.error().message);
+                              fetch_remote(id, std::move(done));
+                            });
 }
 
-void BlobTransfer::fetch_remote(const BlobId& id, std::function<void(Result<std::string>)> done) {
+void BlobTransfer::fetch_remote(const BlobId& id, std::function<void(Result<Bytes>)> done) {
   m_locate(id.ring_key(), [this, id, done = std::move(done)](Result<std::vector<chord::Peer>> holders) mutable {
     if (!holders) {
       return done(make_error(ErrorCode::unavailable, "cannot find the holders of blob {}: {}", id.hex(),
@@ -50,7 +56,7 @@ void BlobTransfer::fetch_remote(const BlobId& id, std::function<void(Result<std:
 }
 
 void BlobTransfer::try_holder(const BlobId& id, std::shared_ptr<std::vector<chord::Peer>> holders, std::size_t next,
-                              std::string last_error, std::function<void(Result<std::string>)> done) {
+                              std::string last_error, std::function<void(Result<Bytes>)> done) {
   while (next < holders->size() && (*holders)[next].id == m_self) ++next;
   if (next >= holders->size()) {
     return done(make_error(ErrorCode::not_found, "blob {} is not available ({})", id.hex(), last_error));
@@ -65,10 +71,10 @@ void BlobTransfer::try_holder(const BlobId& id, std::shared_ptr<std::vector<chor
         if (!reply->found()) {
           return try_holder(id, holders, next + 1, holder.addr + " does not hold it", std::move(done));
         }
-        auto data = std::make_shared<std::string>(std::move(*reply->mutable_data()));
+        Bytes data = std::make_shared<const std::string>(std::move(*reply->mutable_data()));
         // Checked (hashed) and cached in one step, off the io thread.
         off_thread<Result<void>>(
-            [this, id, data] { return m_store.put(id, *data); },
+            [this, id, data] { return m_store.put(id, data); },
             [this, id, holders, next, holder, data, done = std::move(done)](Result<void> kept) mutable {
               const bool bad = !kept && (kept.error().code == ErrorCode::corrupt ||
                                          kept.error().code == ErrorCode::invalid_argument);
@@ -80,22 +86,29 @@ void BlobTransfer::try_holder(const BlobId& id, std::shared_ptr<std::vector<chor
               if (!kept) {
                 log::debug(log::Category::store, "blob {} fetched but not cached: {}", id.hex(), kept.error().message);
               }
-              done(std::move(*data));
+              done(std::move(data));
             });
       });
 }
 
 void BlobTransfer::store(std::string data, std::function<void(Result<BlobId>)> done) {
   auto shared = std::make_shared<const std::string>(std::move(data));
-  off_thread<Result<BlobId>>([this, shared] { return m_store.put(*shared); },
+  off_thread<Result<BlobId>>([this, shared] { return m_store.put(shared); },
                              [this, shared, done = std::move(done)](Result<BlobId> id) mutable {
                                if (!id) return done(id.error());
-                               replicate(*id, shared, std::move(done));
+                               replicate(*id, SharedBytes{shared, *shared}, std::move(done));
                              });
 }
 
-void BlobTransfer::replicate(const BlobId& id, std::shared_ptr<const std::string> data,
-                             std::function<void(Result<BlobId>)> done) {
+void BlobTransfer::store_in_matrix(SharedBytes chunk, std::function<void(Result<BlobId>)> done) {
+  off_thread<Result<BlobId>>([this, chunk] { return m_store.put_on_disk(chunk.bytes); },
+                             [this, chunk, done = std::move(done)](Result<BlobId> id) mutable {
+                               if (!id) return done(id.error());
+                               replicate(*id, std::move(chunk), std::move(done));
+                             });
+}
+
+void BlobTransfer::replicate(const BlobId& id, SharedBytes data, std::function<void(Result<BlobId>)> done) {
   m_locate(id.ring_key(), [this, id, data, done = std::move(done)](Result<std::vector<chord::Peer>> holders) mutable {
     if (!holders) {
       return done(make_error(ErrorCode::unavailable, "cannot find the holders of blob {}: {}", id.hex(),
@@ -126,7 +139,7 @@ void BlobTransfer::replicate(const BlobId& id, std::shared_ptr<const std::string
     tally->waiting = targets.size();
     proto::BlobPut put;
     put.set_id(std::string(id.bytes()));
-    put.set_data(*data);
+    put.set_data(std::string(data.bytes));
     for (const auto& target : targets) {
       m_peers.blob_put(target, put, kCallTimeout, [id, tally, target](Result<void> stored) {
         if (stored) {
@@ -146,9 +159,9 @@ void BlobTransfer::replicate(const BlobId& id, std::shared_ptr<const std::string
 // --- matrices ---------------------------------------------------------------
 
 void BlobTransfer::fetch_manifest(const BlobId& id, std::function<void(Result<MatrixManifest>)> done) {
-  fetch(id, [done = std::move(done)](Result<std::string> bytes) {
+  fetch(id, [done = std::move(done)](Result<Bytes> bytes) {
     if (!bytes) return done(bytes.error());
-    done(store::decode_manifest(*bytes));
+    done(store::decode_manifest(**bytes));
   });
 }
 
@@ -156,6 +169,7 @@ namespace {
 
 struct RowsFetch {
   MatrixRows rows;
+  std::shared_ptr<FloatBuffer> values;  // being filled; rows.storage once complete
   std::size_t next_chunk = 0;
   std::size_t last_chunk = 0;  // inclusive
   std::size_t in_flight = 0;
@@ -165,7 +179,7 @@ struct RowsFetch {
 };
 
 // Copies the rows of chunk `i` that fall in [rows.begin, rows.end).
-Result<void> place_chunk(MatrixRows& rows, std::size_t i, const std::string& bytes) {
+Result<void> place_chunk(const MatrixRows& rows, FloatBuffer& values, std::size_t i, const std::string& bytes) {
   const auto& m = rows.manifest;
   const std::uint64_t first = m.first_row(i);
   const std::uint64_t count = m.rows_in(i);
@@ -175,27 +189,46 @@ Result<void> place_chunk(MatrixRows& rows, std::size_t i, const std::string& byt
   }
   const std::uint64_t from = std::max(first, rows.begin);
   const std::uint64_t to = std::min(first + count, rows.end);
-  std::memcpy(rows.values.data() + (from - rows.begin) * m.cols, bytes.data() + (from - first) * m.row_bytes(),
+  std::memcpy(values.data() + (from - rows.begin) * m.cols, bytes.data() + (from - first) * m.row_bytes(),
               (to - from) * m.row_bytes());
   return {};
+}
+
+// Rows [begin, end) of a cached whole matrix, as a view into it.
+MatrixRows view_of(const store::CachedMatrix& matrix, std::uint64_t begin, std::uint64_t end) {
+  MatrixRows rows;
+  rows.manifest = matrix.manifest;
+  rows.begin = begin;
+  rows.end = end;
+  rows.storage = matrix.values;
+  rows.values = matrix.values->span().subspan(begin * matrix.manifest.cols, (end - begin) * matrix.manifest.cols);
+  return rows;
 }
 
 }  // namespace
 
 void BlobTransfer::fetch_rows(const BlobId& manifest_id, std::uint64_t begin, std::uint64_t end,
                               std::function<void(Result<MatrixRows>)> done) {
-  fetch_manifest(manifest_id, [this, begin, end, done = std::move(done)](Result<MatrixManifest> manifest) mutable {
+  auto outside = [](std::uint64_t b, std::uint64_t e, std::uint64_t rows) {
+    return make_error(ErrorCode::invalid_argument, "rows {}..{} are outside a matrix of {} rows", b, e, rows);
+  };
+  if (auto cached = m_matrices.find(manifest_id)) {
+    const std::uint64_t last = end == 0 ? cached->manifest.rows : end;
+    if (begin >= last || last > cached->manifest.rows) return done(outside(begin, last, cached->manifest.rows));
+    // Answered later, like every fetch: callers need not expect reentrance.
+    return boost::asio::post(
+        m_io, [done = std::move(done), rows = view_of(*cached, begin, last)]() mutable { done(std::move(rows)); });
+  }
+  fetch_manifest(manifest_id, [this, manifest_id, begin, end, outside,
+                               done = std::move(done)](Result<MatrixManifest> manifest) mutable {
     if (!manifest) return done(manifest.error());
     if (end == 0) end = manifest->rows;
-    if (begin >= end || end > manifest->rows) {
-      return done(make_error(ErrorCode::invalid_argument, "rows {}..{} are outside a matrix of {} rows", begin, end,
-                             manifest->rows));
-    }
+    if (begin >= end || end > manifest->rows) return done(outside(begin, end, manifest->rows));
     auto state = std::make_shared<RowsFetch>();
     state->rows.begin = begin;
     state->rows.end = end;
     try {
-      state->rows.values.resize((end - begin) * manifest->cols);
+      state->values = std::make_shared<FloatBuffer>((end - begin) * manifest->cols);
     } catch (const std::bad_alloc&) {
       return done(
           make_error(ErrorCode::unavailable, "not enough memory for {}x{} floats", end - begin, manifest->cols));
@@ -206,21 +239,31 @@ void BlobTransfer::fetch_rows(const BlobId& manifest_id, std::uint64_t begin, st
     state->remaining = state->last_chunk - state->next_chunk + 1;
     state->done = std::move(done);
     auto pump = std::make_shared<std::function<void()>>();
-    *pump = [this, state, weak = std::weak_ptr(pump)]() {
+    *pump = [this, manifest_id, state, weak = std::weak_ptr(pump)]() {
       auto self = weak.lock();
       while (!state->failed && state->in_flight < kWindow && state->next_chunk <= state->last_chunk) {
         const std::size_t i = state->next_chunk++;
         ++state->in_flight;
-        fetch(state->rows.manifest.chunks[i], [state, i, self](Result<std::string> bytes) {
+        fetch(state->rows.manifest.chunks[i], [this, manifest_id, state, i, self](Result<Bytes> bytes) {
           --state->in_flight;
           if (state->failed) return;
-          Result<void> placed = bytes ? place_chunk(state->rows, i, *bytes) : Result<void>(bytes.error());
+          Result<void> placed =
+              bytes ? place_chunk(state->rows, *state->values, i, **bytes) : Result<void>(bytes.error());
           if (!placed) {
             state->failed = true;
             return state->done(placed.error());
           }
-          if (--state->remaining == 0) return state->done(std::move(state->rows));
-          (*self)();
+          if (--state->remaining > 0) return (*self)();
+          MatrixRows& rows = state->rows;
+          rows.storage = std::move(state->values);
+          rows.values = rows.storage->span();
+          // Every chunk was checked against its id: a whole matrix is kept
+          // for the next step that reads it (the leader verifying, or a
+          // worker's next shard of the same job).
+          if (rows.begin == 0 && rows.end == rows.manifest.rows) {
+            m_matrices.insert(manifest_id, store::CachedMatrix{rows.manifest, rows.storage});
+          }
+          state->done(std::move(rows));
         });
       }
     };
@@ -255,10 +298,10 @@ void BlobTransfer::fetch_rows_all(std::vector<RowsRequest> requests,
   }
 }
 
-void BlobTransfer::store_matrix(std::shared_ptr<const std::vector<float>> values, std::uint64_t rows,
-                                std::uint64_t cols, std::function<void(Result<BlobId>)> done) {
+void BlobTransfer::store_matrix(std::shared_ptr<const FloatBuffer> values, std::uint64_t rows, std::uint64_t cols,
+                                std::function<void(Result<BlobId>)> done) {
   struct MatrixStore {
-    std::shared_ptr<const std::vector<float>> values;
+    std::shared_ptr<const FloatBuffer> values;
     MatrixManifest manifest;
     std::size_t next_chunk = 0;
     std::size_t in_flight = 0;
@@ -287,9 +330,9 @@ void BlobTransfer::store_matrix(std::shared_ptr<const std::vector<float>> values
     while (!state->failed && state->in_flight < kWindow && state->next_chunk < m.chunks.size()) {
       const std::size_t i = state->next_chunk++;
       ++state->in_flight;
-      std::string bytes(reinterpret_cast<const char*>(state->values->data() + m.first_row(i) * m.cols),
-                        m.rows_in(i) * m.row_bytes());
-      store(std::move(bytes), [this, state, i, self](Result<BlobId> id) {
+      const std::string_view bytes(state->values->bytes() + m.first_row(i) * m.row_bytes(),
+                                   m.rows_in(i) * m.row_bytes());
+      store_in_matrix(SharedBytes{state->values, bytes}, [this, state, i, self](Result<BlobId> id) {
         --state->in_flight;
         if (state->failed) return;
         if (!id) {
@@ -298,8 +341,11 @@ void BlobTransfer::store_matrix(std::shared_ptr<const std::vector<float>> values
         }
         state->manifest.chunks[i] = *id;
         if (--state->remaining == 0) {
-          state->values.reset();
-          return store(store::encode_manifest(state->manifest), std::move(state->done));
+          return store(store::encode_manifest(state->manifest), [this, state](Result<BlobId> manifest_id) {
+            if (manifest_id) m_matrices.insert(*manifest_id, store::CachedMatrix{state->manifest, state->values});
+            state->values.reset();
+            state->done(std::move(manifest_id));
+          });
         }
         (*self)();
       });

@@ -52,7 +52,7 @@ Result<void> Node::start() {
   // Before the io thread runs, so peer calls queued meanwhile find the overlay.
   start_chord();
   m_transfer = std::make_unique<BlobTransfer>(
-      m_identity.id, *m_blob_store, *m_peer_client, m_io, m_blocking,
+      m_identity.id, *m_blob_store, *m_matrix_cache, *m_peer_client, m_io, m_blocking,
       [this](const NodeId& key, std::function<void(Result<std::vector<chord::Peer>>)> done) {
         locate(key, std::move(done));
       });

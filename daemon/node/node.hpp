@@ -42,6 +42,7 @@
 #include "daemon/sched/job_table.hpp"
 #include "daemon/sched/scheduler.hpp"
 #include "daemon/store/blob_store.hpp"
+#include "daemon/store/matrix_cache.hpp"
 
 namespace p2pd::control {
 class ControlServer;
@@ -96,6 +97,15 @@ inline constexpr std::size_t kMaxJobWatchers = 256;
 inline constexpr std::size_t kMaxPendingProposals = 256;
 // Recently written or read chunks kept in memory (BlobStore), at most.
 inline constexpr std::uint64_t kBlobMemoryBytes = std::uint64_t{256} << 20;
+// Whole matrices kept in memory for the next step of a job on this node
+// (MatrixCache), at most: A, B and C of a 8192x8192 job, or of several
+// smaller ones.
+inline constexpr std::uint64_t kMatrixMemoryBytes = std::uint64_t{768} << 20;
+// Cached matrices unused this long are dropped, and recycled buffers idle
+// this long are given back to the system, checked every kMemoryTrimTicks.
+inline constexpr std::chrono::seconds kMatrixIdle{60};
+inline constexpr std::chrono::seconds kBufferIdle{10};
+inline constexpr std::uint64_t kMemoryTrimTicks = 20;
 inline constexpr std::chrono::milliseconds kMaxJobWait{30000};
 
 // Wall-clock milliseconds since the Unix epoch: the times job commands
@@ -277,6 +287,9 @@ class Node final : public control::ControlHandler,
   NodeIdentity m_identity;
   exec::ExecutorInfo m_executor;
   std::chrono::steady_clock::time_point m_started;
+  // Bytes of whole matrices submissions are assembling; before m_io, whose
+  // queued handlers may hold the last reference to a submission.
+  std::atomic<std::uint64_t> m_assembling_bytes{0};
 
   boost::asio::io_context m_io;
   boost::asio::executor_work_guard<boost::asio::io_context::executor_type> m_work;
@@ -332,11 +345,12 @@ class Node final : public control::ControlHandler,
   std::string m_logged_role;
 
   // Jobs (io thread only, except where said).
-  std::unique_ptr<store::BlobStore> m_blob_store;  // thread-safe
-  boost::asio::thread_pool m_blocking{2};          // disk, hashing, verification
-  boost::asio::thread_pool m_compute{1};           // shard kernels, one at a time
-  boost::asio::thread_pool m_verify_pool{1};       // Freivalds checks (each uses every core itself)
-  std::atomic<std::size_t> m_blob_requests{0};     // peers' blob requests being served (any thread)
+  std::unique_ptr<store::BlobStore> m_blob_store;      // thread-safe
+  std::unique_ptr<store::MatrixCache> m_matrix_cache;  // thread-safe
+  boost::asio::thread_pool m_blocking{2};              // disk, hashing, verification
+  boost::asio::thread_pool m_compute{1};               // shard kernels, one at a time
+  boost::asio::thread_pool m_verify_pool{1};           // Freivalds checks (each uses every core itself)
+  std::atomic<std::size_t> m_blob_requests{0};         // peers' blob requests being served (any thread)
   std::unique_ptr<BlobTransfer> m_transfer;
   std::unique_ptr<exec::Backend> m_backend;         // m_compute's thread only
   std::optional<sched::Scheduler> m_scheduler;      // while this node leads

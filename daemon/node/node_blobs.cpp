@@ -29,6 +29,8 @@ Result<void> Node::start_store() {
   auto store = store::BlobStore::open(m_config.state_dir / "blobs", capacity, memory);
   if (!store) return store.error();
   m_blob_store = std::move(*store);
+  // Bounded like the chunks in memory, by the store's size too.
+  m_matrix_cache = std::make_unique<store::MatrixCache>(std::min(kMatrixMemoryBytes, capacity / 4));
   return {};
 }
 
@@ -50,7 +52,7 @@ void Node::on_blob_put(net::BlobPutIn put, std::function<void(Result<void>)> don
     BlobRequestSlot slot(m_blob_requests);
     auto id = store::BlobId::from_bytes(put.id);
     if (!id) return done(make_error(ErrorCode::invalid_argument, "a blob id must be 32 bytes"));
-    done(m_blob_store->put(*id, put.data));
+    done(m_blob_store->put(*id, std::make_shared<const std::string>(std::move(put.data))));
   });
 }
 

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cstring>
 
 #include "common/log.hpp"
 #include "common/one_line.hpp"
@@ -51,14 +52,28 @@ struct Node::Submission {
   control::SubmitHeader header;
   std::uint32_t shards = 0;
   std::array<store::MatrixManifest, 2> manifests;
-  int matrix = 0;         // being received: 0 A, 1 B, 2 both complete
-  std::size_t chunk = 0;  // being filled in `matrix`
-  std::string pending;    // its bytes so far
+  // Each matrix is assembled whole when the matrix cache can keep it: the
+  // chunks are stored straight from it, and the local worker and verifier
+  // then read it without a copy. Otherwise each chunk is a string of its own.
+  std::array<std::shared_ptr<FloatBuffer>, 2> whole;
+  std::atomic<std::uint64_t>* assembling = nullptr;  // Node's total of `whole` bytes
+  std::uint64_t whole_bytes = 0;
+  int matrix = 0;            // being received: 0 A, 1 B, 2 both complete
+  std::size_t chunk = 0;     // being filled in `matrix`
+  std::uint64_t filled = 0;  // its bytes so far
+  std::string pending;       // and those bytes, when `matrix` is not assembled whole
   std::size_t in_flight = 0;
   std::optional<Error> error;
   std::function<void(Result<void>)> data_waiter;
   std::function<void(Result<control::SubmitView>)> end_waiter;
   bool finishing = false;
+
+  Submission() = default;
+  Submission(const Submission&) = delete;
+  Submission& operator=(const Submission&) = delete;
+  ~Submission() {
+    if (assembling != nullptr) *assembling -= whole_bytes;
+  }
 };
 
 // A finished job's output on its way out: shard blocks in order, each a
@@ -69,6 +84,7 @@ struct Node::ResultStream {
   std::uint64_t cols = 0;
   std::size_t shard = 0;
   std::optional<store::MatrixManifest> manifest;  // of `shard`, once fetched
+  std::shared_ptr<const FloatBuffer> values;      // of `shard`, when in the matrix cache
   std::size_t chunk = 0;
   // The client's request for the next piece, while it is being fetched;
   // answered once, by the fetch or by shutdown (fail_job_calls).
@@ -126,12 +142,24 @@ void Node::submit_begin(control::SubmitHeader header, std::function<void(Result<
     const std::array<std::pair<std::uint64_t, std::uint64_t>, 2> shapes{
         std::pair{submission->header.a_rows, submission->header.a_cols},
         std::pair{submission->header.b_rows, submission->header.b_cols}};
+    submission->assembling = &m_assembling_bytes;
     for (std::size_t m = 0; m < 2; ++m) {
       auto& manifest = submission->manifests[m];
       manifest.rows = shapes[m].first;
       manifest.cols = shapes[m].second;
       manifest.chunk_rows = store::chunk_rows_for(manifest.cols);
       manifest.chunks.resize((manifest.rows + manifest.chunk_rows - 1) / manifest.chunk_rows);
+      // Whole only while all submissions' whole matrices together fit the
+      // cache: memory stays bounded however many clients submit at once.
+      const std::uint64_t bytes = manifest.rows * manifest.row_bytes();
+      if (!m_matrix_cache->fits(m_assembling_bytes + bytes)) continue;
+      try {
+        submission->whole[m] = std::make_shared<FloatBuffer>(manifest.rows * manifest.cols);
+      } catch (const std::bad_alloc&) {
+        continue;  // chunk by chunk, then
+      }
+      m_assembling_bytes += bytes;
+      submission->whole_bytes += bytes;
     }
     m_submissions.emplace(submission->id, submission);
     log::info(log::Category::sched, "receiving a gemm job: {}x{} by {}x{}, {} shards", submission->header.a_rows,
@@ -153,20 +181,33 @@ void Node::submit_data(std::uint64_t id, std::string data, std::function<void(Re
         fail_submission(submission, error);
         return done(error);
       }
-      const auto& manifest = submission->manifests[submission->matrix];
-      const std::uint64_t want = manifest.rows_in(submission->chunk) * manifest.row_bytes();
-      const std::size_t take = std::min<std::size_t>(rest.size(), want - submission->pending.size());
-      if (submission->pending.empty()) submission->pending.reserve(want);
-      submission->pending.append(rest.substr(0, take));
-      rest.remove_prefix(take);
-      if (submission->pending.size() < want) break;
       const int matrix = submission->matrix;
       const std::size_t chunk = submission->chunk;
+      const auto& manifest = submission->manifests[matrix];
+      const std::uint64_t want = manifest.rows_in(chunk) * manifest.row_bytes();
+      const std::size_t take = std::min<std::uint64_t>(rest.size(), want - submission->filled);
+      const auto& whole = submission->whole[matrix];
+      const std::uint64_t chunk_offset = manifest.first_row(chunk) * manifest.row_bytes();
+      if (whole) {
+        std::memcpy(whole->bytes() + chunk_offset + submission->filled, rest.data(), take);
+      } else {
+        if (submission->pending.empty()) submission->pending.reserve(want);
+        submission->pending.append(rest.substr(0, take));
+      }
+      submission->filled += take;
+      rest.remove_prefix(take);
+      if (submission->filled < want) break;
+      submission->filled = 0;
       ++submission->in_flight;
-      m_transfer->store_chunk(std::exchange(submission->pending, {}),
-                              [this, submission, matrix, chunk](Result<store::BlobId> stored) {
-                                on_submission_chunk(submission, matrix, chunk, std::move(stored));
-                              });
+      auto stored = [this, submission, matrix, chunk](Result<store::BlobId> blob) {
+        on_submission_chunk(submission, matrix, chunk, std::move(blob));
+      };
+      if (whole) {
+        m_transfer->store_in_matrix(SharedBytes{whole, std::string_view(whole->bytes() + chunk_offset, want)},
+                                    std::move(stored));
+      } else {
+        m_transfer->store(std::exchange(submission->pending, {}), std::move(stored));
+      }
       if (++submission->chunk == manifest.chunks.size()) {
         ++submission->matrix;
         submission->chunk = 0;
@@ -224,6 +265,13 @@ void Node::finish_submission(const std::shared_ptr<Submission>& submission) {
                       [this, submission, a = *a](Result<store::BlobId> b) {
                         if (submission->error) return;
                         if (!b) return fail_submission(submission, b.error());
+                        // Every chunk is stored: the matrices are what the
+                        // manifests name, ready for the worker.
+                        const std::array<store::BlobId, 2> ids{a, *b};
+                        for (std::size_t m = 0; m < 2; ++m) {
+                          auto whole = std::exchange(submission->whole[m], nullptr);
+                          if (whole) m_matrix_cache->insert(ids[m], {submission->manifests[m], std::move(whole)});
+                        }
                         sched::JobSpec spec;
                         spec.job_id = fmt::format("{:016x}{:016x}", m_job_rng.next(), m_job_rng.next());
                         spec.kind = "gemm";
@@ -311,6 +359,12 @@ void Node::tick_jobs() {
   check_job_watchers(false);
   tick_worker();
   tick_leader_jobs();
+  if (m_ticks % kMemoryTrimTicks == 0) {
+    // A job's matrices are read again within seconds of each other; after
+    // that they only hold memory.
+    m_matrix_cache->drop_idle(kMatrixIdle);
+    FloatBuffer::release_idle(kBufferIdle);
+  }
 }
 
 void Node::on_jobs_changed() {
@@ -481,32 +535,50 @@ void Node::result_next(std::uint64_t id, std::function<void(Result<std::optional
       const auto& manifest = *stream->manifest;
       const std::size_t chunk = stream->chunk;
       const std::uint64_t expected = manifest.rows_in(chunk) * manifest.row_bytes();
-      m_transfer->fetch(manifest.chunks[chunk], [stream, expected](Result<std::string> bytes) {
-        if (!stream->waiting) return;  // answered already (shutdown)
-        if (!bytes) return stream->answer(bytes.error());
-        if (bytes->size() != expected) {
-          return stream->answer(
-              make_error(ErrorCode::corrupt, "an output chunk of shard {} has the wrong size", stream->shard));
-        }
+      auto next = [stream]() {
         if (++stream->chunk == stream->manifest->chunks.size()) {
           ++stream->shard;
           stream->chunk = 0;
           stream->manifest.reset();
+          stream->values.reset();
         }
-        stream->answer(std::optional<std::string>(std::move(*bytes)));
+      };
+      if (stream->values) {  // the block is in memory: no store read
+        std::string bytes(stream->values->bytes() + manifest.first_row(chunk) * manifest.row_bytes(), expected);
+        next();
+        return stream->answer(std::optional<std::string>(std::move(bytes)));
+      }
+      m_transfer->fetch(manifest.chunks[chunk], [stream, expected, next](Result<BlobTransfer::Bytes> bytes) {
+        if (!stream->waiting) return;  // answered already (shutdown)
+        if (!bytes) return stream->answer(bytes.error());
+        if ((*bytes)->size() != expected) {
+          return stream->answer(
+              make_error(ErrorCode::corrupt, "an output chunk of shard {} has the wrong size", stream->shard));
+        }
+        next();
+        stream->answer(std::optional<std::string>(**bytes));
       });
     };
     if (stream->manifest) return read_chunk();
     auto ref = store::BlobId::from_hex(stream->shard_outputs[stream->shard]);
     if (!ref) return stream->answer(make_error(ErrorCode::corrupt, "shard {} has no valid output", stream->shard));
-    m_transfer->fetch_manifest(*ref, [stream, read_chunk](Result<store::MatrixManifest> manifest) {
+    auto check_shape = [stream](const store::MatrixManifest& manifest) -> Result<void> {
+      if (manifest.rows != stream->shard_rows[stream->shard] || manifest.cols != stream->cols) {
+        return make_error(ErrorCode::corrupt, "the output of shard {} is {}x{}, expected {}x{}", stream->shard,
+                          manifest.rows, manifest.cols, stream->shard_rows[stream->shard], stream->cols);
+      }
+      return {};
+    };
+    if (auto cached = m_matrix_cache->find(*ref)) {
+      if (auto shaped = check_shape(cached->manifest); !shaped) return stream->answer(shaped.error());
+      stream->manifest = std::move(cached->manifest);
+      stream->values = std::move(cached->values);
+      return read_chunk();
+    }
+    m_transfer->fetch_manifest(*ref, [stream, read_chunk, check_shape](Result<store::MatrixManifest> manifest) {
       if (!stream->waiting) return;
       if (!manifest) return stream->answer(manifest.error());
-      if (manifest->rows != stream->shard_rows[stream->shard] || manifest->cols != stream->cols) {
-        return stream->answer(make_error(ErrorCode::corrupt, "the output of shard {} is {}x{}, expected {}x{}",
-                                         stream->shard, manifest->rows, manifest->cols,
-                                         stream->shard_rows[stream->shard], stream->cols));
-      }
+      if (auto shaped = check_shape(*manifest); !shaped) return stream->answer(shaped.error());
       stream->manifest = std::move(*manifest);
       read_chunk();
     });

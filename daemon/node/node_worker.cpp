@@ -157,19 +157,19 @@ void Node::start_shard(const sched::Job& job, const sched::Shard& shard) {
       return finish_shard(key, attempt, {}, "the stored inputs do not have the job's shapes");
     }
     auto compute = [this, key, attempt, a, b, gemm_shape] {
-      auto c = std::make_shared<std::vector<float>>();
+      std::shared_ptr<FloatBuffer> c;
       std::string error;
       const auto start = Clock::now();
       try {
-        c->resize(gemm_shape.m * gemm_shape.n);
-        auto ran = m_backend->gemm(a->values, b->values, *c, gemm_shape);
+        c = std::make_shared<FloatBuffer>(gemm_shape.m * gemm_shape.n);
+        auto ran = m_backend->gemm(a->values, b->values, c->span(), gemm_shape);
         if (!ran && m_backend->kind() == exec::ExecutorKind::cuda) {
           // A GPU fault fails over to the CPU instead of failing the shard.
           log::warn(log::Category::exec, "CUDA failed ({}); running shards on the CPU from now on",
                     ran.error().message);
           m_backend = exec::make_cpu_backend();
           boost::asio::post(m_io, [this] { m_executor = exec::ExecutorInfo{exec::ExecutorKind::cpu, {}}; });
-          ran = m_backend->gemm(a->values, b->values, *c, gemm_shape);
+          ran = m_backend->gemm(a->values, b->values, c->span(), gemm_shape);
         }
         if (!ran) error = ran.error().message;
       } catch (const std::bad_alloc&) {
@@ -177,7 +177,7 @@ void Node::start_shard(const sched::Job& job, const sched::Shard& shard) {
       }
       const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
       if (error.empty() && m_fault_wrong_results) {
-        for (std::size_t i = 0; i < c->size(); i += 7) (*c)[i] += 1.0f;
+        for (std::size_t i = 0; i < c->size(); i += 7) c->data()[i] += 1.0f;
       }
       boost::asio::post(m_io, [this, key, attempt, c, gemm_shape, seconds, error] {
         if (!error.empty()) return finish_shard(key, attempt, {}, error);

@@ -90,23 +90,23 @@ void BlobStore::touch(const BlobId& id, Entry& entry) {
   m_lru.emplace(entry.last_used, id);
 }
 
-void BlobStore::remember(const BlobId& id, std::string_view data) {
-  if (data.size() > m_memory_capacity) return;
+void BlobStore::remember(const BlobId& id, std::shared_ptr<const std::string> data) {
   if (auto it = m_memory.find(id); it != m_memory.end()) {
     m_memory_lru.erase(it->second.second);
     it->second.second = ++m_clock;
     m_memory_lru.emplace(it->second.second, id);
     return;
   }
-  while (m_memory_bytes + data.size() > m_memory_capacity && !m_memory_lru.empty()) {
+  if (data == nullptr || data->size() > m_memory_capacity) return;
+  while (m_memory_bytes + data->size() > m_memory_capacity && !m_memory_lru.empty()) {
     auto oldest = m_memory.find(m_memory_lru.begin()->second);
     m_memory_bytes -= oldest->second.first->size();
     m_memory.erase(oldest);
     m_memory_lru.erase(m_memory_lru.begin());
   }
-  m_memory.emplace(id, std::pair{std::make_shared<const std::string>(data), ++m_clock});
+  m_memory_bytes += data->size();
+  m_memory.emplace(id, std::pair{std::move(data), ++m_clock});
   m_memory_lru.emplace(m_clock, id);
-  m_memory_bytes += data.size();
 }
 
 void BlobStore::forget(const BlobId& id) {
@@ -135,12 +135,50 @@ std::vector<BlobId> BlobStore::pick_evictions(std::uint64_t incoming, const Blob
   return victims;
 }
 
-Result<void> BlobStore::put(const BlobId& id, std::string_view data) {
-  if (data.size() > kMaxBlobBytes) {
-    return make_error(ErrorCode::invalid_argument, "a blob of {} bytes is over the limit of {}", data.size(),
-                      kMaxBlobBytes);
+namespace {
+
+Result<void> check_size(std::size_t bytes) {
+  if (bytes > kMaxBlobBytes) {
+    return make_error(ErrorCode::invalid_argument, "a blob of {} bytes is over the limit of {}", bytes, kMaxBlobBytes);
   }
-  if (BlobId::of(data) != id) return make_error(ErrorCode::corrupt, "data does not hash to blob {}", id.hex());
+  return {};
+}
+
+}  // namespace
+
+Result<void> BlobStore::put(const BlobId& id, std::string_view data) {
+  if (auto sized = check_size(data.size()); !sized) return sized;
+  return put(id, std::make_shared<const std::string>(data));
+}
+
+Result<void> BlobStore::put(const BlobId& id, std::shared_ptr<const std::string> data) {
+  if (auto sized = check_size(data->size()); !sized) return sized;
+  if (BlobId::of(*data) != id) return make_error(ErrorCode::corrupt, "data does not hash to blob {}", id.hex());
+  const std::string_view bytes(*data);
+  return write(id, bytes, std::move(data));
+}
+
+Result<BlobId> BlobStore::put(std::string_view data) {
+  if (auto sized = check_size(data.size()); !sized) return sized.error();
+  return put(std::make_shared<const std::string>(data));
+}
+
+Result<BlobId> BlobStore::put(std::shared_ptr<const std::string> data) {
+  if (auto sized = check_size(data->size()); !sized) return sized.error();
+  const BlobId id = BlobId::of(*data);
+  const std::string_view bytes(*data);
+  if (auto written = write(id, bytes, std::move(data)); !written) return written.error();
+  return id;
+}
+
+Result<BlobId> BlobStore::put_on_disk(std::string_view data) {
+  if (auto sized = check_size(data.size()); !sized) return sized.error();
+  const BlobId id = BlobId::of(data);
+  if (auto written = write(id, data, nullptr); !written) return written.error();
+  return id;
+}
+
+Result<void> BlobStore::write(const BlobId& id, std::string_view data, std::shared_ptr<const std::string> memory) {
   if (data.size() > m_capacity) {
     return make_error(ErrorCode::unavailable, "a blob of {} bytes does not fit in the store ({} bytes)", data.size(),
                       m_capacity);
@@ -150,6 +188,7 @@ Result<void> BlobStore::put(const BlobId& id, std::string_view data) {
     std::lock_guard lock(m_mutex);
     if (auto it = m_index.find(id); it != m_index.end() && it->second.verified) {
       touch(id, it->second);
+      if (memory != nullptr) remember(id, std::move(memory));
       return {};
     }
     temp = m_dir / "tmp" / fmt::format("{}.{}", id.hex(), ++m_temp_counter);
@@ -179,7 +218,7 @@ Result<void> BlobStore::put(const BlobId& id, std::string_view data) {
     Entry entry{data.size(), 0, true};
     touch(id, m_index.emplace(id, entry).first->second);
     m_bytes += data.size();
-    remember(id, data);
+    if (memory != nullptr) remember(id, std::move(memory));
     victims = pick_evictions(0, id);
     // Under the lock: a put of the same blob racing with its eviction must
     // not have its fresh file deleted after it is indexed.
@@ -194,45 +233,48 @@ Result<void> BlobStore::put(const BlobId& id, std::string_view data) {
   return {};
 }
 
-Result<BlobId> BlobStore::put(std::string_view data) {
-  const BlobId id = BlobId::of(data);
-  if (auto stored = put(id, data); !stored) return stored.error();
-  return id;
+Result<std::optional<std::string>> BlobStore::get(const BlobId& id) {
+  auto shared = get_shared(id);
+  if (!shared) return shared.error();
+  if (*shared == nullptr) return std::optional<std::string>();
+  return std::optional<std::string>(**shared);
 }
 
-Result<std::optional<std::string>> BlobStore::get(const BlobId& id) {
+Result<std::shared_ptr<const std::string>> BlobStore::get_shared(const BlobId& id) {
   bool verified = false;
   {
     std::lock_guard lock(m_mutex);
     auto it = m_index.find(id);
-    if (it == m_index.end()) return std::optional<std::string>();
+    if (it == m_index.end()) return std::shared_ptr<const std::string>();
     touch(id, it->second);
     verified = it->second.verified;
     if (auto cached = m_memory.find(id); cached != m_memory.end()) {
-      remember(id, *cached->second.first);  // most recently used now
-      return std::optional<std::string>(*cached->second.first);
+      auto data = cached->second.first;
+      remember(id, data);  // most recently used now
+      return data;
     }
   }
-  auto data = read_whole(path_of(id));
-  if (!data) return data.error();
+  auto read = read_whole(path_of(id));
+  if (!read) return read.error();
   std::lock_guard lock(m_mutex);
-  if (!*data) {  // deleted under us (evicted)
+  if (!*read) {  // deleted under us (evicted)
     forget(id);
-    return data;
+    return std::shared_ptr<const std::string>();
   }
   if (auto it = m_index.find(id); it != m_index.end() && it->second.verified) verified = true;  // re-put meanwhile
   if (!verified) {
-    if (BlobId::of(**data) != id) {
+    if (BlobId::of(**read) != id) {
       log::warn(log::Category::store, "blob {} on disk is damaged; deleted (its other holders still have it)",
                 id.hex());
       forget(id);
       std::error_code ec;
       std::filesystem::remove(path_of(id), ec);
-      return std::optional<std::string>();
+      return std::shared_ptr<const std::string>();
     }
     if (auto it = m_index.find(id); it != m_index.end()) it->second.verified = true;
   }
-  remember(id, **data);
+  auto data = std::make_shared<const std::string>(std::move(**read));
+  remember(id, data);
   return data;
 }
 

@@ -55,12 +55,20 @@ class BlobStore {
                                                  std::uint64_t memory_bytes = 0);
 
   // Stores `data` under `id`; corrupt when `data` does not hash to `id`.
-  // Storing a blob already held is a no-op.
+  // Storing a blob already held is a no-op. The shared forms keep `data`
+  // itself as the in-memory copy; the others copy it.
   Result<void> put(const BlobId& id, std::string_view data);
-  // Stores `data` under its own id, which it returns.
+  Result<void> put(const BlobId& id, std::shared_ptr<const std::string> data);
+  // Stores `data` under its own id (hashed once), which it returns.
   Result<BlobId> put(std::string_view data);
+  Result<BlobId> put(std::shared_ptr<const std::string> data);
+  // Stores bytes the caller keeps in memory itself (a chunk of a matrix in
+  // the matrix cache): on disk only, no second copy in memory.
+  Result<BlobId> put_on_disk(std::string_view data);
   // The blob, or nullopt when this node does not hold it (or held a damaged copy).
   Result<std::optional<std::string>> get(const BlobId& id);
+  // The same without copying an in-memory blob: nullptr when not held.
+  Result<std::shared_ptr<const std::string>> get_shared(const BlobId& id);
   [[nodiscard]] bool contains(const BlobId& id) const;
   [[nodiscard]] BlobStoreStats stats() const;
 
@@ -72,8 +80,11 @@ class BlobStore {
   };
   BlobStore(std::filesystem::path dir, std::uint64_t capacity_bytes, std::uint64_t memory_bytes)
       : m_dir(std::move(dir)), m_capacity(capacity_bytes), m_memory_capacity(memory_bytes) {}
+  // Writes `data`, already known to hash to `id`; `memory` (may be null)
+  // is kept as its in-memory copy.
+  Result<void> write(const BlobId& id, std::string_view data, std::shared_ptr<const std::string> memory);
   // Under the lock: keeps `data` in memory, dropping the oldest past the budget.
-  void remember(const BlobId& id, std::string_view data);
+  void remember(const BlobId& id, std::shared_ptr<const std::string> data);
   [[nodiscard]] std::filesystem::path path_of(const BlobId& id) const;
   void index_existing();
   // Under the lock: marks `id` used now.

@@ -174,3 +174,36 @@ TEST_CASE("recent blobs are served from memory, within its budget", "[unit][stor
   REQUIRE(from_disk);
   CHECK_FALSE(from_disk->has_value());  // not in memory, and its file is gone
 }
+
+TEST_CASE("shared puts hash once and keep the caller's bytes; disk-only puts keep none in memory", "[unit][store]") {
+  test::TempDir dir;
+  auto store = BlobStore::open(dir.path() / "blobs", 1 << 20, 1 << 16);
+  REQUIRE(store);
+  auto shared = std::make_shared<const std::string>(blob_of('s', 1000));
+  auto id = (*store)->put(shared);
+  REQUIRE(id);
+  CHECK(*id == BlobId::of(*shared));
+  auto got = (*store)->get_shared(*id);
+  REQUIRE(got);
+  CHECK(got->get() == shared.get());  // the same bytes, not a copy
+  CHECK((*store)->stats().memory_bytes == 1000);
+  // A claim that does not hash is refused in the shared form too.
+  auto lie = (*store)->put(*id, std::make_shared<const std::string>(blob_of('t', 1000)));
+  REQUIRE_FALSE(lie);
+  CHECK(lie.error().code == ErrorCode::corrupt);
+
+  const std::string chunk = blob_of('d', 2000);
+  auto on_disk = (*store)->put_on_disk(chunk);
+  REQUIRE(on_disk);
+  CHECK(*on_disk == BlobId::of(chunk));
+  CHECK((*store)->stats().memory_bytes == 1000);  // not kept in memory
+  auto read = (*store)->get_shared(*on_disk);
+  REQUIRE(read);
+  REQUIRE(*read != nullptr);
+  CHECK(**read == chunk);  // from disk, and now remembered
+  CHECK((*store)->stats().memory_bytes == 3000);
+  auto absent = (*store)->get_shared(BlobId::of(std::string_view("nope")));
+  REQUIRE(absent);
+  CHECK(*absent == nullptr);
+  CHECK_FALSE((*store)->put_on_disk(std::string(kMaxBlobBytes + 1, 'x')));
+}
