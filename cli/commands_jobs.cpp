@@ -177,8 +177,10 @@ class NpyReader {
     if (m_fd >= 0) ::close(m_fd);
   }
   [[nodiscard]] bool done() const { return m_left == 0; }
-  Result<std::string> next() {
-    std::string piece(static_cast<std::size_t>(std::min<std::uint64_t>(m_left, kPieceBytes)), '\0');
+  // Reads the next piece into `piece`, reusing its memory: a fresh 1 MiB
+  // string per piece is a memset and 256 page faults each time.
+  Result<void> next(std::string& piece) {
+    piece.resize(static_cast<std::size_t>(std::min<std::uint64_t>(m_left, kPieceBytes)));
     std::size_t got = 0;
     while (got < piece.size()) {
       const ssize_t n = ::pread(m_fd, piece.data() + got, piece.size() - got, static_cast<off_t>(m_offset + got));
@@ -189,7 +191,7 @@ class NpyReader {
     }
     m_offset += got;
     m_left -= got;
-    return piece;
+    return {};
   }
 
  private:
@@ -295,12 +297,11 @@ int cmd_submit(const CliArgs& args) {
   ControlClient client(args.global);
   auto submitted = client.submit(
       header,
-      [&]() -> Result<std::optional<std::string>> {
+      [&](std::string& piece) -> Result<bool> {
         NpyReader& reader = a_reader->done() ? *b_reader : *a_reader;
-        if (reader.done()) return std::optional<std::string>();
-        auto piece = reader.next();
-        if (!piece) return piece.error();
-        return std::optional<std::string>(std::move(*piece));
+        if (reader.done()) return false;
+        if (auto read = reader.next(piece); !read) return read.error();
+        return true;
       },
       time_for_bytes(a->data_bytes() + b->data_bytes()));
   if (!submitted) return fail(submitted.error());

@@ -177,14 +177,13 @@ Result<proto::SubmitReply> ControlClient::submit(const proto::SubmitHeader& head
   bool open = writer->Write(message);
   std::optional<Error> local_error;
   while (open) {
-    auto piece = next();
-    if (!piece) {
-      local_error = piece.error();
+    auto more = next(*message.mutable_data());
+    if (!more) {
+      local_error = more.error();
       context->TryCancel();
       break;
     }
-    if (!*piece) break;
-    message.set_data(std::move(**piece));
+    if (!*more) break;
     open = writer->Write(message);
   }
   if (open && !local_error) writer->WritesDone();

@@ -39,9 +39,10 @@ class ControlClient {
                                      std::uint32_t known_shards_done, std::chrono::milliseconds wait);
   Result<proto::CancelReply> cancel(const std::string& id);
 
-  // Submit: the header, then each piece `next` gives until it gives nullopt.
+  // Submit: the header, then each piece `next` puts in its argument (the
+  // same string every time, its memory reused) until it gives false.
   // The call may take `extra` beyond --timeout (large inputs take a while).
-  using NextPiece = std::function<Result<std::optional<std::string>>()>;
+  using NextPiece = std::function<Result<bool>(std::string& piece)>;
   Result<proto::SubmitReply> submit(const proto::SubmitHeader& header, const NextPiece& next,
                                     std::chrono::milliseconds extra);
   // Result: `on_header` once, then `on_data` for each piece, in order.

@@ -35,8 +35,10 @@ class AtomicFileWriter {
       : m_path(std::move(path)), m_tmp(std::move(tmp)), m_fd(fd) {}
   std::filesystem::path m_path;
   std::filesystem::path m_tmp;
+  static constexpr std::uint64_t kWritebackStep = std::uint64_t{8} << 20;
   int m_fd = -1;
   std::uint64_t m_written = 0;
+  std::uint64_t m_writeback_from = 0;  // writeback started for the bytes before
 };
 
 // Reads a whole file, refusing anything larger than `max_bytes`.

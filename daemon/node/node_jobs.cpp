@@ -80,6 +80,7 @@ struct Node::Submission {
 // stored matrix read chunk by chunk.
 struct Node::ResultStream {
   std::vector<std::string> shard_outputs;  // manifest ids (hex), in row order
+  std::vector<std::string> inputs;         // A's and B's manifest ids (hex)
   std::vector<std::uint64_t> shard_rows;
   std::uint64_t cols = 0;
   std::size_t shard = 0;
@@ -516,6 +517,7 @@ void Node::result_begin(std::string id, std::function<void(Result<control::Resul
       stream->shard_rows.push_back(shard.row_end - shard.row_begin);
     }
     stream->cols = job.b.cols;
+    stream->inputs = {job.a.ref, job.b.ref};
     const std::uint64_t id_value = m_next_stream++;
     m_result_streams.emplace(id_value, stream);
     done(control::ResultStreamView{id_value, job.a.rows, job.b.cols});
@@ -528,7 +530,17 @@ void Node::result_next(std::uint64_t id, std::function<void(Result<std::optional
     if (it == m_result_streams.end()) return done(make_error(ErrorCode::not_found, "the result stream is gone"));
     if (m_jobs_closed) return done(closed_error());
     auto stream = it->second;
-    if (stream->shard >= stream->shard_outputs.size()) return done(std::optional<std::string>());
+    if (stream->shard >= stream->shard_outputs.size()) {
+      // Read to the end: the job is over here, and its matrices need not
+      // wait in memory (their blocks go to the next job's buffers). A second
+      // read of the result comes from the store.
+      for (const auto* refs : {&stream->inputs, &stream->shard_outputs}) {
+        for (const auto& ref : *refs) {
+          if (auto blob = store::BlobId::from_hex(ref)) m_matrix_cache->drop(*blob);
+        }
+      }
+      return done(std::optional<std::string>());
+    }
     if (stream->waiting) return done(make_error(ErrorCode::invalid_argument, "a read is already in progress"));
     stream->waiting = std::move(done);
     auto read_chunk = [this, stream]() {

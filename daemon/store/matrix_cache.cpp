@@ -33,6 +33,15 @@ void MatrixCache::evict_for(std::uint64_t incoming) {
   while (m_bytes + incoming > m_capacity && !m_lru.empty()) erase(m_entries.find(m_lru.begin()->second));
 }
 
+void MatrixCache::drop(const BlobId& manifest_id) {
+  std::optional<CachedMatrix> dropped;  // freed outside the lock
+  std::lock_guard lock(m_mutex);
+  auto it = m_entries.find(manifest_id);
+  if (it == m_entries.end()) return;
+  dropped = it->second.matrix;
+  erase(it);
+}
+
 void MatrixCache::drop_idle(std::chrono::steady_clock::duration idle) {
   std::vector<CachedMatrix> dropped;  // freed outside the lock
   std::lock_guard lock(m_mutex);

@@ -54,6 +54,8 @@ class MatrixCache {
   // The matrix, or nullopt.
   [[nodiscard]] std::optional<CachedMatrix> find(const BlobId& manifest_id);
   [[nodiscard]] MatrixCacheStats stats() const;
+  // Drops one entry, if held (its job is over).
+  void drop(const BlobId& manifest_id);
   // Drops the entries not used for `idle`.
   void drop_idle(std::chrono::steady_clock::duration idle);
 
