@@ -23,12 +23,13 @@ constexpr std::size_t kHugePage = std::size_t{2} << 20;
 // similar shapes, so a block is usually taken again within a second.
 class BlockPool {
  public:
-  void* take(std::size_t bytes) {
+  // A kept block of at least `bytes`, and its own size; {nullptr, 0} if none.
+  std::pair<void*, std::size_t> take(std::size_t bytes) {
     std::lock_guard lock(m_mutex);
     // The smallest kept block that fits and wastes at most a quarter.
     auto it = m_free.lower_bound(bytes);
-    if (it == m_free.end() || it->first > bytes + bytes / 4) return nullptr;
-    void* block = it->second.block;
+    if (it == m_free.end() || it->first > bytes + bytes / 4) return {nullptr, 0};
+    const std::pair<void*, std::size_t> block{it->second.block, it->first};
     m_kept -= it->first;
     m_free.erase(it);
     return block;
@@ -39,9 +40,14 @@ class BlockPool {
     {
       std::lock_guard lock(m_mutex);
       if (m_kept + bytes <= kMaxKeptBytes) {
-        m_free.emplace(bytes, Kept{block, std::chrono::steady_clock::now()});
-        m_kept += bytes;
-        return;
+        try {
+          m_free.emplace(bytes, Kept{block, std::chrono::steady_clock::now()});
+          m_kept += bytes;
+          return;
+        } catch (const std::bad_alloc&) {
+          // No memory for the bookkeeping: the block is freed instead (this
+          // runs in a destructor and must not throw).
+        }
       }
     }
     std::free(block);
@@ -102,9 +108,9 @@ FloatBuffer::FloatBuffer(std::size_t count) : m_size(count) {
     if (m_data == nullptr) throw std::bad_alloc();
     return;
   }
-  if (void* reused = block_pool().take(bytes)) {
+  if (auto [reused, reused_bytes] = block_pool().take(bytes); reused != nullptr) {
     m_data = static_cast<float*>(reused);
-    m_capacity_bytes = bytes;  // the block's own size, for giving it back
+    m_capacity_bytes = reused_bytes;  // the block's own size, for giving it back
     return;
   }
   m_data = static_cast<float*>(std::aligned_alloc(kHugePage, bytes));

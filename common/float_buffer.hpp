@@ -9,6 +9,7 @@
 // has been idle for as long as the owner of the process decides
 // (release_idle, which p2pd calls from its tick).
 
+#include <algorithm>
 #include <chrono>
 #include <cstddef>
 #include <span>
@@ -30,6 +31,8 @@ class FloatBuffer {
   [[nodiscard]] const float* data() const { return m_data; }
   [[nodiscard]] std::size_t size() const { return m_size; }
   [[nodiscard]] std::size_t size_bytes() const { return m_size * sizeof(float); }
+  // The memory it holds (a large buffer's block may be somewhat larger).
+  [[nodiscard]] std::size_t capacity_bytes() const { return std::max(m_capacity_bytes, size_bytes()); }
   [[nodiscard]] std::span<float> span() { return {m_data, m_size}; }
   [[nodiscard]] std::span<const float> span() const { return {m_data, m_size}; }
   // The bytes, for filling from a byte stream.

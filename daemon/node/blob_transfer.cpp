@@ -214,10 +214,12 @@ void BlobTransfer::fetch_rows(const BlobId& manifest_id, std::uint64_t begin, st
   };
   if (auto cached = m_matrices.find(manifest_id)) {
     const std::uint64_t last = end == 0 ? cached->manifest.rows : end;
-    if (begin >= last || last > cached->manifest.rows) return done(outside(begin, last, cached->manifest.rows));
     // Answered later, like every fetch: callers need not expect reentrance.
-    return boost::asio::post(
-        m_io, [done = std::move(done), rows = view_of(*cached, begin, last)]() mutable { done(std::move(rows)); });
+    Result<MatrixRows> rows = (begin >= last || last > cached->manifest.rows)
+                                  ? Result<MatrixRows>(outside(begin, last, cached->manifest.rows))
+                                  : Result<MatrixRows>(view_of(*cached, begin, last));
+    return boost::asio::post(m_io,
+                             [done = std::move(done), rows = std::move(rows)]() mutable { done(std::move(rows)); });
   }
   fetch_manifest(manifest_id, [this, manifest_id, begin, end, outside,
                                done = std::move(done)](Result<MatrixManifest> manifest) mutable {

@@ -48,7 +48,7 @@ void Node::on_blob_put(net::BlobPutIn put, std::function<void(Result<void>)> don
     return done(make_error(ErrorCode::unavailable, "too many blob requests at once; try again"));
   }
   // Hashing and writing 1 MiB is disk work: off gRPC's threads and the io thread.
-  boost::asio::post(m_blocking, [this, put = std::move(put), done = std::move(done)] {
+  boost::asio::post(m_blocking, [this, put = std::move(put), done = std::move(done)]() mutable {
     BlobRequestSlot slot(m_blob_requests);
     auto id = store::BlobId::from_bytes(put.id);
     if (!id) return done(make_error(ErrorCode::invalid_argument, "a blob id must be 32 bytes"));

@@ -6,8 +6,9 @@ namespace p2pd::store {
 
 void MatrixCache::insert(const BlobId& manifest_id, CachedMatrix matrix) {
   if (matrix.values == nullptr || matrix.values->size() != matrix.manifest.rows * matrix.manifest.cols) return;
-  const std::uint64_t bytes = matrix.values->size_bytes();
+  const std::uint64_t bytes = matrix.values->capacity_bytes();
   if (!fits(bytes)) return;
+  std::vector<CachedMatrix> evicted;  // freed outside the lock
   std::lock_guard lock(m_mutex);
   const auto now = std::chrono::steady_clock::now();
   if (auto it = m_entries.find(manifest_id); it != m_entries.end()) {
@@ -17,20 +18,29 @@ void MatrixCache::insert(const BlobId& manifest_id, CachedMatrix matrix) {
     m_lru.emplace(it->second.last_used, manifest_id);
     return;
   }
-  evict_for(bytes);
-  m_entries.emplace(manifest_id, Entry{std::move(matrix), ++m_clock, now});
-  m_lru.emplace(m_clock, manifest_id);
+  evict_for(bytes, evicted);
+  auto entry = m_entries.emplace(manifest_id, Entry{std::move(matrix), ++m_clock, now}).first;
+  try {
+    m_lru.emplace(m_clock, manifest_id);
+  } catch (const std::bad_alloc&) {
+    m_entries.erase(entry);  // not cached, rather than cached half
+    return;
+  }
   m_bytes += bytes;
 }
 
 void MatrixCache::erase(std::map<BlobId, Entry>::iterator it) {
-  m_bytes -= it->second.matrix.values->size_bytes();
+  m_bytes -= it->second.matrix.values->capacity_bytes();
   m_lru.erase(it->second.last_used);
   m_entries.erase(it);
 }
 
-void MatrixCache::evict_for(std::uint64_t incoming) {
-  while (m_bytes + incoming > m_capacity && !m_lru.empty()) erase(m_entries.find(m_lru.begin()->second));
+void MatrixCache::evict_for(std::uint64_t incoming, std::vector<CachedMatrix>& evicted) {
+  while (m_bytes + incoming > m_capacity && !m_lru.empty()) {
+    auto oldest = m_entries.find(m_lru.begin()->second);
+    evicted.push_back(oldest->second.matrix);
+    erase(oldest);
+  }
 }
 
 void MatrixCache::drop(const BlobId& manifest_id) {

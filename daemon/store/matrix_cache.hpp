@@ -24,6 +24,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <vector>
 
 #include "common/float_buffer.hpp"
 #include "daemon/store/blob_id.hpp"
@@ -66,7 +67,8 @@ class MatrixCache {
     std::chrono::steady_clock::time_point used_at;
   };
   void erase(std::map<BlobId, Entry>::iterator it);
-  void evict_for(std::uint64_t incoming);
+  // Under the lock: makes room; the evicted go to `evicted`, freed by the caller after unlocking.
+  void evict_for(std::uint64_t incoming, std::vector<CachedMatrix>& evicted);
 
   std::uint64_t m_capacity;
   mutable std::mutex m_mutex;

@@ -96,6 +96,8 @@ TEST_CASE("large float buffers are recycled, and given back once idle", "[unit][
     CHECK(moved.size() == kCount - 1000);
     CHECK(again.data() == nullptr);  // NOLINT(bugprone-use-after-move): moved-from is empty
   }
+  // Given back at its own size, not the smaller size it was taken for.
+  CHECK(FloatBuffer::kept_bytes() == kCount * sizeof(float));
   {
     FloatBuffer much_smaller(kCount / 4);  // would waste most of the block: a new one
     CHECK(much_smaller.data() != first);
