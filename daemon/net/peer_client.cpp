@@ -4,6 +4,7 @@
 
 #include "common/version.hpp"
 #include "daemon/net/peer_server.hpp"
+#include "daemon/net/trace_interceptors.hpp"
 #include "proto/peer.grpc.pb.h"
 
 namespace p2pd::net {
@@ -43,7 +44,8 @@ Result<PingResult> decode(const HostPort& to, const proto::PingReply& reply) {
 
 }  // namespace
 
-PeerClient::PeerClient(NodeId self, Post post) : m_self(self), m_post(std::move(post)) {}
+PeerClient::PeerClient(NodeId self, Post post, trace::Tracer* tracer)
+    : m_self(self), m_post(std::move(post)), m_tracer(tracer) {}
 
 PeerClient::~PeerClient() {
   shutdown();
@@ -61,7 +63,10 @@ std::shared_ptr<grpc::Channel> PeerClient::channel_for(const HostPort& to) {
   args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 200);
   args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 200);
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 2000);
-  auto channel = grpc::CreateCustomChannel(key, grpc::InsecureChannelCredentials(), args);
+  std::vector<std::unique_ptr<grpc::experimental::ClientInterceptorFactoryInterface>> interceptors;
+  if (m_tracer != nullptr) interceptors.push_back(make_trace_stamper(*m_tracer));
+  auto channel = grpc::experimental::CreateCustomChannelWithInterceptors(key, grpc::InsecureChannelCredentials(), args,
+                                                                         std::move(interceptors));
   m_channels.emplace(key, channel);
   return channel;
 }

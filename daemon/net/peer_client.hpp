@@ -40,6 +40,10 @@ class ShardReport;
 class ShardReportReply;
 }  // namespace p2pd::proto
 
+namespace p2pd::trace {
+class Tracer;
+}  // namespace p2pd::trace
+
 namespace p2pd::net {
 
 struct PingResult {
@@ -53,7 +57,8 @@ class PeerClient {
   // Runs a closure on the node's io thread.
   using Post = std::function<void(std::function<void()>)>;
 
-  PeerClient(NodeId self, Post post);
+  // `tracer` (may be null) stamps every outgoing call with this node's clocks.
+  PeerClient(NodeId self, Post post, trace::Tracer* tracer = nullptr);
   ~PeerClient();
   PeerClient(const PeerClient&) = delete;
   PeerClient& operator=(const PeerClient&) = delete;
@@ -111,6 +116,7 @@ class PeerClient {
 
   NodeId m_self;
   Post m_post;
+  trace::Tracer* m_tracer;
   std::vector<std::shared_ptr<void>> m_retired;  // calls finished after shutdown, freed by it
   mutable std::mutex m_mutex;
   std::condition_variable m_idle;

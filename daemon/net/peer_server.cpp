@@ -4,6 +4,7 @@
 
 #include "common/log.hpp"
 #include "common/version.hpp"
+#include "daemon/net/trace_interceptors.hpp"
 #include "proto/peer.grpc.pb.h"
 
 namespace p2pd::net {
@@ -216,7 +217,8 @@ std::optional<HostPort> host_port_from_grpc_peer(std::string_view peer) {
 
 Result<std::unique_ptr<PeerServer>> PeerServer::start(const HostPort& listen, const NodeId& self,
                                                       const std::string& executor, ChordHandler& chord,
-                                                      RaftHandler& raft, BlobHandler& blobs, JobsHandler& jobs) {
+                                                      RaftHandler& raft, BlobHandler& blobs, JobsHandler& jobs,
+                                                      trace::Tracer* tracer) {
   std::unique_ptr<PeerServer> server(new PeerServer());
   server->m_service = std::make_unique<PeerService>(self);
   server->m_chord = std::make_unique<ChordService>(self, executor, chord);
@@ -236,6 +238,11 @@ Result<std::unique_ptr<PeerServer>> PeerServer::start(const HostPort& listen, co
   // gRPC sets SO_REUSEPORT by default, which would let a second daemon bind
   // the same port and steal half its connections.
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
+  if (tracer != nullptr) {
+    std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> interceptors;
+    interceptors.push_back(make_trace_reader(*tracer));
+    builder.experimental().SetInterceptorCreators(std::move(interceptors));
+  }
   server->m_server = builder.BuildAndStart();
   if (!server->m_server || port == 0) {
     return make_error(ErrorCode::unavailable, "cannot listen on {} (address in use, or not an address of this machine)",

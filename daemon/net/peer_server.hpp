@@ -19,6 +19,10 @@ namespace grpc {
 class Server;
 }
 
+namespace p2pd::trace {
+class Tracer;
+}  // namespace p2pd::trace
+
 namespace p2pd::net {
 
 class PeerService;
@@ -74,11 +78,13 @@ class JobsHandler {
 // peer input is validated with size limits").
 inline constexpr int kMaxPeerMessageBytes = 4 << 20;
 
+// `tracer` (may be null) is given every incoming call's clock stamp.
 class PeerServer {
  public:
   static Result<std::unique_ptr<PeerServer>> start(const HostPort& listen, const NodeId& self,
                                                    const std::string& executor, ChordHandler& chord, RaftHandler& raft,
-                                                   BlobHandler& blobs, JobsHandler& jobs);
+                                                   BlobHandler& blobs, JobsHandler& jobs,
+                                                   trace::Tracer* tracer = nullptr);
   ~PeerServer();
   PeerServer(const PeerServer&) = delete;
   PeerServer& operator=(const PeerServer&) = delete;

@@ -58,7 +58,10 @@ OptionGroups make_options() {
        "node identity, Raft log, blobs, traces (default: /var/lib/p2pd as root, else ~/.local/state/p2pd)")
       ("store-capacity", po::value<std::string>()->value_name("MIB"),
        "disk space for job data (input and output chunks) under STATE_DIR/blobs;\n"
-       "past it the least recently used chunks go (default: 10240)");
+       "past it the least recently used chunks go (default: 10240)")
+      ("trace-capacity", po::value<std::string>()->value_name("MIB"),
+       "disk space for this node's causal trace under STATE_DIR/traces;\n"
+       "past it the oldest events go (default: 64)");
   g.execution.add_options()
       ("executor", po::value<std::string>()->value_name("auto|cuda|cpu"),
        "where shards run; auto uses a GPU when one works (default: auto)");
@@ -131,6 +134,10 @@ Result<void> apply_value(NodeConfig& config, const std::string& key, const std::
     auto n = parse_count(value, 16, 1u << 30);
     if (!n) return fail(n.error());
     config.store_capacity_mib = *n;
+  } else if (key == "trace-capacity") {
+    auto n = parse_count(value, 1, 1u << 20);
+    if (!n) return fail(n.error());
+    config.trace_capacity_mib = *n;
   } else if (key == "executor") {
     if (value == "auto")
       config.executor = ExecutorChoice::automatic;
@@ -250,6 +257,7 @@ ReloadPlan plan_reload(const NodeConfig& running, const NodeConfig& reread) {
   if (running.state_dir != reread.state_dir) plan.need_restart.emplace_back("state-dir");
   if (running.executor != reread.executor) plan.need_restart.emplace_back("executor");
   if (running.store_capacity_mib != reread.store_capacity_mib) plan.need_restart.emplace_back("store-capacity");
+  if (running.trace_capacity_mib != reread.trace_capacity_mib) plan.need_restart.emplace_back("trace-capacity");
   if (running.raft_heartbeat_ms != reread.raft_heartbeat_ms) plan.need_restart.emplace_back("raft-heartbeat");
   if (running.raft_election_timeout_ms != reread.raft_election_timeout_ms) {
     plan.need_restart.emplace_back("raft-election-timeout");

@@ -28,6 +28,7 @@ struct NodeConfig {
   ExecutorChoice executor = ExecutorChoice::automatic;
   // Disk for blobs (job inputs and outputs), in MiB.
   std::uint32_t store_capacity_mib = 10240;
+  std::uint32_t trace_capacity_mib = 64;
   log::Level log_level = log::Level::info;
   // Raft (etcd's defaults): heartbeat, and the election timeout, randomized
   // per term up to twice this.

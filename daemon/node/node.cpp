@@ -35,6 +35,7 @@ Result<void> Node::start() {
   // anything is bound.
   if (auto raft = start_raft(); !raft) return raft.error();
   if (auto store = start_store(); !store) return store.error();
+  if (auto traced = start_trace(); !traced) return traced.error();
   // The control socket first, before any thread of ours exists: binding it
   // needs a process-wide umask for an instant (see ControlServer::start).
   // Calls that arrive before the io thread runs wait in its queue.
@@ -43,12 +44,12 @@ Result<void> Node::start() {
   m_control_server = std::move(*control);
 
   auto peer = net::PeerServer::start(m_config.listen, m_identity.id, std::string(exec::to_string(m_executor.kind)),
-                                     *this, *this, *this, *this);
+                                     *this, *this, *this, *this, m_tracer.get());
   if (!peer) return peer.error();
   m_peer_server = std::move(*peer);
   m_listen = m_peer_server->bound();
   m_peer_client = std::make_unique<net::PeerClient>(
-      m_identity.id, [this](std::function<void()> fn) { boost::asio::post(m_io, std::move(fn)); });
+      m_identity.id, [this](std::function<void()> fn) { boost::asio::post(m_io, std::move(fn)); }, m_tracer.get());
   // Before the io thread runs, so peer calls queued meanwhile find the overlay.
   start_chord();
   m_transfer = std::make_unique<BlobTransfer>(

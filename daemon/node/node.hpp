@@ -43,6 +43,8 @@
 #include "daemon/sched/scheduler.hpp"
 #include "daemon/store/blob_store.hpp"
 #include "daemon/store/matrix_cache.hpp"
+#include "daemon/trace/recorder.hpp"
+#include "daemon/trace/tracer.hpp"
 
 namespace p2pd::control {
 class ControlServer;
@@ -205,6 +207,10 @@ class Node final : public control::ControlHandler,
 
   // node_blobs.cpp: the blob store and its transfers.
   Result<void> start_store();
+  Result<void> start_trace();
+  // A local protocol event in this node's trace (a job's when `job_id` is set).
+  void trace_local(std::string_view what, std::string_view job_id = {});
+  void flush_trace();
   void locate(const NodeId& key, std::function<void(Result<std::vector<chord::Peer>>)> done);
 
   // node_jobs.cpp: submissions, job queries, results, proposals to the leader.
@@ -290,6 +296,10 @@ class Node final : public control::ControlHandler,
   // Bytes of whole matrices submissions are assembling; before m_io, whose
   // queued handlers may hold the last reference to a submission.
   std::atomic<std::uint64_t> m_assembling_bytes{0};
+  // The trace: before the peer server and client, whose interceptors use
+  // the tracer until they are gone.
+  std::unique_ptr<trace::Recorder> m_trace_recorder;
+  std::unique_ptr<trace::Tracer> m_tracer;
 
   boost::asio::io_context m_io;
   boost::asio::executor_work_guard<boost::asio::io_context::executor_type> m_work;

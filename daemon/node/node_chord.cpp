@@ -70,6 +70,7 @@ void Node::start_chord() {
     m_overlay->create();
     m_ring_started = true;
     log::info(log::Category::chord, "started a new ring as {} at {}", m_identity.id.short_hex(), m_chord_self.addr);
+    trace_local("started a new ring");
   }
   // Otherwise the ring is joined through the first bootstrap peer that
   // answers a ping (on_bootstrap_reply).

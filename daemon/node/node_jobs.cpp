@@ -271,7 +271,12 @@ void Node::finish_submission(const std::shared_ptr<Submission>& submission) {
                         const std::array<store::BlobId, 2> ids{a, *b};
                         for (std::size_t m = 0; m < 2; ++m) {
                           auto whole = std::exchange(submission->whole[m], nullptr);
-                          if (whole) m_matrix_cache->insert(ids[m], {submission->manifests[m], std::move(whole)});
+                          if (!whole) continue;
+                          // The cache's budget counts it from here on.
+                          const std::uint64_t bytes = whole->size_bytes();
+                          m_assembling_bytes -= bytes;
+                          submission->whole_bytes -= bytes;
+                          m_matrix_cache->insert(ids[m], {submission->manifests[m], std::move(whole)});
                         }
                         sched::JobSpec spec;
                         spec.job_id = fmt::format("{:016x}{:016x}", m_job_rng.next(), m_job_rng.next());
@@ -289,6 +294,7 @@ void Node::finish_submission(const std::shared_ptr<Submission>& submission) {
                                               [this, submission, job_id](Result<void> committed) {
                                                 if (submission->error) return;
                                                 if (!committed) return fail_submission(submission, committed.error());
+                                                trace_local("job submitted", job_id);
                                                 log::info(log::Category::sched, "job {} committed ({} shards)", job_id,
                                                           submission->shards);
                                                 auto done = std::exchange(submission->end_waiter, {});
@@ -365,6 +371,7 @@ void Node::tick_jobs() {
     // that they only hold memory.
     m_matrix_cache->drop_idle(kMatrixIdle);
     FloatBuffer::release_idle(kBufferIdle);
+    flush_trace();
   }
 }
 

@@ -361,6 +361,8 @@ void Node::log_raft_changes() {
       log::info(log::Category::raft, "term {}: leader {}{} ({} voters, this node {})", m_raft->term(),
                 m_raft->leader()->hex(), *m_raft->leader() == m_identity.id ? " (this node)" : "",
                 m_raft->voters().size(), role);
+      trace_local(
+          fmt::format("term {}: leader {} (this node {})", m_raft->term(), m_raft->leader()->short_hex(), role));
     }
   } else {
     log::debug(log::Category::raft, "term {}: no leader known (this node {})", m_raft->term(), role);

@@ -198,6 +198,7 @@ void Node::on_verdict(const std::string& key, std::string job_id, std::uint32_t 
   if (wrong && wrong->empty()) {
     it->second.state = Verification::State::passed;
     log::info(log::Category::sched, "shard {} of job {} from {} verified", index, job_id, peer);
+    trace_local(fmt::format("shard {} verified", index), job_id);
     return propose_local(sched::encode_shard_done(job_id, index, peer, output_ref));
   }
   it->second.state = Verification::State::failed;
@@ -205,6 +206,7 @@ void Node::on_verdict(const std::string& key, std::string job_id, std::uint32_t 
   if (wrong) {
     // Caught returning a wrong result: no work for a while.
     log::warn(log::Category::sched, "shard {} of job {} from {} failed verification: {}", index, job_id, peer, reason);
+    trace_local(fmt::format("shard {} from {} failed verification", index, peer.substr(0, 12)), job_id);
     if (auto id = NodeId::from_hex(peer); id && m_scheduler) m_scheduler->on_wrong_result(*id);
   } else {
     log::warn(log::Category::sched, "shard {} of job {} from {} could not be verified: {}", index, job_id, peer,

@@ -188,6 +188,9 @@ void Node::start_shard(const sched::Job& job, const sched::Shard& shard) {
           m_gflops = m_gflops == 0 ? measured : 0.7 * m_gflops + 0.3 * measured;
         }
         log::info(log::Category::exec, "shard {} computed in {:.2f} s ({:.0f} GFLOP/s)", key, seconds, measured);
+        if (auto run = m_shard_runs.find(key); run != m_shard_runs.end()) {
+          trace_local(fmt::format("shard {} computed", run->second.index), run->second.job_id);
+        }
         auto it = m_shard_runs.find(key);
         if (it == m_shard_runs.end() || it->second.attempt != attempt) return;  // taken back meanwhile
         m_transfer->store_matrix(c, gemm_shape.m, gemm_shape.n, [this, key, attempt](Result<store::BlobId> stored) {

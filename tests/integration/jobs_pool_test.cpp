@@ -11,6 +11,7 @@
 #include <chrono>
 #include <cmath>
 #include <fstream>
+#include <map>
 #include <random>
 #include <set>
 #include <thread>
@@ -18,6 +19,7 @@
 #include <fmt/format.h>
 
 #include "common/npy.hpp"
+#include "daemon/trace/recorder.hpp"
 #include "proto/control.grpc.pb.h"
 #include "tests/support/daemon_pool.hpp"
 
@@ -256,6 +258,42 @@ TEST_CASE("a 600x300 by 300x200 job in 4 shards runs on several peers and equals
   REQUIRE(again.status.code == 0);
   CHECK(json::parse(again.out)["bytes"] == std::filesystem::file_size(dir / "c2.npy"));
   CHECK(read_file(dir / "c.npy") == read_file(dir / "c2.npy"));
+
+  // The trace (issue 6): every peer message carried its sender's clocks, so
+  // a shard computed on a worker comes before its verification on the
+  // leader in Lamport and hybrid time alike; the report between them is
+  // the only path.
+  const auto leader = pool.agreed_leader();
+  REQUIRE(leader);
+  std::map<std::string, std::size_t> node_of;  // node id -> daemon
+  for (auto i : pool.live()) node_of[pool.daemons[i]->ctl_json({"status"})["node_id"].get<std::string>()] = i;
+  for (auto i : pool.live()) CHECK(pool.daemons[i]->stop().exited_with(0));
+  std::vector<std::vector<trace::TraceEvent>> traces;
+  for (const auto& daemon : pool.daemons) {
+    auto recorder = trace::Recorder::open(daemon->state_dir() / "traces", 64 << 20);
+    REQUIRE(recorder);
+    auto events = (*recorder)->events("", 0, 100000);
+    REQUIRE(events);
+    REQUIRE_FALSE(events->empty());
+    CHECK(events->front().what.find("started") != std::string::npos);
+    traces.push_back(std::move(*events));
+  }
+  auto find = [&](std::size_t node, const std::string& what) -> const trace::TraceEvent* {
+    for (const auto& e : traces[node]) {
+      if (e.job_id == id && e.what == what) return &e;
+    }
+    return nullptr;
+  };
+  CHECK(find(1, "job submitted") != nullptr);
+  for (const auto& shard : job["shards"]) {
+    const auto index = shard["index"].get<int>();
+    const auto* computed = find(node_of.at(shard["peer"].get<std::string>()), fmt::format("shard {} computed", index));
+    const auto* verified = find(*leader, fmt::format("shard {} verified", index));
+    REQUIRE(computed != nullptr);
+    REQUIRE(verified != nullptr);
+    CHECK(computed->lamport < verified->lamport);
+    CHECK(computed->hlc < verified->hlc);
+  }
 }
 
 TEST_CASE("a 2048x1024 by 1024x1024 job in 8 shards survives the SIGKILL of a worker running a shard",

@@ -193,3 +193,14 @@ TEST_CASE("store capacity: a default, bounds, and a restart to change", "[unit][
   CHECK_THAT(small.error().message, Catch::Contains("out of range"));
   CHECK(plan_reload(defaults->config, set->config).need_restart == std::vector<std::string>{"store-capacity"});
 }
+
+TEST_CASE("trace capacity: a default, bounds, and a restart to change", "[unit][config]") {
+  auto defaults = parse({"--config", "/dev/null"});
+  REQUIRE(defaults);
+  CHECK(defaults->config.trace_capacity_mib == 64);
+  auto set = parse({"--config", "/dev/null", "--trace-capacity", "8"});
+  REQUIRE(set);
+  CHECK(set->config.trace_capacity_mib == 8);
+  CHECK_FALSE(parse({"--config", "/dev/null", "--trace-capacity", "0"}));
+  CHECK(plan_reload(defaults->config, set->config).need_restart == std::vector<std::string>{"trace-capacity"});
+}

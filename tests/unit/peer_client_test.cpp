@@ -9,6 +9,8 @@
 #include <grpcpp/grpcpp.h>
 
 #include "daemon/net/peer_client.hpp"
+#include "daemon/net/trace_interceptors.hpp"
+#include "daemon/trace/tracer.hpp"
 #include "proto/peer.grpc.pb.h"
 
 using namespace p2pd;
@@ -77,10 +79,15 @@ struct FakeServer {
   FakePeer service;
   std::unique_ptr<grpc::Server> server;
   int port = 0;
-  FakeServer() {
+  explicit FakeServer(trace::Tracer* tracer = nullptr) {
     grpc::ServerBuilder builder;
     builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
     builder.RegisterService(&service);
+    if (tracer != nullptr) {
+      std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> interceptors;
+      interceptors.push_back(make_trace_reader(*tracer));
+      builder.experimental().SetInterceptorCreators(std::move(interceptors));
+    }
     server = builder.BuildAndStart();
     REQUIRE(port > 0);
   }
@@ -153,4 +160,22 @@ TEST_CASE("shutdown cancels calls in flight and refuses new ones", "[unit][peer_
   REQUIRE(inbox.run_one(1s));
   REQUIRE_FALSE(late->has_value());
   CHECK(client.channel_count() == 0);
+}
+
+TEST_CASE("every peer call carries the sender's clocks to the receiver", "[unit][peer_client][trace]") {
+  std::uint64_t now_ms = 1'700'000'000'000;
+  trace::Tracer sender("aaaa", nullptr, [&] { return now_ms; });
+  trace::Tracer receiver("bbbb", nullptr, [&] { return now_ms; });
+  FakeServer peer(&receiver);
+  for (int i = 0; i < 100; ++i) sender.local("busy");
+  Inbox inbox;
+  PeerClient client(kSelf, inbox.poster(), &sender);
+  std::optional<Result<PingResult>> got;
+  client.ping(peer.addr(), 5s, [&](Result<PingResult> r) { got = std::move(r); });
+  REQUIRE(inbox.run_one(15s));
+  REQUIRE(got);
+  REQUIRE(got->has_value());
+  CHECK(sender.lamport() == 101);    // the send ticked it
+  CHECK(receiver.lamport() == 102);  // the receive went past the stamp
+  CHECK(receiver.bad_contexts() == 0);
 }
