@@ -6,6 +6,7 @@
 #include "cli/commands_chord.hpp"
 #include "cli/commands_jobs.hpp"
 #include "cli/commands_raft.hpp"
+#include "cli/commands_trace.hpp"
 #include "cli/control_client.hpp"
 #include "cli/output.hpp"
 
@@ -181,6 +182,22 @@ const std::vector<CommandSpec>& command_specs() {
        "(replaced atomically).\n"
        "--json fields: path, bytes (the file's size).\n",
        &cmd_result},
+      {"trace", "trace [--job ID] [--format text|shiviz|chrome|json] [--follow]",
+       "the pool's causal trace, merged from every reachable peer",
+       "Gathers the recorded events (sends, receives and protocol events, with\n"
+       "their Lamport, vector and hybrid clocks) from this node and every peer it\n"
+       "heard from lately, and prints them in causal (Lamport) order. --job keeps\n"
+       "one job's events. Formats: text (one line per event), shiviz (a log for\n"
+       "ShiViz's default parser), chrome (trace-event JSON for Perfetto UI, with\n"
+       "an arrow from each send to its receive), json (as --json). --follow keeps\n"
+       "printing new events (text, or one JSON object per line) until interrupted.\n"
+       "Vector clocks are rebuilt from the trace (each host counts its events; a\n"
+       "receive merges its send's clock); a job's events also show the clock they\n"
+       "carried (job_vc). Peers that cannot be reached are named on stderr.\n"
+       "--json fields: events: list of {host, lamport, vc, kind (send/recv/local),\n"
+       "msg_id (sends and receives), what, seq, hlc {l, c}, wall_ms, job_id and\n"
+       "job_vc (a job's events)}.\n",
+       &cmd_trace},
       {"leave", "leave", "hand this node's keys over and stop its p2pd",
        "Makes the local p2pd leave the pool gracefully: it hands its keys to its\n"
        "successor, tells its neighbours, hands Raft leadership to another voter\n"

@@ -159,6 +159,14 @@ Result<proto::JobReply> ControlClient::job_change(const std::string& id, const s
   return call(&proto::Control::Stub::Job, request);
 }
 
+Result<proto::TraceReply> ControlClient::trace(const std::string& job_id,
+                                               const std::map<std::string, std::uint64_t>& after_seq) {
+  proto::TraceRequest request;
+  request.set_job_id(job_id);
+  for (const auto& [host, seq] : after_seq) (*request.mutable_after_seq())[host] = seq;
+  return call(&proto::Control::Stub::Trace, request);
+}
+
 Result<proto::CancelReply> ControlClient::cancel(const std::string& id) {
   proto::CancelRequest request;
   request.set_job_id(id);

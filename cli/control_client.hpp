@@ -5,6 +5,7 @@
 #include <chrono>
 #include <filesystem>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -38,6 +39,7 @@ class ControlClient {
   Result<proto::JobReply> job_change(const std::string& id, const std::string& known_state,
                                      std::uint32_t known_shards_done, std::chrono::milliseconds wait);
   Result<proto::CancelReply> cancel(const std::string& id);
+  Result<proto::TraceReply> trace(const std::string& job_id, const std::map<std::string, std::uint64_t>& after_seq);
 
   // Submit: the header, then each piece `next` puts in its argument (the
   // same string every time, its memory reused) until it gives false.

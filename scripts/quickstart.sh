@@ -137,6 +137,10 @@ for i, j in [(0, 0), (m // 2, n // 3), (m - 1, n - 1)]:
     assert abs(exact - c[i * n + j]) < 1e-3, (i, j, exact, c[i * n + j])
 print("quickstart: the job's output matches A x B computed here")
 PY
+echo
+job_id=$("$P2PCTL" --socket "$work/node0.sock" --json jobs | python3 -c 'import json, sys; print(json.load(sys.stdin)["jobs"][0]["job_id"])')
+echo "== node 0: p2pctl trace --job ${job_id:0:8} (the job's causal trace: Lamport order, clocks per host)"
+"$P2PCTL" --socket "$work/node0.sock" trace --job "${job_id:0:8}"
 
 echo
 echo "== quickstart: stopping the pool (SIGTERM)"

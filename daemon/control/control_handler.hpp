@@ -5,11 +5,13 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "common/result.hpp"
+#include "daemon/trace/recorder.hpp"
 
 namespace p2pd::control {
 
@@ -164,6 +166,18 @@ struct JobView {
   std::uint32_t max_attempts = 0;
 };
 
+struct TraceQueryView {
+  std::string job_id;                              // empty: all events; else an id or a unique prefix
+  std::map<std::string, std::uint64_t> after_seq;  // per host: only later events
+};
+
+struct TraceView {
+  std::vector<trace::TraceEvent> events;  // in Lamport order
+  std::vector<std::string> unreachable;   // peers whose events could not be had
+  std::string job_id;
+  bool truncated = false;
+};
+
 struct JobSummaryView {
   std::string job_id;
   std::string kind;
@@ -218,6 +232,9 @@ class ControlHandler {
   virtual void result_begin(std::string id, std::function<void(Result<ResultStreamView>)> done) = 0;
   virtual void result_next(std::uint64_t stream, std::function<void(Result<std::optional<std::string>>)> done) = 0;
   virtual void result_end(std::uint64_t stream) = 0;
+
+  // The pool's causal trace (this node's and every reachable peer's events).
+  virtual void trace(TraceQueryView query, std::function<void(Result<TraceView>)> done) = 0;
 };
 
 }  // namespace p2pd::control

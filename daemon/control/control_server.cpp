@@ -8,6 +8,7 @@
 #include "common/log.hpp"
 #include "daemon/control/control_socket.hpp"
 #include "daemon/control/control_streams.hpp"
+#include "daemon/trace/event_record.hpp"
 #include "proto/control.grpc.pb.h"
 
 namespace p2pd::control {
@@ -15,6 +16,8 @@ namespace p2pd::control {
 // Bounded input (house rule): control requests are small; bulk data will come
 // as streams of chunks, each under this limit.
 inline constexpr int kMaxControlMessageBytes = 4 << 20;
+// Per-host cursors a trace request may carry (--follow sends one per host).
+inline constexpr std::size_t kMaxTraceCursors = 1024;
 
 namespace {
 
@@ -204,6 +207,26 @@ class ControlService final : public proto::Control::CallbackService {
   grpc::ServerWriteReactor<proto::ResultMessage>* Result(grpc::CallbackServerContext* context,
                                                          const proto::ResultRequest* request) override {
     return start_result(context, m_handler, request);
+  }
+
+  grpc::ServerUnaryReactor* Trace(grpc::CallbackServerContext* context, const proto::TraceRequest* request,
+                                  proto::TraceReply* reply) override {
+    auto* reactor = context->DefaultReactor();
+    TraceQueryView query;
+    query.job_id = request->job_id();
+    for (const auto& [host, seq] : request->after_seq()) {
+      if (query.after_seq.size() >= kMaxTraceCursors) break;
+      query.after_seq.emplace(host, seq);
+    }
+    m_handler.trace(std::move(query), [reactor, reply](::p2pd::Result<TraceView> view) {
+      if (!view) return reactor->Finish(to_status(view.error()));
+      for (const auto& e : view->events) trace::to_record(e, *reply->add_events());
+      for (const auto& host : view->unreachable) reply->add_unreachable(host);
+      reply->set_job_id(view->job_id);
+      reply->set_truncated(view->truncated);
+      reactor->Finish(grpc::Status::OK);
+    });
+    return reactor;
   }
 
   grpc::ServerUnaryReactor* Jobs(grpc::CallbackServerContext* context, const proto::JobsRequest* /*request*/,

@@ -186,7 +186,7 @@ void PeerClient::raft_step(const HostPort& to, const proto::RaftMessage& message
 
 template <class Request, class Reply, class Issue>
 void PeerClient::simple_unary(const HostPort& to, Request request, std::chrono::milliseconds timeout, Issue /*issue*/,
-                              std::function<void(Result<Reply>)> done) {
+                              std::function<void(Result<Reply>)> done, const std::string& stamp) {
   struct Call {
     grpc::ClientContext context;
     Request request;
@@ -200,6 +200,8 @@ void PeerClient::simple_unary(const HostPort& to, Request request, std::chrono::
   static_assert(std::is_empty_v<Issue>, "issue must capture nothing");
   auto call = std::make_shared<Call>();
   call->request = std::move(request);
+  // A send the caller recorded: its stamp, not the interceptor's plain one.
+  if (!stamp.empty()) call->context.AddMetadata(std::string(trace::kTraceMetadataKey), stamp);
   unary<Reply>(
       to, timeout, call,
       [call, to](const grpc::Status& status) {
@@ -240,7 +242,7 @@ void PeerClient::blob_get(const HostPort& to, std::string id, std::chrono::milli
 }
 
 void PeerClient::job_propose(const HostPort& to, const proto::JobProposal& proposal, std::chrono::milliseconds timeout,
-                             std::function<void(Result<proto::JobProposalReply>)> done) {
+                             std::function<void(Result<proto::JobProposalReply>)> done, const std::string& stamp) {
   simple_unary<proto::JobProposal, proto::JobProposalReply>(
       to, proposal, timeout,
       [](const std::shared_ptr<grpc::Channel>& channel, grpc::ClientContext& context, const proto::JobProposal& req,
@@ -249,7 +251,7 @@ void PeerClient::job_propose(const HostPort& to, const proto::JobProposal& propo
         stub->async()->Propose(&context, &req, &reply, std::move(on_done));
         return std::shared_ptr<void>(stub);
       },
-      std::move(done));
+      std::move(done), stamp);
 }
 
 void PeerClient::job_heartbeat(const HostPort& to, const proto::WorkerHeartbeat& heartbeat,
@@ -267,13 +269,26 @@ void PeerClient::job_heartbeat(const HostPort& to, const proto::WorkerHeartbeat&
 }
 
 void PeerClient::shard_report(const HostPort& to, const proto::ShardReport& report, std::chrono::milliseconds timeout,
-                              std::function<void(Result<proto::ShardReportReply>)> done) {
+                              std::function<void(Result<proto::ShardReportReply>)> done, const std::string& stamp) {
   simple_unary<proto::ShardReport, proto::ShardReportReply>(
       to, report, timeout,
       [](const std::shared_ptr<grpc::Channel>& channel, grpc::ClientContext& context, const proto::ShardReport& req,
          proto::ShardReportReply& reply, std::function<void(grpc::Status)> on_done) {
         std::shared_ptr<proto::Jobs::Stub> stub = proto::Jobs::NewStub(channel);
         stub->async()->ReportShard(&context, &req, &reply, std::move(on_done));
+        return std::shared_ptr<void>(stub);
+      },
+      std::move(done), stamp);
+}
+
+void PeerClient::trace_events(const HostPort& to, const proto::TraceQuery& query, std::chrono::milliseconds timeout,
+                              std::function<void(Result<proto::TraceEvents>)> done) {
+  simple_unary<proto::TraceQuery, proto::TraceEvents>(
+      to, query, timeout,
+      [](const std::shared_ptr<grpc::Channel>& channel, grpc::ClientContext& context, const proto::TraceQuery& req,
+         proto::TraceEvents& reply, std::function<void(grpc::Status)> on_done) {
+        std::shared_ptr<proto::Trace::Stub> stub = proto::Trace::NewStub(channel);
+        stub->async()->Events(&context, &req, &reply, std::move(on_done));
         return std::shared_ptr<void>(stub);
       },
       std::move(done));

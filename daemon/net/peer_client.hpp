@@ -38,6 +38,8 @@ class WorkerHeartbeat;
 class WorkerHeartbeatReply;
 class ShardReport;
 class ShardReportReply;
+class TraceQuery;
+class TraceEvents;
 }  // namespace p2pd::proto
 
 namespace p2pd::trace {
@@ -81,13 +83,18 @@ class PeerClient {
   void blob_get(const HostPort& to, std::string id, std::chrono::milliseconds timeout,
                 std::function<void(Result<proto::BlobGetReply>)> done);
 
-  // Jobs (service Jobs): to the Raft leader.
+  // Jobs (service Jobs): to the Raft leader. `stamp`: the trace stamp of a
+  // send the caller recorded (Tracer::on_send); empty, the plain one.
   void job_propose(const HostPort& to, const proto::JobProposal& proposal, std::chrono::milliseconds timeout,
-                   std::function<void(Result<proto::JobProposalReply>)> done);
+                   std::function<void(Result<proto::JobProposalReply>)> done, const std::string& stamp = {});
   void job_heartbeat(const HostPort& to, const proto::WorkerHeartbeat& heartbeat, std::chrono::milliseconds timeout,
                      std::function<void(Result<proto::WorkerHeartbeatReply>)> done);
   void shard_report(const HostPort& to, const proto::ShardReport& report, std::chrono::milliseconds timeout,
-                    std::function<void(Result<proto::ShardReportReply>)> done);
+                    std::function<void(Result<proto::ShardReportReply>)> done, const std::string& stamp = {});
+
+  // Trace (service Trace): a peer's recorded events.
+  void trace_events(const HostPort& to, const proto::TraceQuery& query, std::chrono::milliseconds timeout,
+                    std::function<void(Result<proto::TraceEvents>)> done);
 
   // Cancels calls in flight and waits for gRPC to finish with them; later
   // calls fail at once. Idempotent.
@@ -112,7 +119,7 @@ class PeerClient {
   // A unary call of any service: `issue` starts it on a stub it creates.
   template <class Request, class Reply, class Issue>
   void simple_unary(const HostPort& to, Request request, std::chrono::milliseconds timeout, Issue issue,
-                    std::function<void(Result<Reply>)> done);
+                    std::function<void(Result<Reply>)> done, const std::string& stamp = {});
 
   NodeId m_self;
   Post m_post;

@@ -5,6 +5,7 @@
 #include "common/log.hpp"
 #include "common/version.hpp"
 #include "daemon/net/trace_interceptors.hpp"
+#include "daemon/trace/event_record.hpp"
 #include "proto/peer.grpc.pb.h"
 
 namespace p2pd::net {
@@ -141,6 +142,47 @@ class BlobService final : public proto::Blobs::CallbackService {
   BlobHandler& m_handler;
 };
 
+// Answered on gRPC's thread: the recorder is thread-safe, and reading the
+// ring is disk work the io thread should not wait for.
+class TraceService final : public proto::Trace::CallbackService {
+ public:
+  explicit TraceService(trace::Recorder& recorder) : m_recorder(recorder) {}
+
+  grpc::ServerUnaryReactor* Events(grpc::CallbackServerContext* context, const proto::TraceQuery* request,
+                                   proto::TraceEvents* reply) override {
+    auto* reactor = context->DefaultReactor();
+    if (request->job_id().size() > trace::kMaxTraceIdBytes) {
+      reactor->Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "job id too long"));
+      return reactor;
+    }
+    const std::size_t limit = std::min<std::size_t>(request->limit() == 0 ? kMaxTraceEventsPerReply : request->limit(),
+                                                    kMaxTraceEventsPerReply);
+    auto events = m_recorder.events(request->job_id(), request->after_seq(), limit + 1);
+    if (!events) {
+      reactor->Finish(grpc::Status(grpc::StatusCode::UNAVAILABLE, events.error().message));
+      return reactor;
+    }
+    // The newest `limit`, and within the message size.
+    std::size_t first = events->size() > limit ? events->size() - limit : 0;
+    reply->set_truncated(first > 0);
+    std::size_t bytes = 0;
+    for (std::size_t i = first; i < events->size(); ++i) {
+      auto* record = reply->add_events();
+      trace::to_record((*events)[i], *record);
+      bytes += record->ByteSizeLong();
+      if (bytes > kMaxTraceReplyBytes) {
+        reply->set_truncated(true);
+        break;
+      }
+    }
+    reactor->Finish(grpc::Status::OK);
+    return reactor;
+  }
+
+ private:
+  trace::Recorder& m_recorder;
+};
+
 class JobsService final : public proto::Jobs::CallbackService {
  public:
   explicit JobsService(JobsHandler& handler) : m_handler(handler) {}
@@ -218,13 +260,14 @@ std::optional<HostPort> host_port_from_grpc_peer(std::string_view peer) {
 Result<std::unique_ptr<PeerServer>> PeerServer::start(const HostPort& listen, const NodeId& self,
                                                       const std::string& executor, ChordHandler& chord,
                                                       RaftHandler& raft, BlobHandler& blobs, JobsHandler& jobs,
-                                                      trace::Tracer* tracer) {
+                                                      trace::Tracer* tracer, trace::Recorder* recorder) {
   std::unique_ptr<PeerServer> server(new PeerServer());
   server->m_service = std::make_unique<PeerService>(self);
   server->m_chord = std::make_unique<ChordService>(self, executor, chord);
   server->m_raft = std::make_unique<RaftService>(self, raft);
   server->m_blobs = std::make_unique<BlobService>(blobs);
   server->m_jobs = std::make_unique<JobsService>(jobs);
+  if (recorder != nullptr) server->m_trace = std::make_unique<TraceService>(*recorder);
   grpc::ServerBuilder builder;
   int port = 0;
   builder.AddListeningPort(listen.to_string(), grpc::InsecureServerCredentials(), &port);
@@ -233,6 +276,7 @@ Result<std::unique_ptr<PeerServer>> PeerServer::start(const HostPort& listen, co
   builder.RegisterService(server->m_raft.get());
   builder.RegisterService(server->m_blobs.get());
   builder.RegisterService(server->m_jobs.get());
+  if (server->m_trace) builder.RegisterService(server->m_trace.get());
   builder.SetMaxReceiveMessageSize(kMaxPeerMessageBytes);
   builder.SetMaxSendMessageSize(kMaxPeerMessageBytes);
   // gRPC sets SO_REUSEPORT by default, which would let a second daemon bind

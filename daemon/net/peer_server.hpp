@@ -20,6 +20,7 @@ class Server;
 }
 
 namespace p2pd::trace {
+class Recorder;
 class Tracer;
 }  // namespace p2pd::trace
 
@@ -30,6 +31,7 @@ class ChordService;
 class RaftService;
 class BlobService;
 class JobsService;
+class TraceService;
 
 // What the peer server needs from the node.
 class ChordHandler {
@@ -77,14 +79,19 @@ class JobsHandler {
 // Bounded input: no single peer message may exceed this (DESIGN.md, "every
 // peer input is validated with size limits").
 inline constexpr int kMaxPeerMessageBytes = 4 << 20;
+// A trace reply holds at most this many events, and stops past this many bytes.
+inline constexpr std::size_t kMaxTraceEventsPerReply = 10000;
+inline constexpr std::size_t kMaxTraceReplyBytes = 3u << 20;
 
-// `tracer` (may be null) is given every incoming call's clock stamp.
+// `tracer` (may be null) is given every incoming call's clock stamp; with a
+// `recorder`, peers may read this node's trace (service Trace).
 class PeerServer {
  public:
   static Result<std::unique_ptr<PeerServer>> start(const HostPort& listen, const NodeId& self,
                                                    const std::string& executor, ChordHandler& chord, RaftHandler& raft,
                                                    BlobHandler& blobs, JobsHandler& jobs,
-                                                   trace::Tracer* tracer = nullptr);
+                                                   trace::Tracer* tracer = nullptr,
+                                                   trace::Recorder* recorder = nullptr);
   ~PeerServer();
   PeerServer(const PeerServer&) = delete;
   PeerServer& operator=(const PeerServer&) = delete;
@@ -101,6 +108,7 @@ class PeerServer {
   std::unique_ptr<RaftService> m_raft;
   std::unique_ptr<BlobService> m_blobs;
   std::unique_ptr<JobsService> m_jobs;
+  std::unique_ptr<TraceService> m_trace;
   std::unique_ptr<grpc::Server> m_server;
 };
 

@@ -59,7 +59,11 @@ class ReaderFactory final : public grpc::experimental::ServerInterceptorFactoryI
  public:
   explicit ReaderFactory(trace::Tracer& tracer) : m_tracer(tracer) {}
   grpc::experimental::Interceptor* CreateServerInterceptor(grpc::experimental::ServerRpcInfo* info) override {
-    return new ReadInterceptor(m_tracer, info->method() != nullptr ? info->method() : "");
+    // "/p2pd.proto.Jobs/ReportShard" -> "received Jobs/ReportShard"
+    std::string method = info->method() != nullptr ? info->method() : "";
+    constexpr std::string_view kPrefix = "/p2pd.proto.";
+    if (method.starts_with(kPrefix)) method.erase(0, kPrefix.size());
+    return new ReadInterceptor(m_tracer, "received " + method);
   }
 
  private:

@@ -161,6 +161,7 @@ class Node final : public control::ControlHandler,
   void result_begin(std::string id, std::function<void(Result<control::ResultStreamView>)> done) override;
   void result_next(std::uint64_t stream, std::function<void(Result<std::optional<std::string>>)> done) override;
   void result_end(std::uint64_t stream) override;
+  void trace(control::TraceQueryView query, std::function<void(Result<control::TraceView>)> done) override;
 
   void on_chord_message(net::ChordInbound inbound, std::function<void(std::optional<chord::Message>)> done) override;
   void on_raft_message(net::RaftInbound inbound) override;
@@ -245,7 +246,7 @@ class Node final : public control::ControlHandler,
   void fail_submission(const std::shared_ptr<Submission>& submission, const Error& error);
   void propose_until_applied(std::string command, std::string job_id, PendingProposal::Until until,
                              std::function<void(Result<void>)> done);
-  void send_proposal(const std::string& command);
+  void send_proposal(const std::string& command, const std::string& job_id);
   void fail_job_calls(const Error& error);
   [[nodiscard]] std::uint32_t default_shard_count(std::uint64_t rows) const;
 

@@ -319,26 +319,30 @@ void Node::submit_abort(std::uint64_t id) {
 void Node::propose_until_applied(std::string command, std::string job_id, PendingProposal::Until until,
                                  std::function<void(Result<void>)> done) {
   const auto now = Clock::now();
-  send_proposal(command);
+  send_proposal(command, job_id);
   m_pending_proposals.push_back(PendingProposal{std::move(command), std::move(job_id), until,
                                                 now + kSubmitCommitTimeout, now + kProposalRetryInterval,
                                                 std::move(done)});
 }
 
-void Node::send_proposal(const std::string& command) {
+void Node::send_proposal(const std::string& command, const std::string& job_id) {
   if (is_leader()) return propose_local(command);
   auto addr = leader_addr();
   if (!addr) return;  // no leader known yet: retried
   proto::JobProposal proposal;
   proposal.set_from_id(std::string(m_identity.id.bytes().begin(), m_identity.id.bytes().end()));
   proposal.set_command(command);
-  m_peer_client->job_propose(*addr, proposal, kJobCallTimeout, [](Result<proto::JobProposalReply> reply) {
-    if (!reply) {
-      log::debug(log::Category::sched, "proposal to the leader failed: {}", reply.error().message);
-    } else if (!reply->accepted()) {
-      log::debug(log::Category::sched, "the leader refused a proposal: {}", reply->error());
-    }
-  });
+  const std::string stamp = m_tracer ? m_tracer->on_send("proposed to the leader", job_id) : std::string();
+  m_peer_client->job_propose(
+      *addr, proposal, kJobCallTimeout,
+      [](Result<proto::JobProposalReply> reply) {
+        if (!reply) {
+          log::debug(log::Category::sched, "proposal to the leader failed: {}", reply.error().message);
+        } else if (!reply->accepted()) {
+          log::debug(log::Category::sched, "the leader refused a proposal: {}", reply->error());
+        }
+      },
+      stamp);
 }
 
 void Node::on_job_proposal(net::JobProposalIn proposal, std::function<void(net::ProposalAnswer)> done) {
@@ -406,7 +410,7 @@ void Node::check_pending_proposals() {
     }
     if (now >= p.next_try) {
       p.next_try = now + kProposalRetryInterval;
-      send_proposal(p.command);
+      send_proposal(p.command, p.job_id);
     }
     return false;
   });

@@ -234,9 +234,14 @@ void Node::send_shard_report(ShardRun& run) {
   message.set_index(report.index);
   message.set_output_ref(report.output_ref);
   message.set_error(report.error);
-  m_peer_client->shard_report(*addr, message, kJobCallTimeout, [](Result<proto::ShardReportReply> reply) {
-    if (!reply) log::debug(log::Category::sched, "shard report to the leader failed: {}", reply.error().message);
-  });
+  const std::string stamp =
+      m_tracer ? m_tracer->on_send(fmt::format("shard {} reported", run.index), run.job_id) : std::string();
+  m_peer_client->shard_report(
+      *addr, message, kJobCallTimeout,
+      [](Result<proto::ShardReportReply> reply) {
+        if (!reply) log::debug(log::Category::sched, "shard report to the leader failed: {}", reply.error().message);
+      },
+      stamp);
 }
 
 }  // namespace p2pd::node

@@ -1,5 +1,7 @@
 #include "daemon/trace/recorder.hpp"
 
+#include "daemon/trace/event_record.hpp"
+
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -22,8 +24,6 @@ namespace {
 constexpr std::size_t kHeaderBytes = 8;
 // Written out once this much is buffered, even between flushes.
 constexpr std::size_t kMaxBufferBytes = 64u << 10;
-// Bounds on what a record read back may hold (it may be damaged).
-constexpr std::size_t kMaxIdBytes = 128;
 
 void put_u32(std::string& out, std::uint32_t v) {
   for (int i = 0; i < 4; ++i) out.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
@@ -43,21 +43,7 @@ std::uint32_t crc32_of(const char* data, std::size_t size) {
 
 std::string encode(const TraceEvent& e) {
   TraceEventRecord record;
-  record.set_seq(e.seq);
-  record.set_host(e.host);
-  record.set_lamport(e.lamport);
-  record.set_hlc_l(e.hlc.l);
-  record.set_hlc_c(e.hlc.c);
-  for (const auto& [node, value] : e.vc.entries()) {
-    auto* entry = record.add_vc();
-    entry->set_node(node);
-    entry->set_value(value);
-  }
-  record.set_kind(static_cast<std::uint32_t>(e.kind));
-  record.set_msg_id(e.msg_id);
-  record.set_job_id(e.job_id);
-  record.set_what(e.what);
-  record.set_wall_ms(e.wall_ms);
+  to_record(e, record);
   std::string payload = record.SerializeAsString();
   std::string out;
   out.reserve(kHeaderBytes + payload.size());
@@ -69,26 +55,7 @@ std::string encode(const TraceEvent& e) {
 std::optional<TraceEvent> decode(std::string_view payload) {
   TraceEventRecord record;
   if (!record.ParseFromArray(payload.data(), static_cast<int>(payload.size()))) return std::nullopt;
-  if (record.kind() > 2 || record.host().size() > kMaxIdBytes || record.msg_id().size() > kMaxIdBytes ||
-      record.job_id().size() > kMaxIdBytes || record.what().size() > kMaxWhatBytes ||
-      static_cast<std::size_t>(record.vc_size()) > clocks::VectorClock::kMaxEntries) {
-    return std::nullopt;
-  }
-  TraceEvent e;
-  e.seq = record.seq();
-  e.host = record.host();
-  e.lamport = record.lamport();
-  e.hlc = {record.hlc_l(), record.hlc_c()};
-  for (const auto& entry : record.vc()) {
-    if (entry.node().size() > kMaxIdBytes) return std::nullopt;
-    e.vc.set(entry.node(), entry.value());
-  }
-  e.kind = static_cast<EventKind>(record.kind());
-  e.msg_id = record.msg_id();
-  e.job_id = record.job_id();
-  e.what = record.what();
-  e.wall_ms = record.wall_ms();
-  return e;
+  return from_record(record);
 }
 
 // The events of one segment's bytes, up to the first damaged record; the

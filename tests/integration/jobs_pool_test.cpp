@@ -13,6 +13,7 @@
 #include <fstream>
 #include <map>
 #include <random>
+#include <regex>
 #include <set>
 #include <thread>
 
@@ -510,4 +511,148 @@ TEST_CASE("bad job inputs are refused by p2pctl before sending, and by p2pd too"
   json jobs = d.ctl_json({"jobs"});
   REQUIRE(jobs.is_object());
   CHECK(jobs["jobs"].empty());
+}
+
+// --- traces (issue 6) ---------------------------------------------------------
+
+namespace {
+
+// ShiViz's rules for a log read with its default parser,
+// `(?<event>.*)\n(?<host>\S*) (?<clock>{.*})`: two lines per event; each
+// host's own entry counts its events 1, 2, 3, ...; clocks never go back on
+// a host; every host a clock names appears in the log. Empty when they hold.
+std::string shiviz_violation(const std::string& log, std::size_t& events, std::size_t& hosts) {
+  std::vector<std::string> lines;
+  std::size_t start = 0;
+  while (start < log.size()) {
+    const auto end = log.find('\n', start);
+    if (end == std::string::npos) return "the log does not end with a newline";
+    lines.push_back(log.substr(start, end - start));
+    start = end + 1;
+  }
+  if (lines.empty() || lines.size() % 2 != 0) return "not two lines per event";
+  const std::regex host_line(R"(^(\S*) (\{.*\})$)");
+  std::map<std::string, std::map<std::string, std::uint64_t>> last;  // host -> its last clock
+  std::set<std::string> named;
+  for (std::size_t i = 0; i < lines.size(); i += 2) {
+    std::smatch match;
+    if (!std::regex_match(lines[i + 1], match, host_line)) return "bad host line: " + lines[i + 1];
+    const std::string host = match[1];
+    json clock = json::parse(match[2].str(), nullptr, false);
+    if (!clock.is_object()) return "bad clock: " + match[2].str();
+    auto& previous = last[host];
+    std::map<std::string, std::uint64_t> now;
+    for (auto& [node, value] : clock.items()) {
+      if (!value.is_number_unsigned()) return "a clock entry is not a count";
+      now[node] = value.get<std::uint64_t>();
+      named.insert(node);
+    }
+    if (now[host] != previous[host] + 1)
+      return fmt::format("host {} counts {} after {}", host, now[host], previous[host]);
+    for (const auto& [node, value] : previous) {
+      if (now[node] < value) return "a clock went back on host " + host;
+    }
+    previous = now;
+    ++events;
+  }
+  hosts = last.size();
+  for (const auto& node : named) {
+    if (!last.contains(node)) return "a clock names host " + node + ", which has no events";
+  }
+  return {};
+}
+
+bool clock_le(const json& a, const json& b) {
+  for (auto& [node, value] : a.items()) {
+    if (!b.contains(node) || b[node].get<std::uint64_t>() < value.get<std::uint64_t>()) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+TEST_CASE("a 3-shard job on 3 peers has a causal trace in every format", "[integration][jobs][trace]") {
+  JobPool pool;
+  REQUIRE(pool.start(3));
+  REQUIRE(pool.wait_until_formed(30s));
+  const Matrix a = random_matrix(300, 200, 5);
+  const Matrix b = random_matrix(200, 100, 6);
+  const auto dir = pool.dir.path();
+  save(a, dir / "a.npy");
+  save(b, dir / "b.npy");
+  json job = submit(*pool.daemons[1], {"--a", (dir / "a.npy").string(), "--b", (dir / "b.npy").string(), "--shards",
+                                       "3", "--out", (dir / "c.npy").string()});
+  REQUIRE(job.is_object());
+  REQUIRE(job["state"] == "done");
+  const std::string id = job["job_id"].get<std::string>();
+  auto trace = [&](std::vector<std::string> args) {
+    auto result = pool.daemons[2]->ctl(args, 30s);
+    INFO(result.err);
+    REQUIRE(result.status.code == 0);
+    return result.out;
+  };
+
+  // JSON: every receive has its send, after it in both clocks.
+  json traced = json::parse(trace({"--json", "trace", "--job", id.substr(0, 8)}));
+  const auto& events = traced["events"];
+  REQUIRE(events.size() >= 6);
+  std::map<std::string, json> sends;
+  std::size_t receives = 0;
+  std::set<std::string> hosts;
+  std::uint64_t previous_lamport = 0;
+  for (const auto& e : events) {
+    CHECK(e["job_id"] == id);
+    CHECK(e["lamport"].get<std::uint64_t>() >= previous_lamport);  // in causal (Lamport) order
+    previous_lamport = e["lamport"].get<std::uint64_t>();
+    hosts.insert(e["host"].get<std::string>());
+    if (e["kind"] == "send") sends[e["msg_id"].get<std::string>()] = e;
+  }
+  for (const auto& e : events) {
+    if (e["kind"] != "recv") continue;
+    ++receives;
+    const std::string msg = e["msg_id"].get<std::string>();
+    REQUIRE(sends.contains(msg));
+    const json& send = sends[msg];
+    CHECK(send["lamport"].get<std::uint64_t>() < e["lamport"].get<std::uint64_t>());
+    CHECK(clock_le(send["vc"], e["vc"]));
+    CHECK(clock_le(send["job_vc"], e["job_vc"]));  // the clock the message carried
+    CHECK(send["job_vc"] != e["job_vc"]);
+  }
+  CHECK(receives >= 1);
+  CHECK(hosts.size() >= 2);
+
+  // ShiViz: its parser's rules hold.
+  std::size_t shiviz_events = 0;
+  std::size_t shiviz_hosts = 0;
+  const std::string violation =
+      shiviz_violation(trace({"trace", "--job", id, "--format", "shiviz"}), shiviz_events, shiviz_hosts);
+  CHECK(violation.empty());
+  INFO(violation);
+  CHECK(shiviz_events == events.size());
+
+  // Chrome trace-event JSON: every flow's end has its start, not later in time.
+  json chrome = json::parse(trace({"trace", "--job", id, "--format", "chrome"}));
+  REQUIRE(chrome["traceEvents"].is_array());
+  std::map<int, double> flow_start;
+  std::size_t flows = 0;
+  for (const auto& e : chrome["traceEvents"]) {
+    REQUIRE(e.contains("ph"));
+    REQUIRE(e.contains("pid"));
+    if (e["ph"] == "s") flow_start[e["id"].get<int>()] = e["ts"].get<double>();
+    if (e["ph"] == "f") {
+      REQUIRE(flow_start.contains(e["id"].get<int>()));
+      CHECK(flow_start[e["id"].get<int>()] <= e["ts"].get<double>());
+      ++flows;
+    }
+  }
+  CHECK(flows == receives);
+
+  // The whole pool's trace holds the job's events and the elections before it.
+  const std::string text = trace({"trace"});
+  CHECK(text.find("leader") != std::string::npos);
+  CHECK(text.find("shard 0 verified") != std::string::npos);
+  fmt::print(
+      "trace of a 3-shard job on 3 peers: {} events on {} hosts, {} receives matched to their sends; "
+      "ShiViz rules hold: {}\n",
+      events.size(), hosts.size(), receives, violation.empty() ? "yes" : violation);
 }
