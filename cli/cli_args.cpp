@@ -53,6 +53,8 @@ Commands:
   cancel ID         cancel a job
   result ID --out FILE
                     write a finished job's output to FILE (.npy)
+  trace [--job ID] [--format text|shiviz|chrome|json] [--follow]
+                    the pool's causal trace, merged from every reachable peer
   leave             hand this node's keys over and stop its p2pd
   help [COMMAND]    this help, or a command's arguments and --json fields
 

@@ -114,7 +114,10 @@ Json format_chrome(const std::vector<MergedEvent>& events) {
   }
   // Time is the HLC: it respects causality, so every flow arrow points forward.
   auto ts_of = [](const trace::TraceEvent& e) { return static_cast<double>(e.hlc.l) * 1000.0 + e.hlc.c; };
-  std::map<std::string, int> flow_id;
+  // One flow per send-receive pair: a command applied on every node is one
+  // send with several receives, and a flow has one start and one end.
+  std::map<std::string, std::pair<int, double>> sends;  // msg id -> pid, ts
+  int flows = 0;
   for (const auto& m : events) {
     const auto& e = m.event;
     const int pid = pid_of[e.host];
@@ -131,22 +134,22 @@ Json format_chrome(const std::vector<MergedEvent>& events) {
                         {"args", args}});
     if (e.msg_id.empty()) continue;
     if (e.kind == trace::EventKind::send) {
-      const int id = static_cast<int>(flow_id.size()) + 1;
-      flow_id[e.msg_id] = id;
-      list.push_back(Json{{"ph", "s"},
-                          {"name", "message"},
-                          {"cat", "message"},
-                          {"id", id},
-                          {"ts", ts_of(e)},
-                          {"pid", pid},
-                          {"tid", 0}});
+      sends[e.msg_id] = {pid, ts_of(e)};
     } else if (e.kind == trace::EventKind::receive) {
-      if (auto it = flow_id.find(e.msg_id); it != flow_id.end()) {
+      if (auto it = sends.find(e.msg_id); it != sends.end()) {
+        const int id = ++flows;
+        list.push_back(Json{{"ph", "s"},
+                            {"name", "message"},
+                            {"cat", "message"},
+                            {"id", id},
+                            {"ts", it->second.second},
+                            {"pid", it->second.first},
+                            {"tid", 0}});
         list.push_back(Json{{"ph", "f"},
                             {"bp", "e"},
                             {"name", "message"},
                             {"cat", "message"},
-                            {"id", it->second},
+                            {"id", id},
                             {"ts", ts_of(e)},
                             {"pid", pid},
                             {"tid", 0}});

@@ -301,6 +301,7 @@ class Node final : public control::ControlHandler,
   // the tracer until they are gone.
   std::unique_ptr<trace::Recorder> m_trace_recorder;
   std::unique_ptr<trace::Tracer> m_tracer;
+  std::uint64_t m_traced_apply_from = 0;  // io thread only: Raft entries below were traced before a restart
 
   boost::asio::io_context m_io;
   boost::asio::executor_work_guard<boost::asio::io_context::executor_type> m_work;

@@ -58,6 +58,9 @@ Result<void> Node::start_raft() {
   log::info(log::Category::raft, "term {}, {} entries (snapshot at {}, committed {}), {} voters{}", m_raft->term(),
             m_raft->last_index(), m_raft->snapshot_index(), m_raft->commit_index(), m_raft->voters().size(),
             fresh && m_config.bootstrap.empty() ? " (a new pool: this node alone)" : "");
+  // Entries up to here were applied, and traced, before this start: applied
+  // again now, they are not received again.
+  m_traced_apply_from = m_raft->commit_index() + 1;
   return {};
 }
 
@@ -170,6 +173,12 @@ void Node::apply_committed(const raft::Entry& entry) {
         log::debug(log::Category::raft, "entry {} rejected by the job table: {}", entry.index, applied.error().message);
       } else {
         m_jobs_changed = true;
+        // The proposer's stamp: this node learned of the command now.
+        if (m_tracer && entry.index >= m_traced_apply_from) {
+          if (auto summary = sched::summarize(entry.data); summary && !summary->trace.empty()) {
+            m_tracer->on_receive(summary->trace, "applied " + summary->what);
+          }
+        }
       }
       break;
   }

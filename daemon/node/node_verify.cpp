@@ -32,7 +32,16 @@ constexpr std::chrono::seconds kReproposeDone{2};
 
 void Node::propose_local(const std::string& command) {
   if (!m_raft) return;
-  if (auto index = m_raft->propose(command); !index) {
+  if (!is_leader()) {
+    log::debug(log::Category::sched, "proposal refused: this node is not the leader");
+    return;
+  }
+  // Stamped as a send: every node that applies it records the receipt.
+  std::string stamped = command;
+  if (auto summary = m_tracer ? sched::summarize(command) : std::nullopt) {
+    stamped = sched::with_trace(command, m_tracer->on_send("propose " + summary->what, summary->job_id));
+  }
+  if (auto index = m_raft->propose(stamped); !index) {
     log::debug(log::Category::sched, "proposal refused: {}", index.error().message);
     return;
   }

@@ -6,6 +6,8 @@
 #include <iterator>
 #include <utility>
 
+#include <fmt/format.h>
+
 #include "common/one_line.hpp"
 #include "proto/jobs.pb.h"
 
@@ -496,6 +498,51 @@ std::string encode_cancel(std::string_view job_id) {
   JobCommand command;
   command.mutable_cancel()->set_job_id(std::string(job_id));
   return encode(command);
+}
+
+std::string with_trace(std::string encoded_command, std::string_view stamp) {
+  // A serialized message followed by another is their merge (protobuf
+  // encoding): the command gains the field without being decoded, and a
+  // stamp already there (a peer's) is replaced, the last one winning.
+  JobCommand trace_only;
+  trace_only.set_trace(std::string(stamp));
+  return encoded_command + trace_only.SerializeAsString();
+}
+
+std::optional<CommandSummary> summarize(std::string_view encoded_command) {
+  JobCommand command;
+  if (encoded_command.size() > static_cast<std::size_t>(INT_MAX) ||
+      !command.ParseFromArray(encoded_command.data(), static_cast<int>(encoded_command.size()))) {
+    return std::nullopt;
+  }
+  CommandSummary summary;
+  summary.trace = command.trace();
+  switch (command.command_case()) {
+    case JobCommand::kSubmit:
+      summary.job_id = command.submit().job_id();
+      summary.what = "submit";
+      break;
+    case JobCommand::kAssign:
+      summary.job_id = command.assign().job_id();
+      summary.what =
+          fmt::format("assign shard {} to {}", command.assign().index(), command.assign().peer().substr(0, 12));
+      break;
+    case JobCommand::kShardDone:
+      summary.job_id = command.shard_done().job_id();
+      summary.what = fmt::format("shard {} done", command.shard_done().index());
+      break;
+    case JobCommand::kShardFailed:
+      summary.job_id = command.shard_failed().job_id();
+      summary.what = fmt::format("shard {} failed", command.shard_failed().index());
+      break;
+    case JobCommand::kCancel:
+      summary.job_id = command.cancel().job_id();
+      summary.what = "cancel";
+      break;
+    case JobCommand::COMMAND_NOT_SET: return std::nullopt;
+  }
+  if (summary.job_id.size() != kJobIdHexDigits) return std::nullopt;
+  return summary;
 }
 
 bool is_client_command(std::string_view encoded_command) {

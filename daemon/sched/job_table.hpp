@@ -29,6 +29,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -118,6 +119,16 @@ std::string encode_shard_done(std::string_view job_id, std::uint32_t index, std:
 std::string encode_shard_failed(std::string_view job_id, std::uint32_t index, std::string_view peer,
                                 std::string_view reason);
 std::string encode_cancel(std::string_view job_id);
+
+// A command with a trace stamp added (field `trace`), and what a trace says
+// of a command: its job, a short description, its stamp (empty if none).
+std::string with_trace(std::string encoded_command, std::string_view stamp);
+struct CommandSummary {
+  std::string job_id;
+  std::string what;
+  std::string trace;
+};
+std::optional<CommandSummary> summarize(std::string_view encoded_command);
 
 // True for the commands any node may ask the leader to propose (submit and
 // cancel); assignments and shard outcomes come from the leader's own

@@ -620,6 +620,26 @@ TEST_CASE("a 3-shard job on 3 peers has a causal trace in every format", "[integ
   }
   CHECK(receives >= 1);
   CHECK(hosts.size() >= 2);
+  // An assignment reaches its worker through the Raft log, carrying the
+  // leader's stamp: the shard's computation comes after the leader's
+  // proposal in the vector clock the job's messages carried.
+  std::size_t computed = 0;
+  for (const auto& e : events) {
+    const std::string what = e["what"].get<std::string>();
+    if (!what.starts_with("shard ") || !what.ends_with(" computed")) continue;
+    ++computed;
+    const std::string index = what.substr(6, what.size() - 6 - 9);
+    const std::string proposal = "propose assign shard " + index + " to " + e["host"].get<std::string>().substr(0, 12);
+    const json* assigned = nullptr;
+    for (const auto& [msg, send] : sends) {
+      if (send["what"] == proposal) assigned = &send;
+    }
+    INFO(proposal);
+    REQUIRE(assigned != nullptr);
+    CHECK((*assigned)["lamport"].get<std::uint64_t>() < e["lamport"].get<std::uint64_t>());
+    CHECK(clock_le((*assigned)["job_vc"], e["job_vc"]));
+  }
+  CHECK(computed == 3);
 
   // ShiViz: its parser's rules hold.
   std::size_t shiviz_events = 0;
