@@ -282,6 +282,8 @@ Result<std::unique_ptr<PeerServer>> PeerServer::start(const HostPort& listen, co
   // gRPC sets SO_REUSEPORT by default, which would let a second daemon bind
   // the same port and steal half its connections.
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
+  // Room for a trace stamp (trace::kMaxStampBytes, base64) beside gRPC's own headers.
+  builder.AddChannelArgument(GRPC_ARG_MAX_METADATA_SIZE, 32 << 10);
   if (tracer != nullptr) {
     std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> interceptors;
     interceptors.push_back(make_trace_reader(*tracer));

@@ -61,7 +61,7 @@ OptionGroups make_options() {
        "past it the least recently used chunks go (default: 10240)")
       ("trace-capacity", po::value<std::string>()->value_name("MIB"),
        "disk space for this node's causal trace under STATE_DIR/traces;\n"
-       "past it the oldest events go (default: 64)");
+       "past it the oldest events go; 0 turns tracing off (default: 64)");
   g.execution.add_options()
       ("executor", po::value<std::string>()->value_name("auto|cuda|cpu"),
        "where shards run; auto uses a GPU when one works (default: auto)");
@@ -135,7 +135,7 @@ Result<void> apply_value(NodeConfig& config, const std::string& key, const std::
     if (!n) return fail(n.error());
     config.store_capacity_mib = *n;
   } else if (key == "trace-capacity") {
-    auto n = parse_count(value, 1, 1u << 20);
+    auto n = parse_count(value, 0, 1u << 20);
     if (!n) return fail(n.error());
     config.trace_capacity_mib = *n;
   } else if (key == "executor") {

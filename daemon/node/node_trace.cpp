@@ -14,6 +14,10 @@
 namespace p2pd::node {
 
 Result<void> Node::start_trace() {
+  if (m_config.trace_capacity_mib == 0) {
+    log::info(log::Category::trace, "tracing is off (--trace-capacity 0): no clocks on messages, nothing recorded");
+    return {};
+  }
   auto recorder = trace::Recorder::open(m_config.state_dir / "traces",
                                         static_cast<std::uint64_t>(m_config.trace_capacity_mib) << 20);
   if (!recorder) return recorder.error();

@@ -28,6 +28,9 @@ namespace p2pd::trace {
 inline constexpr std::string_view kTraceMetadataKey = "p2pd-trace-bin";
 // Bounds on what a peer may send in one: a job's participants, ids.
 inline constexpr std::size_t kMaxTraceContextBytes = 16u << 10;
+// What a stamp may take on the wire (base64 in a gRPC header makes it 4/3 of
+// this; p2pd's peer server accepts 32 KiB of metadata).
+inline constexpr std::size_t kMaxStampBytes = 12u << 10;
 // A peer's HLC more than this ahead of our wall clock is not followed.
 inline constexpr std::uint64_t kMaxClockOffsetMs = 60'000;
 

@@ -201,6 +201,9 @@ TEST_CASE("trace capacity: a default, bounds, and a restart to change", "[unit][
   auto set = parse({"--config", "/dev/null", "--trace-capacity", "8"});
   REQUIRE(set);
   CHECK(set->config.trace_capacity_mib == 8);
-  CHECK_FALSE(parse({"--config", "/dev/null", "--trace-capacity", "0"}));
+  auto off = parse({"--config", "/dev/null", "--trace-capacity", "0"});  // tracing off
+  REQUIRE(off);
+  CHECK(off->config.trace_capacity_mib == 0);
+  CHECK_FALSE(parse({"--config", "/dev/null", "--trace-capacity", "-1"}));
   CHECK(plan_reload(defaults->config, set->config).need_restart == std::vector<std::string>{"trace-capacity"});
 }
