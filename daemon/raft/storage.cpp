@@ -7,9 +7,8 @@
 #include <cerrno>
 #include <cstring>
 
-#include <boost/crc.hpp>
-
 #include "common/atomic_file.hpp"
+#include "common/byte_codec.hpp"
 
 namespace p2pd::raft {
 namespace {
@@ -22,22 +21,8 @@ constexpr std::size_t kHardStateBytes = 8 + 1 + NodeId::kBytes + 8;
 constexpr std::size_t kOldHardStateBytes = 8 + 1 + NodeId::kBytes;
 constexpr std::size_t kMaxVoters = 4096;
 
-void put_u32(std::string& out, std::uint32_t v) {
-  for (int i = 0; i < 4; ++i) out.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
-}
-void put_u64(std::string& out, std::uint64_t v) {
-  for (int i = 0; i < 8; ++i) out.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
-}
 std::uint64_t get_u64(const char* p, int bytes) {
-  std::uint64_t v = 0;
-  for (int i = bytes - 1; i >= 0; --i) v = (v << 8) | static_cast<std::uint8_t>(p[i]);
-  return v;
-}
-
-std::uint32_t crc32_of(const char* data, std::size_t size) {
-  boost::crc_32_type crc;
-  crc.process_bytes(data, size);
-  return crc.checksum();
+  return get_le(p, bytes);
 }
 
 std::string encode_record(const Entry& e) {

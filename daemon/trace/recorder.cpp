@@ -6,14 +6,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <boost/crc.hpp>
-
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <deque>
 #include <functional>
 
+#include "common/byte_codec.hpp"
 #include "common/log.hpp"
 #include "common/one_line.hpp"
 #include "proto/trace.pb.h"
@@ -24,22 +23,6 @@ namespace {
 constexpr std::size_t kHeaderBytes = 8;
 // Written out once this much is buffered, even between flushes.
 constexpr std::size_t kMaxBufferBytes = 64u << 10;
-
-void put_u32(std::string& out, std::uint32_t v) {
-  for (int i = 0; i < 4; ++i) out.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
-}
-
-std::uint32_t get_u32(const char* p) {
-  std::uint32_t v = 0;
-  for (int i = 3; i >= 0; --i) v = (v << 8) | static_cast<std::uint8_t>(p[i]);
-  return v;
-}
-
-std::uint32_t crc32_of(const char* data, std::size_t size) {
-  boost::crc_32_type crc;
-  crc.process_bytes(data, size);
-  return crc.checksum();
-}
 
 std::string encode(const TraceEvent& e) {
   TraceEventRecord record;
