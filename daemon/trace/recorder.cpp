@@ -199,9 +199,16 @@ Result<void> Recorder::rotate_locked() {
 
 Result<std::vector<TraceEvent>> Recorder::events(std::string_view job_id, std::uint64_t after_seq, std::size_t limit) {
   std::deque<TraceEvent> kept;
-  std::lock_guard lock(m_mutex);
-  if (auto flushed = flush_locked(); !flushed) return flushed.error();
-  for (int i : {1 - m_current, m_current}) {  // the older segment first
+  int current = 0;
+  {
+    std::lock_guard lock(m_mutex);
+    if (auto flushed = flush_locked(); !flushed) return flushed.error();
+    current = m_current;
+  }
+  // Read and decoded without the lock: a full ring is tens of MiB, and the
+  // io thread records events meanwhile. A rotation racing with the read
+  // leaves fewer events in the older segment, never a wrong one.
+  for (int i : {1 - current, current}) {  // the older segment first
     auto bytes = read_file(segment_path(i), m_segment_bytes + kMaxTraceRecordBytes + kHeaderBytes);
     if (!bytes) return bytes.error();
     parse_segment(*bytes, [&](TraceEvent e) {
