@@ -122,7 +122,8 @@ struct Pool : DaemonPool {
 
 }  // namespace
 
-TEST_CASE("24 daemons form an ordered ring that routes lookups and heals after 6 SIGKILLs", "[integration][chord]") {
+TEST_CASE("24 daemons form an ordered ring that routes lookups and heals after 6 SIGKILLs",
+          "[integration][chord][serial]") {
   constexpr std::size_t kNodes = 24, kKills = 6;
   std::mt19937 rng(24);
   Pool pool;
