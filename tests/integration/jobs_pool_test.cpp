@@ -91,6 +91,9 @@ std::size_t mismatches(const Matrix& a, const Matrix& b, const std::filesystem::
   return bad;
 }
 
+// `p2pctl --json submit gemm ARGS` on `daemon`; the reply, or null when it failed.
+json submit(const TestDaemon& daemon, const std::vector<std::string>& args);
+
 struct JobPool : DaemonPool {
   // Starts n daemons joined through the first; `env_of(i)` for each one's environment.
   bool start(std::size_t n, const std::function<std::vector<std::string>(std::size_t)>& env_of = {}) {
@@ -140,6 +143,16 @@ struct JobPool : DaemonPool {
       std::this_thread::sleep_for(200ms);
     }
     return false;
+  }
+
+  // Saves A and B in the pool's directory and submits C = A x B on daemon
+  // `submitter` in `shards` shards, waiting for it and writing dir/c.npy.
+  json submit_and_wait(std::size_t submitter, const Matrix& a, const Matrix& b, int shards) {
+    const auto where = dir.path();
+    save(a, where / "a.npy");
+    save(b, where / "b.npy");
+    return submit(*daemons[submitter], {"--a", (where / "a.npy").string(), "--b", (where / "b.npy").string(),
+                                        "--shards", std::to_string(shards), "--out", (where / "c.npy").string()});
   }
 
   std::size_t index_of(const std::string& id) const {
@@ -219,13 +232,10 @@ TEST_CASE("a 600x300 by 300x200 job in 4 shards runs on several peers and equals
   const Matrix a = random_matrix(600, 300, 1);
   const Matrix b = random_matrix(300, 200, 2);
   const auto dir = pool.dir.path();
-  save(a, dir / "a.npy");
-  save(b, dir / "b.npy");
 
   const auto start = Clock::now();
   // Submitted on a node that need not be the leader: the job goes through it.
-  json job = submit(*pool.daemons[1], {"--a", (dir / "a.npy").string(), "--b", (dir / "b.npy").string(), "--shards",
-                                       "4", "--out", (dir / "c.npy").string()});
+  json job = pool.submit_and_wait(1, a, b, 4);
   const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
   REQUIRE(job.is_object());
   CHECK(job["state"] == "done");
@@ -389,10 +399,7 @@ TEST_CASE("a worker that returns wrong results is caught and its shard re-run el
   const Matrix a = random_matrix(400, 200, 7);
   const Matrix b = random_matrix(200, 100, 8);
   const auto dir = pool.dir.path();
-  save(a, dir / "a.npy");
-  save(b, dir / "b.npy");
-  json job = submit(*pool.daemons[0], {"--a", (dir / "a.npy").string(), "--b", (dir / "b.npy").string(), "--shards",
-                                       "4", "--out", (dir / "c.npy").string()});
+  json job = pool.submit_and_wait(0, a, b, 4);
   REQUIRE(job.is_object());
   REQUIRE(job["state"] == "done");
   CHECK(mismatches(a, b, dir / "c.npy") == 0);
@@ -575,13 +582,7 @@ TEST_CASE("a 3-shard job on 3 peers has a causal trace in every format", "[integ
   JobPool pool;
   REQUIRE(pool.start(3));
   REQUIRE(pool.wait_until_formed(30s));
-  const Matrix a = random_matrix(300, 200, 5);
-  const Matrix b = random_matrix(200, 100, 6);
-  const auto dir = pool.dir.path();
-  save(a, dir / "a.npy");
-  save(b, dir / "b.npy");
-  json job = submit(*pool.daemons[1], {"--a", (dir / "a.npy").string(), "--b", (dir / "b.npy").string(), "--shards",
-                                       "3", "--out", (dir / "c.npy").string()});
+  json job = pool.submit_and_wait(1, random_matrix(300, 200, 5), random_matrix(200, 100, 6), 3);
   REQUIRE(job.is_object());
   REQUIRE(job["state"] == "done");
   const std::string id = job["job_id"].get<std::string>();
