@@ -318,6 +318,7 @@ void Raft::send_append(const NodeId& to) {
   }
   const Index prev = p.next - 1;
   AppendEntries append{m_hard.term, prev, term_at(prev), {}, m_commit};
+  p.commit_sent = std::max(p.commit_sent, m_commit);
   for (Index i = p.next; i <= last_index() && append.entries.size() < m_config.max_entries_per_append; ++i) {
     append.entries.push_back(entry(i));
   }
@@ -334,6 +335,17 @@ void Raft::send_snapshot_chunk(const NodeId& to, Progress& p) {
 
 void Raft::broadcast_append() {
   for (const auto& [id, progress] : m_progress) send_append(id);
+}
+
+void Raft::notify_commit() {
+  // As etcd's bcastAppend after maybeCommit: a follower that holds every
+  // entry learns of their commitment now, so a client served by a follower
+  // sees its command applied one round trip after the quorum, not up to a
+  // heartbeat interval later. Followers with entries still in flight learn
+  // it from the append their reply triggers.
+  for (auto& [id, progress] : m_progress) {
+    if (progress.next > last_index() && progress.commit_sent < m_commit) send_append(id);
+  }
 }
 
 void Raft::advance_commit() {
@@ -577,6 +589,7 @@ void Raft::on_install_snapshot_reply(const NodeId& from, const InstallSnapshotRe
     p.next = std::max(p.next, p.match + 1);
     p.snapshot_offset = 0;
     if (p.next <= last_index()) send_append(from);
+    notify_commit();
     return;
   }
   if (m.last_index != m_snapshot.index || p.next > m_snapshot.index) return;  // about an older snapshot
@@ -597,6 +610,7 @@ void Raft::on_append_reply(const NodeId& from, const AppendEntriesReply& m) {
     } else if (p.next <= last_index()) {
       send_append(from);
     }
+    notify_commit();
     return;
   }
   Index next = m.conflict_index;

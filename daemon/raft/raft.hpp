@@ -129,6 +129,7 @@ class Raft {
     std::uint32_t silent_ticks = 0;
     std::uint64_t snapshot_offset = 0;  // bytes of our snapshot it holds
     bool answered = false;
+    Index commit_sent = 0;  // the highest commit index an append to it carried
   };
 
   // The term of the entry at `index`: the snapshot's at its index, 0 for 0,
@@ -153,6 +154,9 @@ class Raft {
   // that committed our own removal (we no longer lead; `p` is gone).
   bool raise_match(Progress& p, Index match);
   void broadcast_append();
+  // Tells every caught-up follower of a commit index it has not been sent,
+  // with an empty append, instead of leaving it to the next heartbeat.
+  void notify_commit();
   // Leader: progress for every voter and learner, none for anyone else.
   void refresh_progress();
   void advance_commit();

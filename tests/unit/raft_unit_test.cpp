@@ -143,6 +143,30 @@ TEST_CASE("raft: a leader cut off from the majority steps down (check-quorum)", 
   CHECK(s1.role() != Role::leader);
 }
 
+TEST_CASE("raft: followers learn of a commit from the leader at once, not at its next heartbeat", "[unit][raft]") {
+  Net net;
+  for (int n = 1; n <= 5; ++n) net.add(n, HardState{}, {});
+  Raft& s1 = *net.nodes[server(1)];
+  net.elect(s1);
+  REQUIRE(s1.role() == Role::leader);
+  net.flush();
+  // With no tick in between, so no heartbeat: the quorum's acknowledgements
+  // commit the entry on the leader, and the leader tells every follower.
+  std::size_t commit_only_appends = 0;
+  net.alter = [&](const NodeId&, Message m) {
+    if (auto* append = std::get_if<AppendEntries>(&m); append != nullptr && append->entries.empty())
+      ++commit_only_appends;
+    return m;
+  };
+  auto index = s1.propose("x");
+  REQUIRE(index);
+  net.flush();
+  REQUIRE(s1.commit_index() == *index);
+  for (int n = 2; n <= 5; ++n) CHECK(net.nodes[server(n)]->commit_index() == *index);
+  // One each, and quiet afterwards (no append answers an append forever).
+  CHECK(commit_only_appends == 4);
+}
+
 TEST_CASE("raft: a pool's first leader writes its voter set so a restart needs no initial voters", "[unit][raft]") {
   const NodeId founder = server(1);
   Raft first(founder, {founder}, RaftConfig{}, 1);
