@@ -1,92 +1,117 @@
 #!/usr/bin/env bash
-# Tracing benchmark (issue 6): what recording the causal trace costs. Two
-# pools of 3 peers on loopback, one with tracing on (the default) and one
-# with --trace-capacity 0 (no clocks on messages, nothing recorded), run the
-# same sharded job in turns; the ratio of the median wall times of
-# `p2pctl submit gemm --wait --out` is printed. The target is within 5%.
+# Tracing benchmark (issue 6): what recording the causal trace costs. One
+# pool of 3 peers on loopback is started again and again from the same
+# state dirs and ports, in turns with tracing on (the default) and with
+# --trace-capacity 0 (no clocks on messages, nothing recorded), so the same
+# node ids, ring and stored blobs serve both modes. In each start the same
+# sharded job runs a few times (after one warm-up); the turns go on, off,
+# off, on, ... so drift in the machine's speed falls on both alike. Prints
+# the median wall time of `p2pctl submit gemm --wait --out` for each mode
+# and their ratio; the target is within 5%.
 #
-# The two pools are different daemons: which node leads and which worker
-# gets which shard differ between them, and followers learn that a job is
-# done with the leader's next heartbeat (up to 100 ms later). On jobs of a
-# few hundred milliseconds that placement alone moves a median by tens of
-# percent, so the default job is large enough (2048) for it not to decide
-# the ratio; the per-message cost of tracing is the same at any size.
-#
-#   bash scripts/bench-trace.sh           # 2048x2048 in 3 shards, 9 runs each
-#   bash scripts/bench-trace.sh 1024 15   # N, runs
+#   bash scripts/bench-trace.sh              # 2048x2048 in 3 shards, 6 starts x 4 jobs per mode
+#   bash scripts/bench-trace.sh 1024 6 5     # N, starts per mode, jobs per start
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N="${1:-2048}"
-RUNS="${2:-9}"
+STARTS="${2:-6}"
+JOBS="${3:-4}"
 cmake --preset release >/dev/null
 cmake --build --preset release --target p2pd p2pctl p2pd_gemm_bench -j "$(nproc)" >/dev/null
 B=build/release
 WORK="$(mktemp -d)"
 PIDS=()
-cleanup() {
+stop_pool() {
   for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
   for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+  PIDS=()
+}
+cleanup() {
+  stop_pool
   rm -rf "$WORK"
 }
 trap cleanup EXIT
 
 median() { sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
-
-# start_pool NAME EXTRA_ARGS...: 3 daemons, the first the bootstrap.
-start_pool() {
-  local name=$1
+# "p25 / median / p75" of the values on stdin.
+quartiles() {
+  sort -n | awk '{ v[NR] = $1 } END { q = int((NR + 3) / 4); printf "%.3f / %.3f / %.3f", v[q], v[int((NR + 1) / 2)], v[NR + 1 - q] }'
+}
+ctl() {
+  local node=$1
   shift
-  local first=""
-  for i in 0 1 2; do
-    local args=(--listen 127.0.0.1:0 --control-socket "$WORK/$name$i.sock" --state-dir "$WORK/$name$i" --executor cpu
-      --log-level warn "$@")
-    [[ -n "$first" ]] && args+=(--bootstrap "$first")
-    "$B/daemon/p2pd" "${args[@]}" 2>"$WORK/$name$i.log" &
-    PIDS+=($!)
-    for _ in $(seq 1 100); do
-      "$B/cli/p2pctl" --socket "$WORK/$name$i.sock" status >/dev/null 2>&1 && break
-      sleep 0.1
-    done
-    if [[ -z "$first" ]]; then
-      first=$("$B/cli/p2pctl" --socket "$WORK/${name}0.sock" --json status | python3 -c 'import json, sys; print(json.load(sys.stdin)["listen"])')
-    fi
-  done
-  # A leader elected, then every worker's first heartbeats.
-  for _ in $(seq 1 300); do
-    leader=$("$B/cli/p2pctl" --socket "$WORK/${name}0.sock" --json leader 2>/dev/null |
-      python3 -c 'import json, sys; print(json.load(sys.stdin).get("leader_id") or "")' 2>/dev/null || echo "")
-    [[ -n "$leader" ]] && break
-    sleep 0.1
-  done
-  sleep 3
+  "$B/cli/p2pctl" --socket "$WORK/n$node.sock" "$@"
 }
 
-"$B/tests/p2pd_gemm_bench" inputs "$WORK" "$N" >/dev/null
-start_pool on
-start_pool off --trace-capacity 0
+# Three free loopback ports, kept for every start.
+read -r -a PORTS <<<"$(python3 -c '
+import socket
+socks = [socket.socket() for _ in range(3)]
+for s in socks: s.bind(("127.0.0.1", 0))
+print(" ".join(str(s.getsockname()[1]) for s in socks))')"
+
+# The three share the machine's cores; more threads than cores would leave
+# OpenBLAS's threads spinning against each other, which is noise.
+THREADS=$(($(nproc) / 3 > 0 ? $(nproc) / 3 : 1))
+
+# start_pool EXTRA_ARGS...: the 3 daemons, node 0 the bootstrap; returns
+# once every node names the same leader and the pool has settled.
+start_pool() {
+  for i in 0 1 2; do
+    local args=(--listen "127.0.0.1:${PORTS[$i]}" --control-socket "$WORK/n$i.sock" --state-dir "$WORK/n$i"
+      --executor cpu --cpu-threads "$THREADS" --log-level warn "$@")
+    [[ $i -gt 0 ]] && args+=(--bootstrap "127.0.0.1:${PORTS[0]}")
+    "$B/daemon/p2pd" "${args[@]}" 2>>"$WORK/n$i.log" &
+    PIDS+=($!)
+    for _ in $(seq 1 100); do
+      ctl "$i" status >/dev/null 2>&1 && break
+      sleep 0.1
+    done
+  done
+  for _ in $(seq 1 300); do
+    local leaders
+    leaders=$(for i in 0 1 2; do
+      ctl "$i" --json leader 2>/dev/null | python3 -c 'import json, sys; print(json.load(sys.stdin).get("leader_id") or "-")' 2>/dev/null || echo "-"
+    done | sort -u)
+    [[ "$leaders" != "-" && $(echo "$leaders" | wc -l) -eq 1 ]] && break
+    sleep 0.1
+  done
+  sleep 2  # every worker's first load reports reach the leader
+}
 
 run_job() {
   rm -f "$WORK/c.npy"
   local start end
   start=$(date +%s.%N)
-  "$B/cli/p2pctl" --socket "$WORK/${1}1.sock" --timeout 600 submit gemm --a "$WORK/a.npy" --b "$WORK/b.npy" \
-    --shards 3 --wait --out "$WORK/c.npy" >/dev/null
+  ctl 1 --timeout 600 submit gemm --a "$WORK/a.npy" --b "$WORK/b.npy" --shards 3 --wait --out "$WORK/c.npy" >/dev/null
   end=$(date +%s.%N)
   awk -v s="$start" -v e="$end" 'BEGIN { print e - s }'
 }
 
-echo "job: ${N}x${N} by ${N}x${N} float32 in 3 shards on 3 peers, $RUNS runs per pool, in turns"
-run_job on >/dev/null  # warm-up, both pools
-run_job off >/dev/null
+"$B/tests/p2pd_gemm_bench" inputs "$WORK" "$N" >/dev/null
+echo "job: ${N}x${N} by ${N}x${N} float32 in 3 shards on 3 peers; $STARTS starts per mode, $JOBS jobs each"
 ON=()
 OFF=()
-for run in $(seq 1 "$RUNS"); do
-  ON+=("$(run_job on)")
-  OFF+=("$(run_job off)")
-  printf 'run %d: tracing on %.3f s, off %.3f s\n' "$run" "${ON[-1]}" "${OFF[-1]}"
+EVENTS=0
+for turn in $(seq 1 $((2 * STARTS))); do
+  # on, off, off, on, on, off, ...: each mode gets the early and late slots alike.
+  if ((turn % 4 <= 1)); then mode=on; else mode=off; fi
+  if [[ $mode == on ]]; then start_pool; else start_pool --trace-capacity 0; fi
+  run_job >/dev/null  # warm-up: the first job after a start connects channels and fills caches
+  times=()
+  for _ in $(seq 1 "$JOBS"); do times+=("$(run_job)"); done
+  if [[ $mode == on ]]; then
+    ON+=("${times[@]}")
+    EVENTS=$(ctl 0 --json trace | python3 -c 'import json, sys; print(len(json.load(sys.stdin)["events"]))')
+  else
+    OFF+=("${times[@]}")
+  fi
+  printf 'start %d, tracing %-3s: %s s\n' "$turn" "$mode" "$(printf '%.3f ' "${times[@]}")"
+  stop_pool
 done
 MON=$(printf '%s\n' "${ON[@]}" | median)
 MOFF=$(printf '%s\n' "${OFF[@]}" | median)
-EVENTS=$("$B/cli/p2pctl" --socket "$WORK/on0.sock" --json trace | python3 -c 'import json, sys; print(len(json.load(sys.stdin)["events"]))')
-printf 'median: tracing on %.3f s, off %.3f s; %s events recorded in the traced pool\n' "$MON" "$MOFF" "$EVENTS"
+printf '%d jobs per mode, p25 / median / p75: tracing on %s s, off %s s\n' "${#ON[@]}" \
+  "$(printf '%s\n' "${ON[@]}" | quartiles)" "$(printf '%s\n' "${OFF[@]}" | quartiles)"
+printf '%s events in the pool'"'"'s trace after the last traced start\n' "$EVENTS"
 printf 'tracing cost (on / off, medians): %.3f (target <= 1.05)\n' "$(awk -v a="$MON" -v b="$MOFF" 'BEGIN { print a / b }')"

@@ -64,7 +64,10 @@ OptionGroups make_options() {
        "past it the oldest events go; 0 turns tracing off (default: 64)");
   g.execution.add_options()
       ("executor", po::value<std::string>()->value_name("auto|cuda|cpu"),
-       "where shards run; auto uses a GPU when one works (default: auto)");
+       "where shards run; auto uses a GPU when one works (default: auto)")
+      ("cpu-threads", po::value<std::string>()->value_name("N"),
+       "threads a CPU shard and a result check may use;\n"
+       "fewer leave cores to the machine's owner; 0: every core (default: 0)");
   g.raft.add_options()
       ("raft-heartbeat", po::value<std::string>()->value_name("MS"),
        "how often the leader tells followers it is alive (default: 100)")
@@ -138,6 +141,10 @@ Result<void> apply_value(NodeConfig& config, const std::string& key, const std::
     auto n = parse_count(value, 0, 1u << 20);
     if (!n) return fail(n.error());
     config.trace_capacity_mib = *n;
+  } else if (key == "cpu-threads") {
+    auto n = parse_count(value, 0, 1024);
+    if (!n) return fail(n.error());
+    config.cpu_threads = *n;
   } else if (key == "executor") {
     if (value == "auto")
       config.executor = ExecutorChoice::automatic;
@@ -256,6 +263,7 @@ ReloadPlan plan_reload(const NodeConfig& running, const NodeConfig& reread) {
   if (running.control_socket != reread.control_socket) plan.need_restart.emplace_back("control-socket");
   if (running.state_dir != reread.state_dir) plan.need_restart.emplace_back("state-dir");
   if (running.executor != reread.executor) plan.need_restart.emplace_back("executor");
+  if (running.cpu_threads != reread.cpu_threads) plan.need_restart.emplace_back("cpu-threads");
   if (running.store_capacity_mib != reread.store_capacity_mib) plan.need_restart.emplace_back("store-capacity");
   if (running.trace_capacity_mib != reread.trace_capacity_mib) plan.need_restart.emplace_back("trace-capacity");
   if (running.raft_heartbeat_ms != reread.raft_heartbeat_ms) plan.need_restart.emplace_back("raft-heartbeat");

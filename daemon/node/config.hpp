@@ -26,6 +26,8 @@ struct NodeConfig {
   std::filesystem::path control_socket;
   std::filesystem::path state_dir;
   ExecutorChoice executor = ExecutorChoice::automatic;
+  // Threads a CPU shard and a result check may use; 0: one per core.
+  std::uint32_t cpu_threads = 0;
   // Disk for blobs (job inputs and outputs), in MiB.
   std::uint32_t store_capacity_mib = 10240;
   std::uint32_t trace_capacity_mib = 64;

@@ -176,8 +176,9 @@ void Node::verify_shard(const sched::Job& job, const sched::Shard& shard, const 
     }
     const std::uint64_t seed = m_job_rng.next();
     boost::asio::post(m_verify_pool, [this, key, job_id, index, peer, output_ref, operands, shape, seed] {
-      auto verdict = exec::verify_gemm((*operands)[0].values, (*operands)[1].values, (*operands)[2].values, shape, seed,
-                                       4, std::max(1u, std::thread::hardware_concurrency()));
+      auto verdict = exec::verify_gemm(
+          (*operands)[0].values, (*operands)[1].values, (*operands)[2].values, shape, seed, 4,
+          m_config.cpu_threads != 0 ? m_config.cpu_threads : std::max(1u, std::thread::hardware_concurrency()));
       Result<std::string> outcome = std::string();
       if (!verdict) {
         outcome = verdict.error();

@@ -55,7 +55,7 @@ void Node::start_worker() {
   m_job_rng = Rng(std::hash<std::string>{}(m_identity.id.hex()) ^
                   static_cast<std::uint64_t>(Clock::now().time_since_epoch().count()));
   m_backend = m_executor.kind == exec::ExecutorKind::cuda ? exec::make_cuda_backend() : nullptr;
-  if (!m_backend) m_backend = exec::make_cpu_backend();
+  if (!m_backend) m_backend = exec::make_cpu_backend(m_config.cpu_threads);
   // The speed the scheduler ranks workers by: one small sgemm now, then
   // every shard this node runs.
   boost::asio::post(m_compute, [this] {
@@ -167,7 +167,7 @@ void Node::start_shard(const sched::Job& job, const sched::Shard& shard) {
           // A GPU fault fails over to the CPU instead of failing the shard.
           log::warn(log::Category::exec, "CUDA failed ({}); running shards on the CPU from now on",
                     ran.error().message);
-          m_backend = exec::make_cpu_backend();
+          m_backend = exec::make_cpu_backend(m_config.cpu_threads);
           boost::asio::post(m_io, [this] { m_executor = exec::ExecutorInfo{exec::ExecutorKind::cpu, {}}; });
           ran = m_backend->gemm(a->values, b->values, c->span(), gemm_shape);
         }

@@ -206,4 +206,11 @@ TEST_CASE("trace capacity: a default, bounds, and a restart to change", "[unit][
   CHECK(off->config.trace_capacity_mib == 0);
   CHECK_FALSE(parse({"--config", "/dev/null", "--trace-capacity", "-1"}));
   CHECK(plan_reload(defaults->config, set->config).need_restart == std::vector<std::string>{"trace-capacity"});
+  CHECK(defaults->config.cpu_threads == 0);  // every core
+  auto two = parse({"--config", "/dev/null", "--cpu-threads", "2"});
+  REQUIRE(two);
+  CHECK(two->config.cpu_threads == 2);
+  CHECK_FALSE(parse({"--config", "/dev/null", "--cpu-threads", "-1"}));
+  CHECK_FALSE(parse({"--config", "/dev/null", "--cpu-threads", "many"}));
+  CHECK(plan_reload(defaults->config, two->config).need_restart == std::vector<std::string>{"cpu-threads"});
 }
