@@ -133,7 +133,7 @@ void PeerClient::ping(const HostPort& to, std::chrono::milliseconds timeout,
 }
 
 void PeerClient::chord_call(const HostPort& to, const proto::ChordRequest& request, std::chrono::milliseconds timeout,
-                            std::function<void(Result<proto::ChordReply>)> done) {
+                            std::function<void(Result<proto::ChordReply>)> done, const std::string& stamp) {
   struct Call {
     grpc::ClientContext context;
     proto::ChordRequest request;
@@ -146,6 +146,7 @@ void PeerClient::chord_call(const HostPort& to, const proto::ChordRequest& reque
   };
   auto call = std::make_shared<Call>();
   call->request = request;
+  if (!stamp.empty()) call->context.AddMetadata(std::string(trace::kTraceMetadataKey), stamp);
   unary<proto::ChordReply>(
       to, timeout, call,
       [call, to](const grpc::Status& status) {
@@ -156,7 +157,7 @@ void PeerClient::chord_call(const HostPort& to, const proto::ChordRequest& reque
 }
 
 void PeerClient::raft_step(const HostPort& to, const proto::RaftMessage& message, std::chrono::milliseconds timeout,
-                           std::function<void(Result<void>)> done) {
+                           std::function<void(Result<void>)> done, const std::string& stamp) {
   struct Call {
     grpc::ClientContext context;
     proto::RaftMessage request;
@@ -169,6 +170,7 @@ void PeerClient::raft_step(const HostPort& to, const proto::RaftMessage& message
   };
   auto call = std::make_shared<Call>();
   call->request = message;
+  if (!stamp.empty()) call->context.AddMetadata(std::string(trace::kTraceMetadataKey), stamp);
   unary<bool>(
       to, timeout, call,
       [to](const grpc::Status& status) {

@@ -68,13 +68,15 @@ class PeerClient {
   // `done` runs once, through `post`, unless the client is shut down first.
   void ping(const HostPort& to, std::chrono::milliseconds timeout, std::function<void(Result<PingResult>)> done);
   // One Chord message (service Chord, method Call); `done` as for ping.
+  // `stamp`, here and below: the trace stamp of a send the caller recorded
+  // (Tracer::on_send with a name), sent instead of the plain one.
   void chord_call(const HostPort& to, const proto::ChordRequest& request, std::chrono::milliseconds timeout,
-                  std::function<void(Result<proto::ChordReply>)> done);
+                  std::function<void(Result<proto::ChordReply>)> done, const std::string& stamp = {});
 
   // One Raft message (service Raft, method Step), one-way: `done` says only
   // whether it was delivered.
   void raft_step(const HostPort& to, const proto::RaftMessage& message, std::chrono::milliseconds timeout,
-                 std::function<void(Result<void>)> done);
+                 std::function<void(Result<void>)> done, const std::string& stamp = {});
 
   // Blobs (service Blobs): store one at a holder, fetch one from a holder
   // (the reply is checked by the caller, which knows the id it asked for).

@@ -184,6 +184,10 @@ class Node final : public control::ControlHandler,
   void start_chord();
   void pump_chord();
   void send_chord(chord::Outgoing out);
+  // The trace's name for an outgoing Chord message, or empty when it is
+  // routine (lookups, stabilization) and goes unrecorded.
+  std::string chord_send_name(const chord::Outgoing& out);
+  void note_ring_changes();
   void note_peer(const NodeId& id, const std::string& addr, const std::string& executor);
   void run_operation(std::uint64_t operation_id, std::function<void(chord::OperationResult)> done);
   void begin_leave(std::function<void(Result<control::LeaveView>)> done);
@@ -194,6 +198,9 @@ class Node final : public control::ControlHandler,
   void tick_raft();
   void pump_raft();
   void send_raft(raft::Envelope envelope);
+  // The trace's name for an outgoing Raft message (votes, leadership
+  // hand-over, snapshots), or empty for routine replication.
+  [[nodiscard]] static std::string raft_send_name(const raft::Message& message);
   void resolve_raft_peer(const NodeId& id);
   void introduce_to_voters();
   [[nodiscard]] HostPort raft_self_addr() const;
@@ -327,6 +334,11 @@ class Node final : public control::ControlHandler,
   std::unique_ptr<chord::Overlay> m_overlay;
   chord::Peer m_chord_self;
   bool m_ring_started = false;  // created, or joining through a bootstrap peer
+  // The ring neighbours last written to the log and the trace, and the
+  // successor last notified with a traced send (note_ring_changes).
+  std::optional<NodeId> m_logged_successor;
+  std::optional<NodeId> m_logged_predecessor;
+  std::string m_notified_successor;
   std::map<std::uint64_t, std::function<void(chord::OperationResult)>> m_operations;
   std::map<NodeId, PeerSeen> m_peers_seen;
   std::size_t m_chord_calls_in_flight = 0;
@@ -347,11 +359,10 @@ class Node final : public control::ControlHandler,
     std::chrono::steady_clock::time_point next_allowed;
   };
   std::map<NodeId, Resolving> m_raft_resolving;
-  std::map<NodeId, std::string> m_introduced_to;
-  std::set<NodeId> m_departing;
-  bool m_leave_notice_pending = false;  // leaving: the leader has not yet been told  // leader: voters that said they
-                                        // leave, to remove next  // voter -> the address of theirs we said hello to
-  bool m_raft_failed = false;           // storage failed: the core is no longer driven
+  std::map<NodeId, std::string> m_introduced_to;  // voter -> the address of theirs we said hello to
+  std::set<NodeId> m_departing;                   // leader: voters that said they leave, to remove next
+  bool m_leave_notice_pending = false;            // leaving: the leader has not yet been told
+  bool m_raft_failed = false;                     // storage failed: the core is no longer driven
   raft::Term m_logged_term = 0;
   std::optional<NodeId> m_logged_leader;
   std::string m_logged_role;

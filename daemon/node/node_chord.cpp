@@ -99,6 +99,50 @@ void Node::pump_chord() {
     m_operations.erase(it);
     done(std::move(result));
   }
+  note_ring_changes();
+}
+
+void Node::note_ring_changes() {
+  // The ring as this node sees it changes when a neighbour joins, leaves or
+  // fails: each change is logged and is an event of the pool's trace.
+  const auto& ring = m_overlay->ring();
+  std::optional<chord::Peer> successor;
+  if (!ring.successors().empty() && ring.successors().front().id != m_identity.id)
+    successor = ring.successors().front();
+  std::optional<chord::Peer> predecessor = ring.predecessor();
+  if (predecessor && predecessor->id == m_identity.id) predecessor.reset();
+  auto id_of = [](const std::optional<chord::Peer>& peer) {
+    return peer ? std::optional<NodeId>(peer->id) : std::nullopt;
+  };
+  if (id_of(successor) != m_logged_successor) {
+    m_logged_successor = id_of(successor);
+    log::info(log::Category::chord, "ring: successor {}",
+              successor ? fmt::format("{} at {}", successor->id.short_hex(), successor->addr) : "none");
+    trace_local(fmt::format("ring: successor {}", successor ? successor->id.short_hex() : "none"));
+  }
+  if (id_of(predecessor) != m_logged_predecessor) {
+    m_logged_predecessor = id_of(predecessor);
+    log::info(log::Category::chord, "ring: predecessor {}",
+              predecessor ? fmt::format("{} at {}", predecessor->id.short_hex(), predecessor->addr) : "none");
+    trace_local(fmt::format("ring: predecessor {}", predecessor ? predecessor->id.short_hex() : "none"));
+  }
+}
+
+std::string Node::chord_send_name(const chord::Outgoing& out) {
+  // Routine traffic (lookups, stabilization rounds, key sync) would flood
+  // the trace; what changes the ring is recorded: the first notify to a new
+  // successor (it makes us its predecessor: a join, §4.6) and a departure.
+  if (std::holds_alternative<chord::Notify>(out.message)) {
+    if (out.to_addr == m_notified_successor) return {};
+    m_notified_successor = out.to_addr;
+    const auto& successors = m_overlay->ring().successors();
+    for (const auto& peer : successors) {
+      if (peer.addr == out.to_addr) return fmt::format("notify successor {}", peer.id.short_hex());
+    }
+    return fmt::format("notify successor at {}", out.to_addr);
+  }
+  if (std::holds_alternative<chord::Leaving>(out.message)) return fmt::format("tell {} this node leaves", out.to_addr);
+  return {};
 }
 
 void Node::send_chord(chord::Outgoing out) {
@@ -109,27 +153,32 @@ void Node::send_chord(chord::Outgoing out) {
   }
   const std::uint64_t request_id = chord::request_id_of(out.message);
   const auto request = net::encode_request(m_chord_self, std::string(exec::to_string(m_executor.kind)), out.message);
+  std::string stamp;
+  if (m_tracer) {
+    if (const std::string name = chord_send_name(out); !name.empty()) stamp = m_tracer->on_send(name);
+  }
   ++m_chord_calls_in_flight;
-  m_peer_client->chord_call(*to, request, kChordCallTimeout,
-                            [this, addr = std::move(out.to_addr), request_id](Result<proto::ChordReply> reply) {
-                              --m_chord_calls_in_flight;
-                              if (!m_overlay || m_stopping) return;
-                              if (!reply) {
-                                log::trace(log::Category::chord, "{}", reply.error().message);
-                                return;
-                              }
-                              auto answer = net::decode_reply(*reply, request_id);
-                              if (!answer) {
-                                log::debug(log::Category::chord, "ignored a reply from {}: {}", addr,
-                                           answer.error().message);
-                                return;
-                              }
-                              note_peer(answer->from, addr, answer->executor);
-                              if (answer->message) {
-                                m_overlay->receive(chord::Peer{answer->from, addr}, *answer->message);
-                                pump_chord();
-                              }
-                            });
+  m_peer_client->chord_call(
+      *to, request, kChordCallTimeout,
+      [this, addr = std::move(out.to_addr), request_id](Result<proto::ChordReply> reply) {
+        --m_chord_calls_in_flight;
+        if (!m_overlay || m_stopping) return;
+        if (!reply) {
+          log::trace(log::Category::chord, "{}", reply.error().message);
+          return;
+        }
+        auto answer = net::decode_reply(*reply, request_id);
+        if (!answer) {
+          log::debug(log::Category::chord, "ignored a reply from {}: {}", addr, answer.error().message);
+          return;
+        }
+        note_peer(answer->from, addr, answer->executor);
+        if (answer->message) {
+          m_overlay->receive(chord::Peer{answer->from, addr}, *answer->message);
+          pump_chord();
+        }
+      },
+      stamp);
 }
 
 void Node::note_peer(const NodeId& id, const std::string& addr, const std::string& executor) {

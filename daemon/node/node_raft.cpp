@@ -207,13 +207,42 @@ void Node::send_raft(raft::Envelope envelope) {
   }
   ++m_raft_calls_in_flight;
   const auto message = net::encode_raft(m_identity.id, raft_self_addr(), envelope.to, envelope.message);
-  m_peer_client->raft_step(*to, message, kRaftCallTimeout, [this, to = *to, id = envelope.to](Result<void> sent) {
-    --m_raft_calls_in_flight;
-    if (!sent) {
-      log::trace(log::Category::raft, "message to {} not delivered: {}", to.to_string(), sent.error().message);
-      resolve_raft_peer(id);  // it may have restarted elsewhere
+  std::string stamp;
+  if (m_tracer) {
+    if (const std::string name = raft_send_name(envelope.message); !name.empty()) {
+      stamp = m_tracer->on_send(fmt::format("{} ({})", name, envelope.to.short_hex()));
     }
-  });
+  }
+  m_peer_client->raft_step(
+      *to, message, kRaftCallTimeout,
+      [this, to = *to, id = envelope.to](Result<void> sent) {
+        --m_raft_calls_in_flight;
+        if (!sent) {
+          log::trace(log::Category::raft, "message to {} not delivered: {}", to.to_string(), sent.error().message);
+          resolve_raft_peer(id);  // it may have restarted elsewhere
+        }
+      },
+      stamp);
+}
+
+std::string Node::raft_send_name(const raft::Message& message) {
+  // An election's messages, a leadership hand-over and a snapshot are the
+  // pool's history; appends and heartbeats (10 a second) are not recorded.
+  if (const auto* vote = std::get_if<raft::RequestVote>(&message)) {
+    return fmt::format("ask for a {}vote in term {}", vote->pre_vote ? "pre-" : "", vote->term);
+  }
+  if (const auto* reply = std::get_if<raft::RequestVoteReply>(&message)) {
+    return fmt::format("{} a {}vote in term {}", reply->granted ? "grant" : "refuse", reply->pre_vote ? "pre-" : "",
+                       reply->term);
+  }
+  if (const auto* timeout = std::get_if<raft::TimeoutNow>(&message)) {
+    return fmt::format("hand leadership over in term {}", timeout->term);
+  }
+  if (const auto* snapshot = std::get_if<raft::InstallSnapshot>(&message);
+      snapshot != nullptr && snapshot->offset == 0) {
+    return fmt::format("send the snapshot at index {}", snapshot->last_index);
+  }
+  return {};
 }
 
 void Node::resolve_raft_peer(const NodeId& id) {
@@ -295,6 +324,7 @@ void Node::manage_voters() {
     const NodeId id = *m_departing.begin();
     if (auto removed = m_raft->remove_voter(id)) {
       log::info(log::Category::raft, "removing voter {}: it is leaving the pool (index {})", id.hex(), *removed);
+      trace_local(fmt::format("remove voter {}: it leaves", id.short_hex()));
       m_departing.erase(id);
     }
     return;
@@ -307,6 +337,7 @@ void Node::manage_voters() {
   if (proposed) {
     log::info(log::Category::raft, "{} voter {} ({}), at index {}", add ? "adding" : "removing", change->node.hex(),
               change->reason, *proposed);
+    trace_local(fmt::format("{} voter {} ({})", add ? "add" : "remove", change->node.short_hex(), change->reason));
   }
 }
 

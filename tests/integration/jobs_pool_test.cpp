@@ -387,8 +387,32 @@ TEST_CASE("a job survives the SIGKILL of the Raft leader mid-job", "[integration
   const auto new_leader = pool.wait_for_leader(30s);
   REQUIRE(new_leader);
   CHECK(*new_leader != *leader);
-  fmt::print("leader killed mid-job: the job finished {:.1f} s later under leader {}\n", seconds,
-             pool.ids[*new_leader].substr(0, 8));
+  // The election is in the pool's trace: the new leader asked for votes,
+  // a voter granted one (its receive matched to the send), then it led.
+  const std::string winner = pool.ids[*new_leader].substr(0, 8);
+  json traced = pool.daemons[*new_leader]->ctl_json({"trace"});
+  REQUIRE(traced.is_object());
+  std::map<std::string, json> sends;
+  for (const auto& e : traced["events"]) {
+    if (e["kind"] == "send") sends[e["msg_id"].get<std::string>()] = e;
+  }
+  bool asked = false, granted = false, led = false;
+  for (const auto& e : traced["events"]) {
+    const std::string what = e["what"].get<std::string>();
+    const std::string host = e["host"].get<std::string>();
+    if (host.starts_with(winner) && what.starts_with("ask for a vote in term")) asked = true;
+    if (e["kind"] == "recv" && host.starts_with(winner) && sends.contains(e["msg_id"].get<std::string>()) &&
+        sends[e["msg_id"].get<std::string>()]["what"].get<std::string>().starts_with("grant a vote in term")) {
+      granted = true;
+    }
+    if (host.starts_with(winner) && what.find(": leader " + winner + " (this node leader)") != std::string::npos) {
+      led = asked && granted;  // after both, in causal order
+    }
+  }
+  CHECK(asked);
+  CHECK(granted);
+  CHECK(led);
+  fmt::print("leader killed mid-job: the job finished {:.1f} s later under leader {}\n", seconds, winner);
 }
 
 TEST_CASE("a worker that returns wrong results is caught and its shard re-run elsewhere", "[integration][jobs]") {
@@ -670,10 +694,21 @@ TEST_CASE("a 3-shard job on 3 peers has a causal trace in every format", "[integ
   }
   CHECK(flows == receives);
 
-  // The whole pool's trace holds the job's events and the elections before it.
+  // The whole pool's trace holds how it formed (joins: a notify that made
+  // a node its successor's predecessor; voters added) and the job, and it
+  // too passes ShiViz's rules.
   const std::string text = trace({"trace"});
   CHECK(text.find("leader") != std::string::npos);
   CHECK(text.find("shard 0 verified") != std::string::npos);
+  CHECK(text.find("send  notify successor") != std::string::npos);
+  CHECK(text.find("ring: predecessor") != std::string::npos);
+  CHECK(text.find("add voter") != std::string::npos);
+  std::size_t pool_events = 0;
+  std::size_t pool_hosts = 0;
+  const std::string pool_violation = shiviz_violation(trace({"trace", "--format", "shiviz"}), pool_events, pool_hosts);
+  CHECK(pool_violation.empty());
+  INFO(pool_violation);
+  CHECK(pool_hosts == 3);
   fmt::print(
       "trace of a 3-shard job on 3 peers: {} events on {} hosts, {} receives matched to their sends; "
       "ShiViz rules hold: {}\n",
