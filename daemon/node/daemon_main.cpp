@@ -50,14 +50,15 @@ int run(const std::vector<std::string>& args) {
   auto executor = exec::select_executor(config.executor);
   if (!executor) return fail(kExitFailed, executor.error().message);
 
-  const std::string id_hex = identity->id.hex();
   Node node(config, args, std::move(*identity), *executor);
   if (auto started = node.start(); !started) {
     node.shutdown();
     return fail(kExitFailed, started.error().message);
   }
-  sd_notifyf(0, "READY=1\nSTATUS=serving as node %s", id_hex.c_str());
+  // READY=1 comes from the node once it is in a pool (ServiceNotifier).
   node.wait_until_stop_requested();
+  // Already sent when a signal or `p2pctl leave` began the departure; not
+  // when a fatal error stops the node. systemd ignores a repeat.
   sd_notify(0, "STOPPING=1\nSTATUS=shutting down");
   node.shutdown();
   if (node.failed()) return fail(kExitFailed, "stopped after a fatal error (see the log above)");

@@ -153,6 +153,41 @@ void Node::on_tick() {
   tick_jobs();
   probe_bootstrap_peers();
   check_leave_done();
+  update_service();
+}
+
+void Node::update_service() {
+  m_service.tick(std::chrono::steady_clock::now());
+  if (m_leaving) return;  // STOPPING=1 was sent
+  // Ready once p2pctl is served (the control server started before the
+  // first tick) and the node is in a pool: it started one, or its join
+  // through a bootstrap peer has completed.
+  const bool member = m_overlay && m_overlay->ring().is_member();
+  if (member && !m_service.is_ready()) {
+    m_service.ready(service_status());
+  } else if (m_ticks % kServiceStatusTicks == 0) {
+    m_service.status(service_status());
+  }
+}
+
+std::string Node::service_status() const {
+  if (!m_overlay || !m_overlay->ring().is_member()) {
+    std::string peers;
+    for (const auto& addr : m_config.bootstrap) peers += (peers.empty() ? "" : ", ") + addr.to_string();
+    return m_ring_started ? "joining the ring through a bootstrap peer"
+                          : fmt::format("waiting for a bootstrap peer to answer ({})", peers);
+  }
+  const auto now = std::chrono::steady_clock::now();
+  std::size_t peers = 0;
+  for (const auto& [id, seen] : m_peers_seen) peers += now - seen.last_seen <= kLearnerFreshness ? 1 : 0;
+  std::string raft = "no Raft leader known";
+  if (m_raft && m_raft->leader()) {
+    raft = *m_raft->leader() == m_identity.id
+               ? fmt::format("Raft leader (term {})", m_raft->term())
+               : fmt::format("leader {} (term {})", m_raft->leader()->short_hex(), m_raft->term());
+  }
+  return fmt::format("in a pool with {} peer{}; {}; {} shard{} running here", peers, peers == 1 ? "" : "s", raft,
+                     m_shard_runs.size(), m_shard_runs.size() == 1 ? "" : "s");
 }
 
 void Node::probe_bootstrap_peers() {
@@ -209,12 +244,18 @@ void Node::wait_for_signal() {
     m_stop_signalled = true;
     log::info(log::Category::node, "received {}, leaving the pool and shutting down (send it again to exit at once)",
               name);
+    m_service.stopping(fmt::format("received {}: leaving the pool", name));
     begin_leave(nullptr);
     wait_for_signal();
   });
 }
 
 void Node::reload_config() {
+  m_service.reloading();
+  struct Reloaded {
+    ServiceNotifier& service;
+    ~Reloaded() { service.reloaded(); }
+  } reloaded{m_service};
   auto parsed = parse_command_line(m_args);
   if (!parsed) {
     log::always(log::Category::config, "SIGHUP: config not reloaded, keeping the running one: {}",

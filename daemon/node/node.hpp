@@ -36,6 +36,7 @@
 #include "daemon/node/blob_transfer.hpp"
 #include "daemon/node/config.hpp"
 #include "daemon/node/identity.hpp"
+#include "daemon/node/service_notifier.hpp"
 #include "daemon/raft/raft.hpp"
 #include "daemon/raft/storage.hpp"
 #include "daemon/raft/voter_policy.hpp"
@@ -72,6 +73,8 @@ inline constexpr std::chrono::milliseconds kRaftCallTimeout{1000};
 inline constexpr std::size_t kMaxRaftCallsInFlight = 1024;
 // Learners: peers heard from within this are replicated to, at most this many.
 inline constexpr std::chrono::seconds kLearnerFreshness{60};
+// How often the STATUS= line systemd shows is brought up to date (1 s).
+inline constexpr std::uint64_t kServiceStatusTicks = 20;
 inline constexpr std::size_t kMaxLearners = 64;
 // A Raft peer that cannot be reached is looked up in the ring (its own id
 // leads to it) at most this often, with at most so many lookups at once.
@@ -178,6 +181,9 @@ class Node final : public control::ControlHandler,
   void reload_config();
   void probe_bootstrap_peers();
   void on_bootstrap_reply(const HostPort& addr, Result<net::PingResult> reply);
+  // systemd: READY=1 once in a pool, a STATUS= line a second, the watchdog.
+  void update_service();
+  [[nodiscard]] std::string service_status() const;
   control::NodeStatus snapshot() const;
 
   // node_chord.cpp: the Chord overlay bound to gRPC (io thread only).
@@ -318,6 +324,7 @@ class Node final : public control::ControlHandler,
   std::uint64_t m_ticks = 0;      // io thread only
   bool m_stopping = false;        // io thread only: shutdown has begun, re-arm nothing
   bool m_stop_signalled = false;  // io thread only: a SIGTERM/SIGINT arrived
+  ServiceNotifier m_service;      // io thread only (and shutdown(), after it)
 
   std::unique_ptr<net::PeerServer> m_peer_server;
   std::unique_ptr<net::PeerClient> m_peer_client;

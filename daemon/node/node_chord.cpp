@@ -321,6 +321,7 @@ void Node::begin_leave(std::function<void(Result<control::LeaveView>)> done) {
   if (done) m_leave_waiters.push_back(std::move(done));
   if (m_leaving) return;
   m_leaving = true;
+  m_service.stopping("leaving the pool");
   if (m_overlay) {
     const bool was_member = m_overlay->ring().is_member();
     const auto handover = m_overlay->leave();  // also stops a join in progress

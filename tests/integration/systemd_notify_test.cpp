@@ -3,11 +3,15 @@
 // NOTIFY_SOCKET datagram socket and reads what p2pd sends.
 #include <catch2/catch.hpp>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
+
+#include <cstring>
 
 #include "tests/support/temp_dir.hpp"
 #include "tests/support/test_daemon.hpp"
@@ -55,14 +59,64 @@ TEST_CASE("systemd notify: READY once serving and STOPPING on SIGTERM", "[integr
   const std::string ready = notify.receive(30s);
   INFO("log: " << read_file(dir.path() / "a.log"));
   REQUIRE_THAT(ready, Catch::Contains("READY=1"));
-  CHECK_THAT(ready, Catch::Contains("STATUS=serving as node "));
+  CHECK_THAT(ready, Catch::Contains("STATUS=in a pool with 0 peers"));
   // READY came after the control socket serves: the very next call answers.
   CHECK(run_command({p2pctl_binary(), "--socket", socket.string(), "status"}).status.exited_with(0));
 
   daemon.send_signal(SIGTERM);
-  const std::string stopping = notify.receive(15s);
+  std::string stopping;
+  for (int i = 0; i < 20 && stopping.find("STOPPING=1") == std::string::npos; ++i) stopping = notify.receive(15s);
   CHECK_THAT(stopping, Catch::Contains("STOPPING=1"));
+  CHECK_THAT(stopping, Catch::Contains("STATUS=received SIGTERM: leaving the pool"));
   const auto status = daemon.wait_for(15s);
+  REQUIRE(status);
+  CHECK(status->exited_with(0));
+}
+
+TEST_CASE("systemd notify: READY waits until the node has joined its pool; the watchdog is fed", "[integration]") {
+  TempDir dir;
+  NotifySocket notify(dir.path() / "notify.sock");
+  // A port nothing listens on yet: the bootstrap peer starts later.
+  const int port = [] {
+    const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t length = sizeof addr;
+    REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+    REQUIRE(::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &length) == 0);
+    ::close(fd);
+    return static_cast<int>(ntohs(addr.sin_port));
+  }();
+  const std::string bootstrap = "127.0.0.1:" + std::to_string(port);
+  const auto socket = dir.path() / "b.sock";
+  ChildProcess joiner({p2pd_binary(), "--config", "/dev/null", "--listen", "127.0.0.1:0", "--control-socket",
+                       socket.string(), "--state-dir", (dir.path() / "b").string(), "--bootstrap", bootstrap},
+                      dir.path() / "b.log", dir.path() / "b.log",
+                      {"NOTIFY_SOCKET=" + (dir.path() / "notify.sock").string(), "WATCHDOG_USEC=1000000"});
+  INFO("log: " << read_file(dir.path() / "b.log"));
+  // Its bootstrap peer does not answer: p2pctl is served, but it is not
+  // ready, says why, and feeds the watchdog every half second.
+  std::string before;
+  const auto until = std::chrono::steady_clock::now() + 3s;
+  while (std::chrono::steady_clock::now() < until) before += notify.receive(200ms) + "\n";
+  CHECK(before.find("READY=1") == std::string::npos);
+  CHECK_THAT(before, Catch::Contains("STATUS=waiting for a bootstrap peer to answer (" + bootstrap + ")"));
+  std::size_t pings = 0;
+  for (auto at = before.find("WATCHDOG=1"); at != std::string::npos; at = before.find("WATCHDOG=1", at + 1)) ++pings;
+  CHECK(pings >= 3);
+  CHECK(run_command({p2pctl_binary(), "--socket", socket.string(), "status"}).status.exited_with(0));
+
+  // The bootstrap peer comes up: the joiner joins, then is ready.
+  ChildProcess founder({p2pd_binary(), "--config", "/dev/null", "--listen", bootstrap, "--control-socket",
+                        (dir.path() / "a.sock").string(), "--state-dir", (dir.path() / "a").string()},
+                       dir.path() / "a.log", dir.path() / "a.log");
+  std::string ready;
+  for (int i = 0; i < 400 && ready.find("READY=1") == std::string::npos; ++i) ready = notify.receive(30s);
+  REQUIRE_THAT(ready, Catch::Contains("READY=1"));
+  CHECK_THAT(ready, Catch::Contains("STATUS=in a pool with 1 peer;"));
+  joiner.send_signal(SIGTERM);
+  const auto status = joiner.wait_for(15s);
   REQUIRE(status);
   CHECK(status->exited_with(0));
 }
