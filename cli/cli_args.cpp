@@ -59,8 +59,9 @@ Commands:
   help [COMMAND]    this help, or a command's arguments and --json fields
 
 Options:
-  --socket PATH     p2pd's control socket (env P2PD_SOCKET; default
-                    /run/p2pd/p2pd.sock as root, else $XDG_RUNTIME_DIR/p2pd.sock)
+  --socket PATH     p2pd's control socket (env P2PD_SOCKET; default: your own
+                    p2pd's, $XDG_RUNTIME_DIR/p2pd.sock, when it runs, else the
+                    system service's, /run/p2pd/p2pd.sock)
   --json            machine output: one JSON document on stdout
   --timeout SECONDS give up on p2pd after this long (default 30)
   -h, --help        this help
@@ -133,7 +134,7 @@ Result<CliArgs> parse_cli_args(const std::vector<std::string>& args) {
   } else if (const char* env = std::getenv("P2PD_SOCKET"); env != nullptr && env[0] != '\0') {
     out.global.socket = env;
   } else {
-    out.global.socket = default_control_socket();
+    out.global.socket = default_client_socket();
   }
   if (out.action == CliArgs::Action::run && out.command.empty()) {
     return make_error(ErrorCode::invalid_argument, "no command given (see p2pctl --help)");

@@ -17,6 +17,7 @@ namespace p2pd::log {
 namespace {
 
 std::atomic<Level> g_level{Level::info};
+std::atomic<Format> g_format{Format::text};
 std::atomic<bool> g_journal{false};
 std::mutex g_write_mutex;
 
@@ -42,7 +43,39 @@ bool stderr_is_journal() {
   return dev == static_cast<unsigned long long>(st.st_dev) && ino == static_cast<unsigned long long>(st.st_ino);
 }
 
+// A JSON string's body; `text` is one line already (no newlines).
+std::string json_escaped(std::string_view text) {
+  std::string out;
+  out.reserve(text.size());
+  for (const char ch : text) {
+    const auto c = static_cast<unsigned char>(ch);
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += ch;
+    } else if (c < 0x20) {
+      out += fmt::format("\\u{:04x}", c);
+    } else {
+      out += ch;
+    }
+  }
+  return out;
+}
+
 }  // namespace
+
+std::optional<Format> parse_format(std::string_view text) {
+  if (text == "text") return Format::text;
+  if (text == "json") return Format::json;
+  return std::nullopt;
+}
+
+std::string_view to_string(Format format) {
+  return format == Format::json ? "json" : "text";
+}
+
+void set_format(Format format) {
+  g_format.store(format, std::memory_order_relaxed);
+}
 
 std::optional<Level> parse_level(std::string_view text) {
   if (text == "trace") return Level::trace;
@@ -97,18 +130,27 @@ void init_from_environment(std::string_view /*program*/) {
 
 void write(Level level, Category category, std::string_view raw_message) {
   const std::string message = one_line(raw_message);
-  std::string line;
-  if (g_journal.load(std::memory_order_relaxed)) {
-    line = fmt::format("<{}>{}: {}\n", syslog_priority(level), to_string(category), message);
-  } else {
+  const bool journal = g_journal.load(std::memory_order_relaxed);
+  auto timestamp = [] {
     const auto now = std::chrono::system_clock::now();
     const auto secs = std::chrono::system_clock::to_time_t(now);
     const auto millis = std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count() % 1000;
     std::tm tm{};
     gmtime_r(&secs, &tm);
-    line = fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z {:<5} {}: {}\n", tm.tm_year + 1900, tm.tm_mon + 1,
-                       tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, millis, to_string(level), to_string(category),
-                       message);
+    return fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
+                       tm.tm_hour, tm.tm_min, tm.tm_sec, millis);
+  };
+  std::string line;
+  if (g_format.load(std::memory_order_relaxed) == Format::json) {
+    // A shipper parses the time from the record, so it stays even under
+    // journald; the priority prefix keeps the journal's levels right.
+    line = fmt::format("{}{{\"time\":\"{}\",\"level\":\"{}\",\"category\":\"{}\",\"message\":\"{}\"}}\n",
+                       journal ? fmt::format("<{}>", syslog_priority(level)) : std::string(), timestamp(),
+                       to_string(level), to_string(category), json_escaped(message));
+  } else if (journal) {
+    line = fmt::format("<{}>{}: {}\n", syslog_priority(level), to_string(category), message);
+  } else {
+    line = fmt::format("{} {:<5} {}: {}\n", timestamp(), to_string(level), to_string(category), message);
   }
   std::lock_guard lock(g_write_mutex);
   std::fwrite(line.data(), 1, line.size(), stderr);

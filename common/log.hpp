@@ -12,11 +12,18 @@
 namespace p2pd::log {
 
 enum class Level { trace = 0, debug, info, warn, error };
+// text: "TIME LEVEL category: message"; json: one object per line
+// ({"time", "level", "category", "message"}) for log shippers.
+enum class Format { text, json };
 enum class Category { node, control, net, exec, config, chord, raft, sched, store, nat, trace };
 
 std::optional<Level> parse_level(std::string_view text);
 std::string_view to_string(Level level);
 std::string_view to_string(Category category);
+
+std::optional<Format> parse_format(std::string_view text);
+std::string_view to_string(Format format);
+void set_format(Format format);
 
 void set_level(Level level);
 Level level();

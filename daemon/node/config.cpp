@@ -38,7 +38,10 @@ OptionGroups make_options() {
       ("config", po::value<std::string>()->value_name("FILE"),
        "INI-style config file with the same keys as the long options (default: /etc/p2pd/p2pd.conf if present)")
       ("log-level", po::value<std::string>()->value_name("LEVEL"),
-       "trace|debug|info|warn|error (default: info); SIGHUP re-reads it");
+       "trace|debug|info|warn|error (default: info); SIGHUP re-reads it")
+      ("log-format", po::value<std::string>()->value_name("text|json"),
+       "text lines, or one JSON object per line for log shippers (default: text);\n"
+       "SIGHUP re-reads it");
   g.network.add_options()
       ("listen", po::value<std::string>()->value_name("HOST:PORT"),
        "peer RPC address (TCP); port 0 picks a free one (default: 0.0.0.0:7420)")
@@ -51,11 +54,12 @@ OptionGroups make_options() {
        "a STUN server (RFC 8489) to learn the public address; repeatable");
   g.control.add_options()
       ("control-socket", po::value<std::string>()->value_name("PATH"),
-       "the local gRPC unix socket p2pctl uses (default: /run/p2pd/p2pd.sock as root, "
-       "else $XDG_RUNTIME_DIR/p2pd.sock)");
+       "the local gRPC unix socket p2pctl uses (default: $RUNTIME_DIRECTORY/p2pd.sock "
+       "under systemd, /run/p2pd/p2pd.sock as root, else $XDG_RUNTIME_DIR/p2pd.sock)");
   g.storage.add_options()
       ("state-dir", po::value<std::string>()->value_name("DIR"),
-       "node identity, Raft log, blobs, traces (default: /var/lib/p2pd as root, else ~/.local/state/p2pd)")
+       "node identity, Raft log, blobs, traces (default: $STATE_DIRECTORY under systemd, "
+       "/var/lib/p2pd as root, else ~/.local/state/p2pd)")
       ("store-capacity", po::value<std::string>()->value_name("MIB"),
        "disk space for job data (input and output chunks) under STATE_DIR/blobs;\n"
        "past it the least recently used chunks go (default: 10240)")
@@ -154,6 +158,10 @@ Result<void> apply_value(NodeConfig& config, const std::string& key, const std::
       config.executor = ExecutorChoice::cpu;
     else
       return fail(make_error(ErrorCode::invalid_argument, "'{}' is not one of auto, cuda, cpu", value));
+  } else if (key == "log-format") {
+    auto format = log::parse_format(value);
+    if (!format) return fail(make_error(ErrorCode::invalid_argument, "'{}' is not one of text, json", value));
+    config.log_format = *format;
   } else if (key == "log-level") {
     auto level = log::parse_level(value);
     if (!level) {
@@ -255,7 +263,7 @@ Result<ParsedCommandLine> parse_command_line(const std::vector<std::string>& arg
 }
 
 ReloadPlan plan_reload(const NodeConfig& running, const NodeConfig& reread) {
-  ReloadPlan plan{reread.log_level, {}};
+  ReloadPlan plan{reread.log_level, reread.log_format, {}};
   if (running.listen != reread.listen) plan.need_restart.emplace_back("listen");
   if (running.advertise != reread.advertise) plan.need_restart.emplace_back("advertise");
   if (running.bootstrap != reread.bootstrap) plan.need_restart.emplace_back("bootstrap");

@@ -32,6 +32,7 @@ struct NodeConfig {
   std::uint32_t store_capacity_mib = 10240;
   std::uint32_t trace_capacity_mib = 64;
   log::Level log_level = log::Level::info;
+  log::Format log_format = log::Format::text;
   // Raft (etcd's defaults): heartbeat, and the election timeout, randomized
   // per term up to twice this.
   std::uint32_t raft_heartbeat_ms = 100;
@@ -61,6 +62,7 @@ Result<ParsedCommandLine> parse_command_line(const std::vector<std::string>& arg
 // Which options SIGHUP can apply at run time; the rest need a restart.
 struct ReloadPlan {
   log::Level log_level;
+  log::Format log_format;
   std::vector<std::string> need_restart;  // option names whose value changed
 };
 ReloadPlan plan_reload(const NodeConfig& running, const NodeConfig& reread);

@@ -39,6 +39,7 @@ int run(const std::vector<std::string>& args) {
   }
   NodeConfig config = std::move(parsed->config);
   log::set_level(config.log_level);
+  log::set_format(config.log_format);
   if (config.config_file) log::info(log::Category::config, "read {}", config.config_file->string());
 
   auto lock = StateDirLock::acquire(config.state_dir);

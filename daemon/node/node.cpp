@@ -268,6 +268,11 @@ void Node::reload_config() {
     m_config.log_level = plan.log_level;
     log::always(log::Category::config, "SIGHUP: log-level is now {}", log::to_string(plan.log_level));
   }
+  if (plan.log_format != m_config.log_format) {
+    log::set_format(plan.log_format);
+    m_config.log_format = plan.log_format;
+    log::always(log::Category::config, "SIGHUP: log-format is now {}", log::to_string(plan.log_format));
+  }
   for (const auto& option : plan.need_restart) {
     log::always(log::Category::config, "SIGHUP: '{}' changed; it takes effect after a restart", option);
   }

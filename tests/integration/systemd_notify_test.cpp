@@ -1,6 +1,8 @@
-// p2pd under systemd (Type=notify): READY=1 only once p2pctl gets answers,
-// STOPPING=1 on SIGTERM. The test plays systemd's part: it owns the
-// NOTIFY_SOCKET datagram socket and reads what p2pd sends.
+// p2pd under systemd (Type=notify): READY=1 only once p2pctl gets answers
+// and the node is in a pool, STOPPING=1 on SIGTERM, the watchdog fed; and
+// its log lines as journald and log shippers want them. The tests play
+// systemd's part: they own the NOTIFY_SOCKET datagram socket and read what
+// p2pd sends, and set JOURNAL_STREAM as systemd does.
 #include <catch2/catch.hpp>
 
 #include <arpa/inet.h>
@@ -11,7 +13,15 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <sys/stat.h>
+
 #include <cstring>
+#include <fstream>
+#include <regex>
+#include <sstream>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
 
 #include "tests/support/temp_dir.hpp"
 #include "tests/support/test_daemon.hpp"
@@ -119,4 +129,68 @@ TEST_CASE("systemd notify: READY waits until the node has joined its pool; the w
   const auto status = joiner.wait_for(15s);
   REQUIRE(status);
   CHECK(status->exited_with(0));
+}
+
+namespace {
+
+// Runs p2pd until p2pctl gets an answer, then SIGTERM; its stderr's lines.
+std::vector<std::string> log_lines_of_a_run(const TempDir& dir, const std::string& name,
+                                            const std::vector<std::string>& extra_args, bool journal) {
+  const auto log = dir.path() / (name + ".log");
+  std::ofstream(log).close();
+  std::vector<std::string> env;
+  if (journal) {
+    struct stat st {};
+    REQUIRE(::stat(log.c_str(), &st) == 0);  // systemd names the stream by device and inode
+    env.push_back(fmt::format("JOURNAL_STREAM={}:{}", st.st_dev, st.st_ino));
+  }
+  const auto socket = dir.path() / (name + ".sock");
+  std::vector<std::string> argv{p2pd_binary(),   "--config",    "/dev/null",
+                                "--listen",      "127.0.0.1:0", "--control-socket",
+                                socket.string(), "--state-dir", (dir.path() / name).string()};
+  argv.insert(argv.end(), extra_args.begin(), extra_args.end());
+  ChildProcess daemon(argv, log, log, env);
+  CHECK(eventually(
+      [&] {
+        return run_command({p2pctl_binary(), "--socket", socket.string(), "status"}).status.exited_with(0);
+      },
+      30s));
+  daemon.send_signal(SIGTERM);
+  const auto status = daemon.wait_for(15s);
+  REQUIRE(status);
+  CHECK(status->exited_with(0));
+  std::vector<std::string> lines;
+  std::istringstream in(read_file(log));
+  for (std::string line; std::getline(in, line);) lines.push_back(line);
+  return lines;
+}
+
+}  // namespace
+
+TEST_CASE("logs: journald gets priorities and no second timestamp; --log-format json is one object a line",
+          "[integration]") {
+  TempDir dir;
+  // Under journald: "<N>category: message", N the syslog priority.
+  const auto journal = log_lines_of_a_run(dir, "journal", {}, true);
+  REQUIRE(journal.size() >= 3);
+  const std::regex journal_line(R"(<[3467]>(node|control|net|exec|config|chord|raft|sched|store|nat|trace): .+)");
+  for (const auto& line : journal) {
+    INFO(line);
+    CHECK(std::regex_match(line, journal_line));
+  }
+  // JSON for log shippers: every line an object with the four fields.
+  const auto json_lines = log_lines_of_a_run(dir, "json", {"--log-format", "json"}, false);
+  REQUIRE(json_lines.size() >= 3);
+  bool saw_stopped = false;
+  for (const auto& line : json_lines) {
+    INFO(line);
+    const auto record = nlohmann::json::parse(line, nullptr, false);
+    REQUIRE(record.is_object());
+    CHECK(record.size() == 4);
+    CHECK(std::regex_match(record.value("time", ""), std::regex(R"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z)")));
+    CHECK(std::regex_match(record.value("level", ""), std::regex("trace|debug|info|warn|error")));
+    CHECK_FALSE(record.value("category", "").empty());
+    saw_stopped = saw_stopped || record.value("message", "") == "stopped";
+  }
+  CHECK(saw_stopped);
 }

@@ -1,6 +1,8 @@
 #include <catch2/catch.hpp>
 
+#include <cstdlib>
 #include <fstream>
+#include <optional>
 
 #include <unistd.h>
 
@@ -26,6 +28,58 @@ std::filesystem::path write_config(const test::TempDir& dir, const std::string& 
 
 }  // namespace
 
+// Sets an environment variable for one scope, then puts back what was there.
+class ScopedEnv {
+ public:
+  ScopedEnv(std::string name, const char* value) : m_name(std::move(name)) {
+    if (const char* old = std::getenv(m_name.c_str())) m_old = old;
+    if (value != nullptr) {
+      ::setenv(m_name.c_str(), value, 1);
+    } else {
+      ::unsetenv(m_name.c_str());
+    }
+  }
+  ~ScopedEnv() {
+    if (m_old) {
+      ::setenv(m_name.c_str(), m_old->c_str(), 1);
+    } else {
+      ::unsetenv(m_name.c_str());
+    }
+  }
+  ScopedEnv(const ScopedEnv&) = delete;
+  ScopedEnv& operator=(const ScopedEnv&) = delete;
+
+ private:
+  std::string m_name;
+  std::optional<std::string> m_old;
+};
+
+TEST_CASE("under systemd the unit's directories are the defaults", "[unit][config]") {
+  ScopedEnv runtime("RUNTIME_DIRECTORY", "/run/p2pd:/run/other");
+  ScopedEnv state("STATE_DIRECTORY", "/var/lib/p2pd");
+  ScopedEnv config("CONFIGURATION_DIRECTORY", "/etc/p2pd");
+  CHECK(default_control_socket() == "/run/p2pd/p2pd.sock");  // the first of several
+  CHECK(default_state_dir() == "/var/lib/p2pd");
+  CHECK(default_config_file() == "/etc/p2pd/p2pd.conf");
+  ScopedEnv relative("STATE_DIRECTORY", "var/lib/p2pd");  // not absolute: ignored
+  CHECK(default_state_dir() != "var/lib/p2pd");
+}
+
+TEST_CASE("p2pctl finds the system service's socket when the user runs no daemon", "[unit][config]") {
+  test::TempDir dir;
+  const auto system_socket = dir.path() / "system" / "p2pd.sock";
+  const auto own = dir.path() / "user" / "p2pd.sock";
+  std::filesystem::create_directories(system_socket.parent_path());
+  std::filesystem::create_directories(own.parent_path());
+  // Neither exists: the user's own, so an error names it.
+  CHECK(choose_client_socket(own, system_socket) == own);
+  std::ofstream(system_socket) << "";
+  CHECK(choose_client_socket(own, system_socket) == system_socket);
+  std::ofstream(own) << "";  // the user's own daemon runs: it wins
+  CHECK(choose_client_socket(own, system_socket) == own);
+  CHECK(choose_client_socket(system_socket, system_socket) == system_socket);  // root: the same one
+}
+
 TEST_CASE("defaults follow the contract", "[unit][config]") {
   auto parsed = parse({"--config", "/dev/null"});
   REQUIRE(parsed);
@@ -35,6 +89,11 @@ TEST_CASE("defaults follow the contract", "[unit][config]") {
   CHECK(c.bootstrap.empty());
   CHECK(c.executor == ExecutorChoice::automatic);
   CHECK(c.log_level == log::Level::info);
+  CHECK(c.log_format == log::Format::text);
+  auto json_logs = parse({"--config", "/dev/null", "--log-format", "json"});
+  REQUIRE(json_logs);
+  CHECK(json_logs->config.log_format == log::Format::json);
+  CHECK_FALSE(parse({"--config", "/dev/null", "--log-format", "xml"}));
   CHECK(c.control_socket == default_control_socket());
   CHECK(c.state_dir == default_state_dir());
   if (::geteuid() == 0) {
@@ -144,10 +203,12 @@ TEST_CASE("SIGHUP applies the log level and names what needs a restart", "[unit]
   NodeConfig running;
   NodeConfig reread = running;
   reread.log_level = log::Level::debug;
+  reread.log_format = log::Format::json;
   reread.listen = HostPort{"127.0.0.1", 1};
   reread.executor = ExecutorChoice::cpu;
   const ReloadPlan plan = plan_reload(running, reread);
   CHECK(plan.log_level == log::Level::debug);
+  CHECK(plan.log_format == log::Format::json);
   CHECK(plan.need_restart == std::vector<std::string>{"listen", "executor"});
   CHECK(plan_reload(running, running).need_restart.empty());
 }
