@@ -13,6 +13,8 @@ packages=(
   libfmt-dev nlohmann-json3-dev libopenblas-dev libsystemd-dev libssl-dev
   # tests
   catch2 python3 procps
+  # the package check (scripts/check-package.sh): systemd-analyze, -sysusers, -tmpfiles; dpkg-shlibdeps
+  systemd dpkg-dev
   # lint (the lint:clang-format test)
   clang-format
 )

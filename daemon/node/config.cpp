@@ -40,13 +40,13 @@ OptionGroups make_options() {
       ("log-level", po::value<std::string>()->value_name("LEVEL"),
        "trace|debug|info|warn|error (default: info); SIGHUP re-reads it")
       ("log-format", po::value<std::string>()->value_name("text|json"),
-       "text lines, or one JSON object per line for log shippers (default: text);\n"
+       "text lines, or one JSON object per line for log shippers (default: text); "
        "SIGHUP re-reads it");
   g.network.add_options()
       ("listen", po::value<std::string>()->value_name("HOST:PORT"),
        "peer RPC address (TCP); port 0 picks a free one (default: 0.0.0.0:7420)")
       ("advertise", po::value<std::string>()->value_name("HOST:PORT"),
-       "address peers reach this node at (default: the --listen address; a wildcard\n"
+       "address peers reach this node at (default: the --listen address; a wildcard "
        "listen address is announced as the primary interface's address)")
       ("bootstrap", po::value<std::vector<std::string>>()->value_name("HOST:PORT"),
        "a peer of the pool to join; repeatable. None: start a new pool")
@@ -61,29 +61,29 @@ OptionGroups make_options() {
        "node identity, Raft log, blobs, traces (default: $STATE_DIRECTORY under systemd, "
        "/var/lib/p2pd as root, else ~/.local/state/p2pd)")
       ("store-capacity", po::value<std::string>()->value_name("MIB"),
-       "disk space for job data (input and output chunks) under STATE_DIR/blobs;\n"
+       "disk space for job data (input and output chunks) under STATE_DIR/blobs; "
        "past it the least recently used chunks go (default: 10240)")
       ("trace-capacity", po::value<std::string>()->value_name("MIB"),
-       "disk space for this node's causal trace under STATE_DIR/traces;\n"
+       "disk space for this node's causal trace under STATE_DIR/traces; "
        "past it the oldest events go; 0 turns tracing off (default: 64)");
   g.execution.add_options()
       ("executor", po::value<std::string>()->value_name("auto|cuda|cpu"),
        "where shards run; auto uses a GPU when one works (default: auto)")
       ("cpu-threads", po::value<std::string>()->value_name("N"),
-       "threads a CPU shard and a result check may use;\n"
+       "threads a CPU shard and a result check may use; "
        "fewer leave cores to the machine's owner; 0: every core (default: 0)");
   g.raft.add_options()
       ("raft-heartbeat", po::value<std::string>()->value_name("MS"),
        "how often the leader tells followers it is alive (default: 100)")
       ("raft-election-timeout", po::value<std::string>()->value_name("MS"),
-       "silence after which a voter campaigns, randomized up to twice this;\n"
+       "silence after which a voter campaigns, randomized up to twice this; "
        "at least 5 heartbeats (default: 1000)")
       ("raft-voters", po::value<std::string>()->value_name("N"),
        "voters the leader keeps among reachable peers; the others are learners (default: 5)")
       ("raft-voter-timeout", po::value<std::string>()->value_name("SECONDS"),
        "a voter silent this long is replaced by another peer (default: 30)")
       ("raft-snapshot-entries", po::value<std::string>()->value_name("N"),
-       "snapshot the job table and drop the log before it every N applied entries\n"
+       "snapshot the job table and drop the log before it every N applied entries "
        "(default: 4096)");
   // clang-format on
   g.all.add(g.general).add(g.network).add(g.control).add(g.storage).add(g.execution).add(g.raft);
