@@ -36,7 +36,7 @@ std::string probe_socket(const std::filesystem::path& path) {
 // Without XDG_RUNTIME_DIR the default socket lives in /tmp/p2pd-UID, a name
 // any local user could create first and serve a fake daemon from.
 Result<void> check_fallback_dir(const std::filesystem::path& socket) {
-  if (socket != default_control_socket() || !socket.string().starts_with("/tmp/")) return {};
+  if (socket != default_client_socket() || !socket.string().starts_with("/tmp/")) return {};
   struct stat st {};
   const auto dir = socket.parent_path();
   if (::stat(dir.c_str(), &st) != 0) return {};  // absent: the call will say no daemon runs

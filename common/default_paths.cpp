@@ -26,15 +26,20 @@ std::filesystem::path home_dir() {
   return "/";
 }
 
-}  // namespace
-
-std::filesystem::path default_control_socket() {
-  if (auto runtime = systemd_directory("RUNTIME_DIRECTORY"); !runtime.empty()) return runtime / "p2pd.sock";
+// The socket of a p2pd this user starts by hand (as root: the system one).
+std::filesystem::path user_control_socket() {
   if (geteuid() == 0) return kSystemControlSocket;
   if (const char* runtime = std::getenv("XDG_RUNTIME_DIR"); runtime != nullptr && runtime[0] == '/') {
     return std::filesystem::path(runtime) / "p2pd.sock";
   }
   return std::filesystem::path("/tmp") / ("p2pd-" + std::to_string(getuid())) / "p2pd.sock";
+}
+
+}  // namespace
+
+std::filesystem::path default_control_socket() {
+  if (auto runtime = systemd_directory("RUNTIME_DIRECTORY"); !runtime.empty()) return runtime / "p2pd.sock";
+  return user_control_socket();
 }
 
 std::filesystem::path default_state_dir() {
@@ -52,7 +57,9 @@ std::filesystem::path default_config_file() {
 }
 
 std::filesystem::path default_client_socket() {
-  return choose_client_socket(default_control_socket(), kSystemControlSocket);
+  // Not $RUNTIME_DIRECTORY: p2pctl run from some other unit would look in
+  // that unit's directory.
+  return choose_client_socket(user_control_socket(), kSystemControlSocket);
 }
 
 std::filesystem::path choose_client_socket(const std::filesystem::path& own,

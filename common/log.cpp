@@ -43,25 +43,60 @@ bool stderr_is_journal() {
   return dev == static_cast<unsigned long long>(st.st_dev) && ino == static_cast<unsigned long long>(st.st_ino);
 }
 
-// A JSON string's body; `text` is one line already (no newlines).
-std::string json_escaped(std::string_view text) {
+// The length of the well-formed UTF-8 sequence at text[i] (RFC 3629 §4:
+// no overlong forms, no surrogates, nothing past U+10FFFF), or 0.
+std::size_t utf8_sequence_length(std::string_view text, std::size_t i) {
+  const auto byte = [&](std::size_t k) { return static_cast<unsigned char>(text[k]); };
+  const unsigned char lead = byte(i);
+  std::size_t length = 0;
+  unsigned char low = 0x80, high = 0xBF;  // the second byte's range
+  if (lead >= 0xC2 && lead <= 0xDF) {
+    length = 2;
+  } else if (lead >= 0xE0 && lead <= 0xEF) {
+    length = 3;
+    if (lead == 0xE0) low = 0xA0;
+    if (lead == 0xED) high = 0x9F;
+  } else if (lead >= 0xF0 && lead <= 0xF4) {
+    length = 4;
+    if (lead == 0xF0) low = 0x90;
+    if (lead == 0xF4) high = 0x8F;
+  } else {
+    return 0;
+  }
+  if (i + length > text.size() || byte(i + 1) < low || byte(i + 1) > high) return 0;
+  for (std::size_t k = 2; k < length; ++k) {
+    if (byte(i + k) < 0x80 || byte(i + k) > 0xBF) return 0;
+  }
+  return length;
+}
+
+}  // namespace
+
+std::string json_string_body(std::string_view text) {
   std::string out;
   out.reserve(text.size());
-  for (const char ch : text) {
-    const auto c = static_cast<unsigned char>(ch);
-    if (c == '"' || c == '\\') {
-      out += '\\';
-      out += ch;
-    } else if (c < 0x20) {
-      out += fmt::format("\\u{:04x}", c);
+  for (std::size_t i = 0; i < text.size();) {
+    const auto c = static_cast<unsigned char>(text[i]);
+    if (c < 0x80) {
+      if (c == '"' || c == '\\') {
+        out += '\\';
+        out += static_cast<char>(c);
+      } else if (c < 0x20 || c == 0x7F) {
+        out += fmt::format("\\u{:04x}", c);
+      } else {
+        out += static_cast<char>(c);
+      }
+      ++i;
+    } else if (const std::size_t length = utf8_sequence_length(text, i); length != 0) {
+      out.append(text.substr(i, length));
+      i += length;
     } else {
-      out += ch;
+      out += "\\ufffd";  // not UTF-8 (a peer's bytes, say): a shipper would reject the record
+      ++i;
     }
   }
   return out;
 }
-
-}  // namespace
 
 std::optional<Format> parse_format(std::string_view text) {
   if (text == "text") return Format::text;
@@ -146,7 +181,7 @@ void write(Level level, Category category, std::string_view raw_message) {
     // journald; the priority prefix keeps the journal's levels right.
     line = fmt::format("{}{{\"time\":\"{}\",\"level\":\"{}\",\"category\":\"{}\",\"message\":\"{}\"}}\n",
                        journal ? fmt::format("<{}>", syslog_priority(level)) : std::string(), timestamp(),
-                       to_string(level), to_string(category), json_escaped(message));
+                       to_string(level), to_string(category), json_string_body(message));
   } else if (journal) {
     line = fmt::format("<{}>{}: {}\n", syslog_priority(level), to_string(category), message);
   } else {

@@ -5,6 +5,7 @@
 // levels and does not show two timestamps.
 
 #include <optional>
+#include <string>
 #include <string_view>
 
 #include <fmt/format.h>
@@ -33,6 +34,10 @@ bool enabled(Level level);
 void init_from_environment(std::string_view program);
 
 void write(Level level, Category category, std::string_view message);
+
+// `text` as the inside of a JSON string: quotes, backslashes and control
+// characters escaped, bytes that are not UTF-8 replaced by U+FFFD.
+std::string json_string_body(std::string_view text);
 
 // For what an operator asked for and must see whatever the level (e.g. the
 // result of a SIGHUP): written at info priority, never filtered.

@@ -192,7 +192,8 @@ class Node final : public control::ControlHandler,
   void send_chord(chord::Outgoing out);
   // The trace's name for an outgoing Chord message, or empty when it is
   // routine (lookups, stabilization) and goes unrecorded.
-  std::string chord_send_name(const chord::Outgoing& out);
+  // Also remembers the successor notified, so later notifies go unrecorded.
+  std::string traced_chord_send_name(const chord::Outgoing& out);
   void note_ring_changes();
   void note_peer(const NodeId& id, const std::string& addr, const std::string& executor);
   void run_operation(std::uint64_t operation_id, std::function<void(chord::OperationResult)> done);
@@ -324,7 +325,7 @@ class Node final : public control::ControlHandler,
   std::uint64_t m_ticks = 0;      // io thread only
   bool m_stopping = false;        // io thread only: shutdown has begun, re-arm nothing
   bool m_stop_signalled = false;  // io thread only: a SIGTERM/SIGINT arrived
-  ServiceNotifier m_service;      // io thread only (and shutdown(), after it)
+  ServiceNotifier m_service;      // io thread only
 
   std::unique_ptr<net::PeerServer> m_peer_server;
   std::unique_ptr<net::PeerClient> m_peer_client;
@@ -370,6 +371,10 @@ class Node final : public control::ControlHandler,
   std::set<NodeId> m_departing;                   // leader: voters that said they leave, to remove next
   bool m_leave_notice_pending = false;            // leaving: the leader has not yet been told
   bool m_raft_failed = false;                     // storage failed: the core is no longer driven
+  // The last Raft send recorded in the trace, per peer: a repeat (the same
+  // pre-vote every election timeout from a cut-off node, a snapshot's first
+  // chunk every heartbeat until it is answered) is not recorded again.
+  std::map<NodeId, std::string> m_last_traced_raft_send;
   raft::Term m_logged_term = 0;
   std::optional<NodeId> m_logged_leader;
   std::string m_logged_role;

@@ -128,7 +128,7 @@ void Node::note_ring_changes() {
   }
 }
 
-std::string Node::chord_send_name(const chord::Outgoing& out) {
+std::string Node::traced_chord_send_name(const chord::Outgoing& out) {
   // Routine traffic (lookups, stabilization rounds, key sync) would flood
   // the trace; what changes the ring is recorded: the first notify to a new
   // successor (it makes us its predecessor: a join, §4.6) and a departure.
@@ -155,7 +155,7 @@ void Node::send_chord(chord::Outgoing out) {
   const auto request = net::encode_request(m_chord_self, std::string(exec::to_string(m_executor.kind)), out.message);
   std::string stamp;
   if (m_tracer) {
-    if (const std::string name = chord_send_name(out); !name.empty()) stamp = m_tracer->on_send(name);
+    if (const std::string name = traced_chord_send_name(out); !name.empty()) stamp = m_tracer->on_send(name);
   }
   ++m_chord_calls_in_flight;
   m_peer_client->chord_call(

@@ -110,6 +110,7 @@ void Node::pump_raft() {
                  "leaders",
                  saved.error().message);
       m_raft_failed = true;
+      m_service.stopping("stopping: Raft state cannot be persisted");
       request_stop();
       return;
     }
@@ -126,6 +127,7 @@ void Node::pump_raft() {
         log::error(log::Category::raft, "the leader's snapshot at index {} is unreadable ({}); stopping",
                    ready.snapshot->index, table.error().message);
         m_raft_failed = true;
+        m_service.stopping("stopping: the leader's snapshot is unreadable");
         request_stop();
         return;
       }
@@ -209,8 +211,12 @@ void Node::send_raft(raft::Envelope envelope) {
   const auto message = net::encode_raft(m_identity.id, raft_self_addr(), envelope.to, envelope.message);
   std::string stamp;
   if (m_tracer) {
-    if (const std::string name = raft_send_name(envelope.message); !name.empty()) {
-      stamp = m_tracer->on_send(fmt::format("{} ({})", name, envelope.to.short_hex()));
+    if (std::string name = raft_send_name(envelope.message); !name.empty()) {
+      if (m_last_traced_raft_send.size() >= kMaxPeersRemembered) m_last_traced_raft_send.clear();
+      if (std::string& last = m_last_traced_raft_send[envelope.to]; last != name) {
+        stamp = m_tracer->on_send(fmt::format("{} ({})", name, envelope.to.short_hex()));
+        last = std::move(name);
+      }
     }
   }
   m_peer_client->raft_step(

@@ -41,6 +41,10 @@ void ServiceNotifier::status(std::string_view status) {
 }
 
 void ServiceNotifier::reloading() {
+  // Not before READY=1 (it would end the start-up early) nor after
+  // STOPPING=1: systemd knows no reload in those states.
+  if (!m_ready || m_stopping) return;
+  m_reloading = true;
   // MONOTONIC_USEC: systemd 253 and later match a reload to it.
   timespec now{};
   clock_gettime(CLOCK_MONOTONIC, &now);
@@ -49,7 +53,9 @@ void ServiceNotifier::reloading() {
 }
 
 void ServiceNotifier::reloaded() {
-  send("READY=1\nSTATUS=" + m_status);
+  if (!m_reloading) return;
+  m_reloading = false;
+  if (!m_stopping) send("READY=1\nSTATUS=" + m_status);
 }
 
 void ServiceNotifier::stopping(std::string_view status) {

@@ -23,6 +23,7 @@ class ServiceNotifier {
   [[nodiscard]] bool is_ready() const { return m_ready; }
   // A new one-line state; nothing is sent when it did not change.
   void status(std::string_view status);
+  // Around a SIGHUP's reload, once ready and until stopping.
   void reloading();
   void reloaded();
   // Sent once; later calls do nothing.
@@ -37,6 +38,7 @@ class ServiceNotifier {
 
   bool m_ready = false;
   bool m_stopping = false;
+  bool m_reloading = false;
   std::string m_status;
   std::optional<Clock::duration> m_watchdog_interval;
   Clock::time_point m_last_ping{};

@@ -67,7 +67,7 @@ TEST_CASE("systemd notify: READY once serving and STOPPING on SIGTERM", "[integr
                       dir.path() / "a.log", dir.path() / "a.log",
                       {"NOTIFY_SOCKET=" + (dir.path() / "notify.sock").string()});
   const std::string ready = notify.receive(30s);
-  INFO("log: " << read_file(dir.path() / "a.log"));
+  INFO("log: " << read_file(dir.path() / "a.log"));  // read now: what it logged until READY, or 30 s
   REQUIRE_THAT(ready, Catch::Contains("READY=1"));
   CHECK_THAT(ready, Catch::Contains("STATUS=in a pool with 0 peers"));
   // READY came after the control socket serves: the very next call answers.
@@ -86,17 +86,24 @@ TEST_CASE("systemd notify: READY once serving and STOPPING on SIGTERM", "[integr
 TEST_CASE("systemd notify: READY waits until the node has joined its pool; the watchdog is fed", "[integration]") {
   TempDir dir;
   NotifySocket notify(dir.path() / "notify.sock");
-  // A port nothing listens on yet: the bootstrap peer starts later.
+  // A port nothing listens on yet: the bootstrap peer starts later. Below
+  // the ephemeral range (32768 and up), so no other test's connection takes
+  // it meanwhile, nor can the joiner's own dial be given it as its source
+  // port (a TCP self-connect).
   const int port = [] {
-    const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t length = sizeof addr;
-    REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
-    REQUIRE(::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &length) == 0);
-    ::close(fd);
-    return static_cast<int>(ntohs(addr.sin_port));
+    for (int candidate = 20000 + static_cast<int>(::getpid() % 10000), tries = 0; tries < 200;
+         ++tries, candidate = 20000 + (candidate - 20000 + 37) % 12000) {
+      const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+      sockaddr_in addr{};
+      addr.sin_family = AF_INET;
+      addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+      addr.sin_port = htons(static_cast<std::uint16_t>(candidate));
+      const bool free = ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
+      ::close(fd);
+      if (free) return candidate;
+    }
+    FAIL("no free port in 20000..31999");
+    return 0;
   }();
   const std::string bootstrap = "127.0.0.1:" + std::to_string(port);
   const auto socket = dir.path() / "b.sock";
@@ -104,12 +111,13 @@ TEST_CASE("systemd notify: READY waits until the node has joined its pool; the w
                        socket.string(), "--state-dir", (dir.path() / "b").string(), "--bootstrap", bootstrap},
                       dir.path() / "b.log", dir.path() / "b.log",
                       {"NOTIFY_SOCKET=" + (dir.path() / "notify.sock").string(), "WATCHDOG_USEC=1000000"});
-  INFO("log: " << read_file(dir.path() / "b.log"));
   // Its bootstrap peer does not answer: p2pctl is served, but it is not
-  // ready, says why, and feeds the watchdog every half second.
+  // ready, says why, and feeds the watchdog every half second (4 s: at
+  // least 3 pings even if start-up took a while).
   std::string before;
-  const auto until = std::chrono::steady_clock::now() + 3s;
+  const auto until = std::chrono::steady_clock::now() + 4s;
   while (std::chrono::steady_clock::now() < until) before += notify.receive(200ms) + "\n";
+  INFO("log: " << read_file(dir.path() / "b.log"));
   CHECK(before.find("READY=1") == std::string::npos);
   CHECK_THAT(before, Catch::Contains("STATUS=waiting for a bootstrap peer to answer (" + bootstrap + ")"));
   std::size_t pings = 0;
@@ -123,6 +131,7 @@ TEST_CASE("systemd notify: READY waits until the node has joined its pool; the w
                        dir.path() / "a.log", dir.path() / "a.log");
   std::string ready;
   for (int i = 0; i < 400 && ready.find("READY=1") == std::string::npos; ++i) ready = notify.receive(30s);
+  INFO("joiner's log: " << read_file(dir.path() / "b.log") << "\nfounder's log: " << read_file(dir.path() / "a.log"));
   REQUIRE_THAT(ready, Catch::Contains("READY=1"));
   CHECK_THAT(ready, Catch::Contains("STATUS=in a pool with 1 peer;"));
   joiner.send_signal(SIGTERM);

@@ -81,6 +81,10 @@ TEST_CASE("p2pctl finds the system service's socket when the user runs no daemon
 }
 
 TEST_CASE("defaults follow the contract", "[unit][config]") {
+  // Outside systemd (a test runner inside a unit would have these set).
+  ScopedEnv runtime("RUNTIME_DIRECTORY", nullptr);
+  ScopedEnv state("STATE_DIRECTORY", nullptr);
+  ScopedEnv config_dir("CONFIGURATION_DIRECTORY", nullptr);
   auto parsed = parse({"--config", "/dev/null"});
   REQUIRE(parsed);
   const NodeConfig& c = parsed->config;
