@@ -177,9 +177,7 @@ std::string Node::service_status() const {
     return m_ring_started ? "joining the ring through a bootstrap peer"
                           : fmt::format("waiting for a bootstrap peer to answer ({})", peers);
   }
-  const auto now = std::chrono::steady_clock::now();
-  std::size_t peers = 0;
-  for (const auto& [id, seen] : m_peers_seen) peers += now - seen.last_seen <= kLearnerFreshness ? 1 : 0;
+  const std::size_t peers = peers_heard_lately();
   std::string raft = "no Raft leader known";
   if (m_raft && m_raft->leader()) {
     raft = *m_raft->leader() == m_identity.id

@@ -195,6 +195,8 @@ class Node final : public control::ControlHandler,
   // Also remembers the successor notified, so later notifies go unrecorded.
   std::string traced_chord_send_name(const chord::Outgoing& out);
   void note_ring_changes();
+  // Peers heard from within kLearnerFreshness (not counting this node).
+  [[nodiscard]] std::size_t peers_heard_lately() const;
   void note_peer(const NodeId& id, const std::string& addr, const std::string& executor);
   void run_operation(std::uint64_t operation_id, std::function<void(chord::OperationResult)> done);
   void begin_leave(std::function<void(Result<control::LeaveView>)> done);

@@ -102,6 +102,13 @@ void Node::pump_chord() {
   note_ring_changes();
 }
 
+std::size_t Node::peers_heard_lately() const {
+  const auto now = std::chrono::steady_clock::now();
+  return static_cast<std::size_t>(std::count_if(m_peers_seen.begin(), m_peers_seen.end(), [&](const auto& entry) {
+    return now - entry.second.last_seen < kLearnerFreshness;
+  }));
+}
+
 void Node::note_ring_changes() {
   // The ring as this node sees it changes when a neighbour joins, leaves or
   // fails: each change is logged and is an event of the pool's trace.
@@ -111,21 +118,16 @@ void Node::note_ring_changes() {
     successor = ring.successors().front();
   std::optional<chord::Peer> predecessor = ring.predecessor();
   if (predecessor && predecessor->id == m_identity.id) predecessor.reset();
-  auto id_of = [](const std::optional<chord::Peer>& peer) {
-    return peer ? std::optional<NodeId>(peer->id) : std::nullopt;
+  auto note = [&](std::string_view role, const std::optional<chord::Peer>& now, std::optional<NodeId>& logged) {
+    const std::optional<NodeId> id = now ? std::optional<NodeId>(now->id) : std::nullopt;
+    if (id == logged) return;
+    logged = id;
+    log::info(log::Category::chord, "ring: {} {}", role,
+              now ? fmt::format("{} at {}", now->id.short_hex(), now->addr) : "none");
+    trace_local(fmt::format("ring: {} {}", role, now ? now->id.short_hex() : "none"));
   };
-  if (id_of(successor) != m_logged_successor) {
-    m_logged_successor = id_of(successor);
-    log::info(log::Category::chord, "ring: successor {}",
-              successor ? fmt::format("{} at {}", successor->id.short_hex(), successor->addr) : "none");
-    trace_local(fmt::format("ring: successor {}", successor ? successor->id.short_hex() : "none"));
-  }
-  if (id_of(predecessor) != m_logged_predecessor) {
-    m_logged_predecessor = id_of(predecessor);
-    log::info(log::Category::chord, "ring: predecessor {}",
-              predecessor ? fmt::format("{} at {}", predecessor->id.short_hex(), predecessor->addr) : "none");
-    trace_local(fmt::format("ring: predecessor {}", predecessor ? predecessor->id.short_hex() : "none"));
-  }
+  note("successor", successor, m_logged_successor);
+  note("predecessor", predecessor, m_logged_predecessor);
 }
 
 std::string Node::traced_chord_send_name(const chord::Outgoing& out) {

@@ -97,11 +97,7 @@ struct Node::ResultStream {
 
 std::uint32_t Node::default_shard_count(std::uint64_t rows) const {
   // One shard per node heard from lately (and this one): every worker busy.
-  std::size_t workers = 1;
-  const auto now = Clock::now();
-  for (const auto& [id, seen] : m_peers_seen) {
-    if (now - seen.last_seen < kLearnerFreshness) ++workers;
-  }
+  const std::size_t workers = 1 + peers_heard_lately();
   return static_cast<std::uint32_t>(std::min<std::uint64_t>({workers, rows, sched::kMaxShards}));
 }
 

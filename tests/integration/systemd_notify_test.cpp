@@ -7,10 +7,8 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
-#include <poll.h>
 #include <signal.h>
 #include <sys/socket.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include <sys/stat.h>
@@ -23,40 +21,12 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "tests/support/notify_socket.hpp"
 #include "tests/support/temp_dir.hpp"
 #include "tests/support/test_daemon.hpp"
 
 using namespace p2pd::test;
 using namespace std::chrono_literals;
-
-namespace {
-
-class NotifySocket {
- public:
-  explicit NotifySocket(const std::filesystem::path& path) : m_path(path) {
-    m_fd = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    sockaddr_un addr{};
-    addr.sun_family = AF_UNIX;
-    std::strncpy(addr.sun_path, path.c_str(), sizeof addr.sun_path - 1);
-    REQUIRE(::bind(m_fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
-  }
-  ~NotifySocket() { ::close(m_fd); }
-
-  // The next datagram, or empty after `timeout`.
-  std::string receive(std::chrono::milliseconds timeout) {
-    pollfd p{m_fd, POLLIN, 0};
-    if (::poll(&p, 1, static_cast<int>(timeout.count())) <= 0) return {};
-    char buffer[4096];
-    const ssize_t n = ::recv(m_fd, buffer, sizeof buffer, 0);
-    return n > 0 ? std::string(buffer, static_cast<std::size_t>(n)) : std::string();
-  }
-
- private:
-  std::filesystem::path m_path;
-  int m_fd = -1;
-};
-
-}  // namespace
 
 TEST_CASE("systemd notify: READY once serving and STOPPING on SIGTERM", "[integration]") {
   TempDir dir;

@@ -9,10 +9,12 @@
 #include "common/default_paths.hpp"
 #include "daemon/node/config.hpp"
 #include "daemon/node/config_file.hpp"
+#include "tests/support/scoped_env.hpp"
 #include "tests/support/temp_dir.hpp"
 
 using namespace p2pd;
 using namespace p2pd::node;
+using p2pd::test::ScopedEnv;
 
 namespace {
 
@@ -27,32 +29,6 @@ std::filesystem::path write_config(const test::TempDir& dir, const std::string& 
 }
 
 }  // namespace
-
-// Sets an environment variable for one scope, then puts back what was there.
-class ScopedEnv {
- public:
-  ScopedEnv(std::string name, const char* value) : m_name(std::move(name)) {
-    if (const char* old = std::getenv(m_name.c_str())) m_old = old;
-    if (value != nullptr) {
-      ::setenv(m_name.c_str(), value, 1);
-    } else {
-      ::unsetenv(m_name.c_str());
-    }
-  }
-  ~ScopedEnv() {
-    if (m_old) {
-      ::setenv(m_name.c_str(), m_old->c_str(), 1);
-    } else {
-      ::unsetenv(m_name.c_str());
-    }
-  }
-  ScopedEnv(const ScopedEnv&) = delete;
-  ScopedEnv& operator=(const ScopedEnv&) = delete;
-
- private:
-  std::string m_name;
-  std::optional<std::string> m_old;
-};
 
 TEST_CASE("under systemd the unit's directories are the defaults", "[unit][config]") {
   ScopedEnv runtime("RUNTIME_DIRECTORY", "/run/p2pd:/run/other");
