@@ -5,6 +5,7 @@
 #include "cli/command_support.hpp"
 #include "cli/commands_chord.hpp"
 #include "cli/commands_jobs.hpp"
+#include "cli/commands_nat.hpp"
 #include "cli/commands_raft.hpp"
 #include "cli/commands_trace.hpp"
 #include "cli/control_client.hpp"
@@ -137,6 +138,20 @@ const std::vector<CommandSpec>& command_specs() {
        "scheduler's workers, list of {node_id, executor, gflops, memory_bytes, slots,\n"
        "running, silent_ms, banned_ms}).\n",
        &cmd_leader},
+      {"netcheck", "netcheck", "connectivity: observed addresses, reachability, NAT mapping, STUN",
+       "Shows what this node knows of how the pool reaches it: the addresses\n"
+       "peers and STUN servers see it at (adopted once two observers on\n"
+       "different IPs agree), whether peers can dial it back (reachability:\n"
+       "public, private or unknown, and what that rests on), how its NAT maps\n"
+       "ports (endpoint-independent mapping allows hole punching; needs two\n"
+       "--stun servers), the port mapping protocol in use, and each STUN\n"
+       "server's last answer.\n"
+       "--json fields: observed (list of {ip, observers, adopted}), observers,\n"
+       "reachability, reachability_detail, reachability_checked_s (or null),\n"
+       "nat_mapping (none, endpoint-independent, endpoint-dependent, unknown),\n"
+       "stun (list of {server, mapped (or null), rtt_ms, error (or null)}),\n"
+       "port_mapping (none, upnp, natpmp).\n",
+       &cmd_netcheck},
       {"submit", "submit gemm --a A.npy --b B.npy [--out C.npy] [--shards N] [--wait]",
        "submit C = A x B (float32 .npy) to the pool",
        "Checks both inputs (float32, C order, .npy version 1 to 3, A's columns\n"

@@ -104,6 +104,10 @@ Result<proto::LeaderReply> ControlClient::leader() {
   return call(&proto::Control::Stub::Leader, proto::LeaderRequest{});
 }
 
+Result<proto::NetcheckReply> ControlClient::netcheck() {
+  return call(&proto::Control::Stub::Netcheck, proto::NetcheckRequest{});
+}
+
 Result<proto::RingReply> ControlClient::ring() {
   return call(&proto::Control::Stub::Ring, proto::RingRequest{});
 }

@@ -31,6 +31,7 @@ class ControlClient {
   // p2pd answers once it handed its keys over, then exits.
   Result<proto::LeaveReply> leave();
   Result<proto::LeaderReply> leader();
+  Result<proto::NetcheckReply> netcheck();
   Result<proto::JobsReply> jobs();
   // `id`: a job id or a unique prefix of it.
   Result<proto::JobReply> job(const std::string& id);

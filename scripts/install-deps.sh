@@ -13,6 +13,8 @@ packages=(
   libfmt-dev nlohmann-json3-dev libopenblas-dev libsystemd-dev libssl-dev
   # tests
   catch2 python3 procps
+  # the NAT testbed (tests/netns): namespaces, router rules, a STUN server
+  iproute2 nftables coturn
   # the package check (scripts/check-package.sh): systemd-analyze, -sysusers, -tmpfiles; dpkg-shlibdeps
   systemd dpkg-dev
   # lint (the lint:clang-format test)
@@ -41,3 +43,8 @@ echo "install-deps: installing ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
 $sudo apt-get update -q
 $sudo apt-get install -y -q --no-install-recommends "${missing[@]}"
+# The tests run coturn themselves, in a namespace; the package would also
+# start a TURN server on every interface of this machine. Not ours to run.
+if printf '%s\n' "${missing[@]}" | grep -qx coturn && command -v systemctl >/dev/null; then
+  $sudo systemctl disable --now coturn.service >/dev/null 2>&1 || true
+fi

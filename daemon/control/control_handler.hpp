@@ -200,6 +200,29 @@ struct ResultStreamView {
   std::uint64_t cols = 0;
 };
 
+// What this node knows of its connectivity (p2pctl netcheck).
+struct ObservedAddressView {
+  std::string ip;
+  std::size_t observers = 0;  // distinct observer IPs reporting it
+  bool adopted = false;
+};
+struct StunServerView {
+  std::string server;
+  std::optional<std::string> mapped;  // the reflexive address it reported
+  std::uint64_t rtt_ms = 0;
+  std::string error;  // the last failure
+};
+struct NetcheckView {
+  std::vector<ObservedAddressView> observed;
+  std::size_t observers = 0;
+  std::string reachability;  // public | private | unknown
+  std::string reachability_detail;
+  std::optional<std::uint64_t> reachability_checked_s;  // seconds ago
+  std::string nat_mapping;                              // none | endpoint-independent | endpoint-dependent | unknown
+  std::vector<StunServerView> stun;
+  std::string port_mapping;  // none | upnp | natpmp
+};
+
 class ControlHandler {
  public:
   virtual ~ControlHandler() = default;
@@ -213,6 +236,7 @@ class ControlHandler {
   virtual void get(std::string key, std::function<void(Result<GetView>)> done) = 0;
   virtual void leave(std::function<void(Result<LeaveView>)> done) = 0;
   virtual void get_leader(std::function<void(LeaderView)> done) = 0;
+  virtual void netcheck(std::function<void(NetcheckView)> done) = 0;
 
   // A submission is a stream: begin, data (each answered once the daemon
   // can take more: flow control), end (answered once the job is committed

@@ -59,6 +59,34 @@ class ControlService final : public proto::Control::CallbackService {
     return reactor;
   }
 
+  grpc::ServerUnaryReactor* Netcheck(grpc::CallbackServerContext* context, const proto::NetcheckRequest* /*request*/,
+                                     proto::NetcheckReply* reply) override {
+    auto* reactor = context->DefaultReactor();
+    m_handler.netcheck([reactor, reply](NetcheckView view) {
+      for (const auto& o : view.observed) {
+        auto* out = reply->add_observed();
+        out->set_ip(o.ip);
+        out->set_observers(static_cast<std::uint32_t>(o.observers));
+        out->set_adopted(o.adopted);
+      }
+      reply->set_observers(static_cast<std::uint32_t>(view.observers));
+      reply->set_reachability(view.reachability);
+      reply->set_reachability_detail(view.reachability_detail);
+      if (view.reachability_checked_s) reply->set_reachability_checked_s(*view.reachability_checked_s);
+      reply->set_nat_mapping(view.nat_mapping);
+      for (const auto& server : view.stun) {
+        auto* out = reply->add_stun();
+        out->set_server(server.server);
+        if (server.mapped) out->set_mapped(*server.mapped);
+        out->set_rtt_ms(server.rtt_ms);
+        out->set_error(server.error);
+      }
+      reply->set_port_mapping(view.port_mapping);
+      reactor->Finish(grpc::Status::OK);
+    });
+    return reactor;
+  }
+
   grpc::ServerUnaryReactor* Leader(grpc::CallbackServerContext* context, const proto::LeaderRequest* /*request*/,
                                    proto::LeaderReply* reply) override {
     auto* reactor = context->DefaultReactor();

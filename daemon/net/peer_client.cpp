@@ -212,6 +212,27 @@ void PeerClient::simple_unary(const HostPort& to, Request request, std::chrono::
       std::move(done));
 }
 
+void PeerClient::dial_back(const HostPort& to, std::uint16_t port, std::chrono::milliseconds timeout,
+                           std::function<void(Result<DialBackResult>)> done) {
+  proto::DialBackRequest request;
+  request.set_node_id(std::string(m_self.bytes().begin(), m_self.bytes().end()));
+  request.set_port(port);
+  simple_unary<proto::DialBackRequest, proto::DialBackReply>(
+      to, std::move(request), timeout,
+      [](const std::shared_ptr<grpc::Channel>& channel, grpc::ClientContext& context, const proto::DialBackRequest& req,
+         proto::DialBackReply& reply, std::function<void(grpc::Status)> on_done) {
+        std::shared_ptr<proto::Peer::Stub> stub = proto::Peer::NewStub(channel);
+        stub->async()->DialBack(&context, &req, &reply, std::move(on_done));
+        return std::shared_ptr<void>(stub);
+      },
+      [done = std::move(done)](Result<proto::DialBackReply> reply) {
+        if (!reply) return done(reply.error());
+        constexpr std::size_t kMaxText = 512;  // a peer's words, bounded
+        done(DialBackResult{reply->reached(), reply->dialed_addr().substr(0, kMaxText),
+                            reply->error().substr(0, kMaxText)});
+      });
+}
+
 void PeerClient::blob_put(const HostPort& to, const proto::BlobPut& put, std::chrono::milliseconds timeout,
                           std::function<void(Result<void>)> done) {
   simple_unary<proto::BlobPut, proto::BlobPutReply>(

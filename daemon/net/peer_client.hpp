@@ -54,6 +54,12 @@ struct PingResult {
   std::optional<HostPort> observed;  // how the peer sees us, when it said
 };
 
+struct DialBackResult {
+  bool reached = false;
+  std::string dialed_addr;  // where the peer dialled
+  std::string error;        // why it did not reach us
+};
+
 class PeerClient {
  public:
   // Runs a closure on the node's io thread.
@@ -67,6 +73,10 @@ class PeerClient {
 
   // `done` runs once, through `post`, unless the client is shut down first.
   void ping(const HostPort& to, std::chrono::milliseconds timeout, std::function<void(Result<PingResult>)> done);
+  // Asks the peer at `to` to dial us back at our IP as it sees it and
+  // `port` (reachability, peer.proto DialBack).
+  void dial_back(const HostPort& to, std::uint16_t port, std::chrono::milliseconds timeout,
+                 std::function<void(Result<DialBackResult>)> done);
   // One Chord message (service Chord, method Call); `done` as for ping.
   // `stamp`, here and below: the trace stamp of a send the caller recorded
   // (Tracer::on_send with a name), sent instead of the plain one.

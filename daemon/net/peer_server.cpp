@@ -4,6 +4,7 @@
 
 #include "common/log.hpp"
 #include "common/version.hpp"
+#include "daemon/net/dial_back.hpp"
 #include "daemon/net/trace_interceptors.hpp"
 #include "daemon/trace/event_record.hpp"
 #include "proto/peer.grpc.pb.h"
@@ -30,8 +31,35 @@ class PeerService final : public proto::Peer::CallbackService {
     return reactor;
   }
 
+  grpc::ServerUnaryReactor* DialBack(grpc::CallbackServerContext* context, const proto::DialBackRequest* request,
+                                     proto::DialBackReply* reply) override {
+    auto* reactor = context->DefaultReactor();
+    const auto& id = request->node_id();
+    auto caller = NodeId::from_bytes(std::span(reinterpret_cast<const std::uint8_t*>(id.data()), id.size()));
+    if (!caller || request->port() == 0 || request->port() > 65535) {
+      reactor->Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "node_id must be 20 bytes, port 1..65535"));
+      return reactor;
+    }
+    // Only the caller's own IP is dialled: a peer cannot aim us at others.
+    auto observed = host_port_from_grpc_peer(context->peer());
+    if (!observed) {
+      reactor->Finish(grpc::Status(grpc::StatusCode::FAILED_PRECONDITION, "the caller's address is not IP"));
+      return reactor;
+    }
+    const HostPort target{observed->host, static_cast<std::uint16_t>(request->port())};
+    reply->set_dialed_addr(target.to_string());
+    const bool started = m_dial_backs.dial(target, *caller, [reactor, reply](bool reached, std::string error) {
+      reply->set_reached(reached);
+      reply->set_error(std::move(error));
+      reactor->Finish(grpc::Status::OK);
+    });
+    if (!started) reactor->Finish(grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED, "too many dial-backs in flight"));
+    return reactor;
+  }
+
  private:
   NodeId m_self;
+  DialBacker m_dial_backs;
 };
 
 class ChordService final : public proto::Chord::CallbackService {

@@ -51,7 +51,8 @@ OptionGroups make_options() {
       ("bootstrap", po::value<std::vector<std::string>>()->value_name("HOST:PORT"),
        "a peer of the pool to join; repeatable. None: start a new pool")
       ("stun", po::value<std::vector<std::string>>()->value_name("HOST:PORT"),
-       "a STUN server (RFC 8489) to learn the public address; repeatable");
+       "a STUN server (RFC 8489) to learn the public address; repeatable (two "
+       "classify the NAT's port mapping)");
   g.control.add_options()
       ("control-socket", po::value<std::string>()->value_name("PATH"),
        "the local gRPC unix socket p2pctl uses (default: $RUNTIME_DIRECTORY/p2pd.sock "

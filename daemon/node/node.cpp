@@ -52,6 +52,7 @@ Result<void> Node::start() {
       m_identity.id, [this](std::function<void()> fn) { boost::asio::post(m_io, std::move(fn)); }, m_tracer.get());
   // Before the io thread runs, so peer calls queued meanwhile find the overlay.
   start_chord();
+  start_nat();
   m_transfer = std::make_unique<BlobTransfer>(
       m_identity.id, *m_blob_store, *m_matrix_cache, *m_peer_client, m_io, m_blocking,
       [this](const NodeId& key, std::function<void(Result<std::vector<chord::Peer>>)> done) {
@@ -117,6 +118,7 @@ void Node::shutdown() {
       m_tick_timer.cancel();
       boost::system::error_code ignored;
       m_signals.cancel(ignored);
+      m_stun_socket.close(ignored);
       m_work.reset();
       m_io.stop();
     });
@@ -152,6 +154,7 @@ void Node::on_tick() {
   tick_raft();
   tick_jobs();
   probe_bootstrap_peers();
+  tick_nat();
   check_leave_done();
   update_service();
 }
@@ -209,6 +212,7 @@ void Node::on_bootstrap_reply(const HostPort& addr, Result<net::PingResult> repl
       log::info(log::Category::net, "bootstrap peer {} answered: node {} (p2pd {}){}", addr.to_string(),
                 reply->node_id.hex(), reply->version,
                 reply->observed ? ", sees us at " + reply->observed->to_string() : "");
+      if (reply->observed) m_observed.observe(addr.host, reply->observed->host, m_ticks);
       if (m_overlay && !m_ring_started && !m_leaving) {
         m_ring_started = true;
         log::info(log::Category::chord, "joining the ring through {}", addr.to_string());
@@ -286,9 +290,8 @@ control::NodeStatus Node::snapshot() const {
   control::NodeStatus status;
   status.node_id = m_identity.id.hex();
   status.listen = m_listen.to_string();
-  // Measured by the NAT subsystem; until a measurement exists the honest
-  // answer is "unknown".
-  status.reachability = "unknown";
+  status.observed_addrs = observed_addrs();
+  status.reachability = std::string(nat::to_string(m_reachability.state()));
   if (m_raft && m_raft->leader()) status.leader_id = m_raft->leader()->hex();
   status.executor = std::string(exec::to_string(m_executor.kind));
   status.executor_device = m_executor.device;

@@ -6,6 +6,7 @@
 
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/udp.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/thread_pool.hpp>
@@ -30,6 +31,9 @@
 #include "daemon/control/control_handler.hpp"
 #include "daemon/exec/backend.hpp"
 #include "daemon/exec/executor_select.hpp"
+#include "daemon/nat/observed_addresses.hpp"
+#include "daemon/nat/reachability.hpp"
+#include "daemon/nat/stun_client.hpp"
 #include "daemon/net/bootstrap_probe.hpp"
 #include "daemon/net/peer_client.hpp"
 #include "daemon/net/peer_server.hpp"
@@ -76,6 +80,12 @@ inline constexpr std::chrono::seconds kLearnerFreshness{60};
 // How often the STATUS= line systemd shows is brought up to date (1 s).
 inline constexpr std::uint64_t kServiceStatusTicks = 20;
 inline constexpr std::size_t kMaxLearners = 64;
+// Connectivity. Peers are asked where they see us from every minute while
+// fewer than kWantedObservers report; a dial-back request waits for the
+// helper's own dial (net::DialBacker::kDialTimeout) and a margin.
+inline constexpr std::uint64_t kObservationTicks = 60 * 20;
+inline constexpr std::size_t kWantedObservers = 4;
+inline constexpr std::chrono::milliseconds kDialBackCallTimeout{6000};
 // A Raft peer that cannot be reached is looked up in the ring (its own id
 // leads to it) at most this often, with at most so many lookups at once.
 inline constexpr std::chrono::milliseconds kRaftResolveInterval{1000};
@@ -153,6 +163,7 @@ class Node final : public control::ControlHandler,
   void get(std::string key, std::function<void(Result<control::GetView>)> done) override;
   void leave(std::function<void(Result<control::LeaveView>)> done) override;
   void get_leader(std::function<void(control::LeaderView)> done) override;
+  void netcheck(std::function<void(control::NetcheckView)> done) override;
 
   void submit_begin(control::SubmitHeader header, std::function<void(Result<std::uint64_t>)> done) override;
   void submit_data(std::uint64_t submission, std::string data, std::function<void(Result<void>)> done) override;
@@ -201,6 +212,21 @@ class Node final : public control::ControlHandler,
   void run_operation(std::uint64_t operation_id, std::function<void(chord::OperationResult)> done);
   void begin_leave(std::function<void(Result<control::LeaveView>)> done);
   void check_leave_done();
+
+  // node_nat.cpp: STUN, observed addresses, reachability (io thread only).
+  void start_nat();
+  void tick_nat();
+  void receive_stun();
+  void resolve_stun(std::size_t server);
+  void send_stun(std::size_t server, std::string bytes);
+  void on_stun_answer();
+  [[nodiscard]] nat::NatMapping nat_mapping() const;
+  [[nodiscard]] std::vector<HostPort> reachability_helpers() const;
+  // The port peers call us at (from the announced address).
+  [[nodiscard]] std::uint16_t advertised_port() const;
+  void note_reachability();
+  // Adopted observed addresses, with the advertised port.
+  [[nodiscard]] std::vector<std::string> observed_addrs() const;
 
   // node_raft.cpp: the Raft core bound to its storage, gRPC and the job table (io thread only).
   Result<void> start_raft();
@@ -351,6 +377,18 @@ class Node final : public control::ControlHandler,
   std::string m_notified_successor;
   std::map<std::uint64_t, std::function<void(chord::OperationResult)>> m_operations;
   std::map<NodeId, PeerSeen> m_peers_seen;
+  // Connectivity (node_nat.cpp).
+  std::unique_ptr<nat::StunClient> m_stun;
+  boost::asio::ip::udp::socket m_stun_socket{m_io};
+  boost::asio::ip::udp::endpoint m_stun_sender;
+  std::array<std::uint8_t, 1500> m_stun_buffer{};
+  std::vector<std::optional<boost::asio::ip::udp::endpoint>> m_stun_endpoints;
+  std::vector<bool> m_stun_resolving;
+  nat::ObservedAddresses m_observed;
+  nat::ReachabilityProbe m_reachability;
+  nat::Reachability m_logged_reachability = nat::Reachability::unknown;
+  nat::NatMapping m_logged_mapping = nat::NatMapping::unknown;
+  std::uint64_t m_next_observation_tick = 40;  // 2 s after start
   std::size_t m_chord_calls_in_flight = 0;
   bool m_leaving = false;
   bool m_left = false;  // the hand-over is done (or timed out); stopping

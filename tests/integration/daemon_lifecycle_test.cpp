@@ -39,7 +39,7 @@ TEST_CASE("p2pctl --json status has every contract field", "[integration]") {
   REQUIRE(s["listen"].is_string());
   CHECK(std::regex_match(s["listen"].get<std::string>(), std::regex(R"(127\.0\.0\.1:[1-9][0-9]*)")));
   CHECK(s["observed_addrs"].is_array());
-  CHECK(s["reachability"] == "unknown");  // nothing measured it yet
+  CHECK(s["reachability"] == "unknown");  // alone: no peer to dial it back
   CHECK(s["leader_id"].is_null());        // no Raft yet
   REQUIRE(s["executor"].is_string());
   CHECK((s["executor"] == "cpu" || s["executor"] == "cuda"));
