@@ -29,7 +29,8 @@ class ObservedAddresses {
   static constexpr std::uint64_t kForgetTicks = 30 * 60 * 20;
 
   // `observer_ip`: the address of the peer or server that reported; its
-  // latest report replaces its earlier ones. Empty values are ignored.
+  // latest report replaces its earlier ones. Both must be IP addresses
+  // (IPv4-mapped IPv6 counts as IPv4); anything else is ignored.
   void observe(const std::string& observer_ip, const std::string& observed_ip, std::uint64_t now);
 
   // Every address reported by a live observer, most observers first.

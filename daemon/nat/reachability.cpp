@@ -17,7 +17,14 @@ std::string_view to_string(Reachability reachability) {
 
 std::vector<ReachabilityProbe::Request> ReachabilityProbe::tick(std::uint64_t now, const std::vector<HostPort>& helpers,
                                                                 std::uint16_t port) {
-  if (port != m_port && m_port != 0) m_next_round_tick = now;  // a new port: its own verdict
+  if (port != m_port && m_port != 0) {
+    // A new port is a new question: the old verdict and the round in
+    // flight (answers about the old port) no longer count.
+    m_state = Reachability::unknown;
+    m_detail.clear();
+    m_waiting.clear();
+    m_next_round_tick = now;
+  }
   m_port = port;
   if (!m_waiting.empty() || now < m_next_round_tick || helpers.empty() || port == 0) return {};
   // Different hosts first: two daemons on one machine are one opinion.

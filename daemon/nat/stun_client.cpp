@@ -6,7 +6,8 @@
 
 namespace p2pd::nat {
 
-StunClient::StunClient(std::vector<HostPort> servers, Rng rng) : m_rng(rng) {
+StunClient::StunClient(std::vector<HostPort> servers, TransactionSource new_transaction)
+    : m_new_transaction(std::move(new_transaction)) {
   for (auto& server : servers) {
     StunServerState state;
     state.server = std::move(server);
@@ -24,12 +25,7 @@ std::vector<StunClient::Datagram> StunClient::tick(std::uint64_t now) {
       continue;
     }
     if (!server.transaction) {
-      // §6: a new transaction id, 96 random bits.
-      TransactionId id;
-      for (std::size_t b = 0; b < id.size(); b += 8) {
-        const std::uint64_t draw = m_rng.next();
-        for (std::size_t k = 0; k < 8 && b + k < id.size(); ++k) id[b + k] = static_cast<std::uint8_t>(draw >> (8 * k));
-      }
+      const TransactionId id = m_new_transaction();
       server.transaction = id;
       server.first_sent_tick = now;
       server.requests_sent = 0;
@@ -43,14 +39,16 @@ std::vector<StunClient::Datagram> StunClient::tick(std::uint64_t now) {
   return out;
 }
 
-bool StunClient::on_datagram(std::span<const std::uint8_t> bytes, std::uint64_t now) {
+bool StunClient::on_datagram(std::span<const std::uint8_t> bytes, std::span<const std::size_t> from,
+                             std::uint64_t now) {
   auto message = decode_stun(bytes);
   if (!message || message->method != kStunMethodBinding) return false;
   if (message->klass != StunClass::success && message->klass != StunClass::error) return false;
-  auto it = std::find_if(m_servers.begin(), m_servers.end(),
-                         [&](const StunServerState& s) { return s.transaction == message->transaction; });
-  if (it == m_servers.end()) return false;  // a stray, or a late duplicate
-  auto& server = *it;
+  auto it = std::find_if(from.begin(), from.end(), [&](std::size_t i) {
+    return i < m_servers.size() && m_servers[i].transaction == message->transaction;
+  });
+  if (it == from.end()) return false;  // a stray, a late duplicate, or not from that server
+  auto& server = m_servers[*it];
   if (message->klass == StunClass::error) {
     fail(server, fmt::format("error response {} {}", message->error_code.value_or(0), message->error_reason), now);
     return true;

@@ -9,13 +9,13 @@
 // needs), different ones an endpoint-dependent ("symmetric") one.
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <span>
 #include <string>
 #include <vector>
 
 #include "common/host_port.hpp"
-#include "common/rng.hpp"
 #include "daemon/nat/stun_codec.hpp"
 
 namespace p2pd::nat {
@@ -46,7 +46,11 @@ class StunClient {
   static constexpr std::uint64_t kRefreshTicks = 5 * 60 * 20;
   static constexpr std::uint64_t kRetryTicks = 60 * 20;
 
-  StunClient(std::vector<HostPort> servers, Rng rng);
+  // `new_transaction` draws each transaction id: 96 bits an off-path
+  // attacker (or another server) cannot guess (§6), so the driver passes
+  // the OS's randomness and tests a seeded generator.
+  using TransactionSource = std::function<TransactionId()>;
+  StunClient(std::vector<HostPort> servers, TransactionSource new_transaction);
 
   struct Datagram {
     std::size_t server;  // index into servers()
@@ -56,9 +60,11 @@ class StunClient {
   // transaction that ran out of time fails here.
   std::vector<Datagram> tick(std::uint64_t now);
 
-  // A datagram from a server: true when it answered a transaction in
-  // flight. Malformed ones, strays and duplicates are ignored (§6.3).
-  bool on_datagram(std::span<const std::uint8_t> bytes, std::uint64_t now);
+  // A datagram from the address of the servers `from` (indices; several
+  // names may resolve to one address): true when it answered one of their
+  // transactions in flight. Malformed ones, strays, duplicates and answers
+  // from the wrong address are ignored (§6.3).
+  bool on_datagram(std::span<const std::uint8_t> bytes, std::span<const std::size_t> from, std::uint64_t now);
 
   // The driver could not send to or resolve a server.
   void on_unreachable(std::size_t server, const std::string& why, std::uint64_t now);
@@ -68,7 +74,7 @@ class StunClient {
  private:
   void fail(StunServerState& server, std::string why, std::uint64_t now);
   std::vector<StunServerState> m_servers;
-  Rng m_rng;
+  TransactionSource m_new_transaction;
 };
 
 enum class NatMapping { unknown, none, endpoint_independent, endpoint_dependent };

@@ -28,7 +28,10 @@ DialBacker::DialBacker() = default;
 DialBacker::~DialBacker() {
   // The server that owns us has shut down and waited for every call, and
   // every call waited for its dial, so nothing is in flight.
-  std::lock_guard lock(m_mutex);
+  // A callback that has answered its caller may still be returning: wait
+  // for it before its dial (context, channel) and this object go.
+  std::unique_lock lock(m_mutex);
+  m_idle.wait(lock, [this] { return m_callbacks_running == 0; });
   m_finished.clear();
   m_in_flight.clear();
 }
@@ -43,7 +46,9 @@ bool DialBacker::dial(const HostPort& target, const NodeId& expected, std::funct
                                [&](const std::unique_ptr<Dial>& d) { return now - d->finished_at < kFreeAfter; });
     std::move(keep, m_finished.end(), std::back_inserter(expired));
     m_finished.erase(keep, m_finished.end());
-    if (m_in_flight.size() >= kMaxInFlight) return false;
+    if (m_in_flight.size() + m_finished.size() >= kMaxInFlight || m_busy_hosts.contains(target.host)) return false;
+    m_busy_hosts.insert(target.host);
+    ++m_callbacks_running;
     m_in_flight.push_back(std::make_unique<Dial>());
     dial = m_in_flight.back().get();
   }
@@ -82,10 +87,13 @@ bool DialBacker::dial(const HostPort& target, const NodeId& expected, std::funct
             m_finished.push_back(std::move(*it));
             m_in_flight.erase(it);
           }
+          m_busy_hosts.erase(target.host);
         }
-        // Last: once the caller is answered, the server may finish shutting
-        // down and destroy this DialBacker.
         done(reached, std::move(error));
+        // Once the caller is answered the server may shut down; the
+        // destructor waits for this.
+        std::lock_guard lock(m_mutex);
+        if (--m_callbacks_running == 0) m_idle.notify_all();
       });
   return true;
 }

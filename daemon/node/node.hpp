@@ -219,6 +219,7 @@ class Node final : public control::ControlHandler,
   void receive_stun();
   void resolve_stun(std::size_t server);
   void send_stun(std::size_t server, std::string bytes);
+  void on_stun_datagram(std::size_t size);
   void on_stun_answer();
   [[nodiscard]] nat::NatMapping nat_mapping() const;
   [[nodiscard]] std::vector<HostPort> reachability_helpers() const;

@@ -40,14 +40,16 @@ std::vector<std::string> local_ip_addresses() {
   return out;
 }
 
-// STUN transaction ids must be hard to guess for anyone off the path
-// (RFC 8489 §6), so their generator starts from the OS's randomness.
-std::uint64_t random_seed() {
-  std::uint64_t seed = 0;
-  if (RAND_bytes(reinterpret_cast<unsigned char*>(&seed), sizeof seed) != 1) {
-    seed = static_cast<std::uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count());
+// STUN transaction ids must be hard to guess for anyone off the path, and
+// for the other servers (RFC 8489 §6): each is drawn from the OS.
+nat::TransactionId random_transaction() {
+  nat::TransactionId id{};
+  if (RAND_bytes(id.data(), static_cast<int>(id.size())) != 1) {
+    // Not expected on Linux; a clock still makes ids differ.
+    const auto now = static_cast<std::uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count());
+    for (std::size_t i = 0; i < id.size(); ++i) id[i] = static_cast<std::uint8_t>(now >> (8 * (i % 8)));
   }
-  return seed;
+  return id;
 }
 
 }  // namespace
@@ -55,9 +57,11 @@ std::uint64_t random_seed() {
 void Node::start_nat() {
   if (m_config.stun.empty()) return;
   boost::system::error_code ec;
-  const auto any = boost::asio::ip::make_address(
-      m_listen.host.empty() || m_listen.host == "::" ? std::string("0.0.0.0") : m_listen.host, ec);
-  boost::asio::ip::udp::endpoint local(ec ? boost::asio::ip::address_v4::any() : any, 0);
+  // IPv4, as the servers are resolved: the listen address when it is one,
+  // else any.
+  const auto listen = boost::asio::ip::make_address(m_listen.host, ec);
+  const boost::asio::ip::udp::endpoint local(
+      !ec && listen.is_v4() ? listen : boost::asio::ip::address(boost::asio::ip::address_v4::any()), 0);
   m_stun_socket.open(local.protocol(), ec);
   if (!ec) m_stun_socket.bind(local, ec);
   if (ec) {
@@ -91,7 +95,7 @@ void Node::resolve_stun(std::size_t server) {
           m_stun_endpoints[server] = results.begin()->endpoint();
         }
         if (!m_stun && std::none_of(m_stun_resolving.begin(), m_stun_resolving.end(), [](bool b) { return b; })) {
-          m_stun = std::make_unique<nat::StunClient>(m_config.stun, Rng(random_seed()));
+          m_stun = std::make_unique<nat::StunClient>(m_config.stun, random_transaction);
           for (std::size_t s = 0; s < m_stun_endpoints.size(); ++s) {
             if (!m_stun_endpoints[s]) m_stun->on_unreachable(s, "cannot resolve " + m_config.stun[s].host, m_ticks);
           }
@@ -106,10 +110,18 @@ void Node::receive_stun() {
   m_stun_socket.async_receive_from(boost::asio::buffer(m_stun_buffer), m_stun_sender,
                                    [this](const boost::system::error_code& ec, std::size_t n) {
                                      if (ec == boost::asio::error::operation_aborted || m_stopping || !m_stun) return;
-                                     if (!ec && m_stun->on_datagram(std::span(m_stun_buffer.data(), n), m_ticks))
-                                       on_stun_answer();
+                                     if (!ec) on_stun_datagram(n);
                                      receive_stun();
                                    });
+}
+
+void Node::on_stun_datagram(std::size_t size) {
+  // Only a server's own address may answer its transactions.
+  std::vector<std::size_t> from;
+  for (std::size_t i = 0; i < m_stun_endpoints.size(); ++i) {
+    if (m_stun_endpoints[i] == m_stun_sender) from.push_back(i);
+  }
+  if (!from.empty() && m_stun->on_datagram(std::span(m_stun_buffer.data(), size), from, m_ticks)) on_stun_answer();
 }
 
 void Node::on_stun_answer() {
@@ -142,7 +154,8 @@ nat::NatMapping Node::nat_mapping() const {
   std::vector<HostPort> reflexive;
   std::vector<std::string> hosts;
   for (const auto& server : m_stun->servers()) {
-    if (!server.mapped || m_ticks - server.answered_tick > nat::StunClient::kRefreshTicks + 40) continue;
+    // A refresh may take the whole retransmission schedule (39.5 s).
+    if (!server.mapped || m_ticks - server.answered_tick > nat::StunClient::kRefreshTicks + 800) continue;
     const std::size_t i = static_cast<std::size_t>(&server - m_stun->servers().data());
     const std::string host = m_stun_endpoints[i] ? m_stun_endpoints[i]->address().to_string() : server.server.host;
     if (std::find(hosts.begin(), hosts.end(), host) != hosts.end()) continue;

@@ -34,9 +34,9 @@ fail() {
 
 for pair in "a 203.0.113.21" "b 203.0.113.22"; do
   set -- $pair
-  tb_wait 40 "$1 adopts its router's address" is "$1" status "['observed_addrs']" "[\"$2:7420\"]" ||
+  tb_wait 30 "$1 adopts its router's address" is "$1" status "['observed_addrs']" "[\"$2:7420\"]" ||
     fail "$1's observed_addrs: $(json_field "$1" status "['observed_addrs']" || true)"
-  tb_wait 40 "$1 is private" is "$1" status "['reachability']" private ||
+  tb_wait 30 "$1 is private" is "$1" status "['reachability']" private ||
     fail "$1's reachability: $(json_field "$1" status "['reachability']" || true)"
   tb_wait 20 "$1's mapping is $expected_mapping" is "$1" netcheck "['nat_mapping']" "$expected_mapping" ||
     fail "$1's nat_mapping: $(json_field "$1" netcheck "['nat_mapping']" || true)"

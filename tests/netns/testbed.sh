@@ -18,9 +18,14 @@
 # testbed_cleanup (run on EXIT), processes first.
 set -euo pipefail
 
-TB="p2n$$"
+# The dash ends the prefix: run 123 must not match run 1234's namespaces.
+TB="p2n$$-"
 TB_DIR=""
 TB_PIDS=()
+TB_NAMESPACES=()
+# A run never takes longer than this (ctest's own timeout kills with
+# SIGKILL, which no trap sees): then it cleans up and fails.
+TB_DEADLINE_S="${TB_DEADLINE_S:-220}"
 
 testbed_require() {
   # 77: ctest's "skipped" (SKIP_RETURN_CODE).
@@ -31,21 +36,33 @@ testbed_require() {
   done
   if ! ip netns add "${TB}probe" 2>/dev/null; then echo "SKIP: cannot create network namespaces here"; exit 77; fi
   ip netns del "${TB}probe"
+  # Namespaces of earlier runs that were killed before they could clean up.
+  local ns pid
+  for ns in $(ip netns list | awk '{print $1}' | grep -E '^p2n[0-9]+-' || true); do
+    pid="${ns#p2n}"
+    pid="${pid%%-*}"
+    if ! kill -0 "$pid" 2>/dev/null; then
+      for p in $(ip netns pids "$ns" 2>/dev/null); do kill -KILL "$p" 2>/dev/null || true; done
+      ip netns del "$ns" 2>/dev/null || true
+    fi
+  done
 }
 
 testbed_cleanup() {
   local pid ns
-  for pid in "${TB_PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  trap - EXIT TERM INT
+  [ -n "${TB_WATCHDOG:-}" ] && kill "$TB_WATCHDOG" 2>/dev/null || true
+  for pid in ${TB_PIDS[@]+"${TB_PIDS[@]}"}; do kill -TERM "$pid" 2>/dev/null || true; done
   # Give daemons a moment to leave, then make sure.
   # (a node that cannot reach its peers waits out its leave timeout, 5 s).
   for _ in $(seq 1 100); do
     local alive=0
-    for pid in "${TB_PIDS[@]}"; do kill -0 "$pid" 2>/dev/null && alive=1; done
+    for pid in ${TB_PIDS[@]+"${TB_PIDS[@]}"}; do kill -0 "$pid" 2>/dev/null && alive=1; done
     [ "$alive" = 0 ] && break
     sleep 0.1
   done
-  for pid in "${TB_PIDS[@]}"; do kill -KILL "$pid" 2>/dev/null || true; done
-  for ns in $(ip netns list | awk '{print $1}' | grep "^${TB}" || true); do
+  for pid in ${TB_PIDS[@]+"${TB_PIDS[@]}"}; do kill -KILL "$pid" 2>/dev/null || true; done
+  for ns in ${TB_NAMESPACES[@]+"${TB_NAMESPACES[@]}"}; do
     for pid in $(ip netns pids "$ns" 2>/dev/null); do kill -KILL "$pid" 2>/dev/null || true; done
     ip netns del "$ns" 2>/dev/null || true
   done
@@ -90,7 +107,13 @@ testbed_up() {
   local kind="$1" ns
   TB_DIR="$(mktemp -d /tmp/p2pd-netns.XXXXXX)"
   trap testbed_cleanup EXIT
+  trap 'echo "FAIL: interrupted (or over the ${TB_DEADLINE_S}s deadline)" >&2; exit 1' TERM INT
+  # The watchdog holds none of our output: ctest would wait for it.
+  (exec >/dev/null 2>&1 </dev/null; sleep "$TB_DEADLINE_S" && kill -TERM $$) &
+  TB_WATCHDOG=$!
+  disown "$TB_WATCHDOG"
   for ns in inet pub stun ra rb a b; do
+    TB_NAMESPACES+=("${TB}$ns")
     ip netns add "${TB}$ns"
     ip -n "${TB}$ns" link set lo up
   done

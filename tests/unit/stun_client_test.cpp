@@ -11,6 +11,15 @@ namespace {
 std::vector<std::uint8_t> bytes_of(const std::string& s) {
   return {s.begin(), s.end()};
 }
+// Deterministic ids for tests (the daemon draws them from RAND_bytes).
+StunClient::TransactionSource counting_ids() {
+  auto next = std::make_shared<std::uint8_t>(0);
+  return [next] {
+    TransactionId id{};
+    id.fill(++*next);
+    return id;
+  };
+}
 TransactionId transaction_of(const std::string& request) {
   auto decoded = decode_stun(bytes_of(request));
   REQUIRE(decoded);
@@ -19,7 +28,7 @@ TransactionId transaction_of(const std::string& request) {
 }  // namespace
 
 TEST_CASE("STUN requests are retransmitted on RFC 8489's schedule, then the transaction fails", "[unit][stun]") {
-  StunClient client({HostPort{"192.0.2.10", 3478}}, Rng(1));
+  StunClient client({HostPort{"192.0.2.10", 3478}}, counting_ids());
   std::vector<std::uint64_t> sent_at;
   TransactionId first{};
   for (std::uint64_t tick = 0; tick < 2000; ++tick) {
@@ -45,21 +54,24 @@ TEST_CASE("STUN requests are retransmitted on RFC 8489's schedule, then the tran
 }
 
 TEST_CASE("a STUN answer is matched by transaction; strays, duplicates and junk are ignored", "[unit][stun]") {
-  StunClient client({HostPort{"192.0.2.10", 3478}, HostPort{"192.0.2.20", 3478}}, Rng(2));
+  StunClient client({HostPort{"192.0.2.10", 3478}, HostPort{"192.0.2.20", 3478}}, counting_ids());
+  const std::vector<std::size_t> from0 = {0}, from1 = {1};
   auto requests = client.tick(0);
   REQUIRE(requests.size() == 2);
   const auto id0 = transaction_of(requests[0].bytes);
   const auto id1 = transaction_of(requests[1].bytes);
   const TransactionId stranger = {9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9};
-  CHECK_FALSE(client.on_datagram(bytes_of(encode_binding_success(stranger, HostPort{"198.51.100.1", 1})), 3));
-  CHECK_FALSE(client.on_datagram(std::vector<std::uint8_t>{1, 2, 3}, 3));
-  CHECK_FALSE(client.on_datagram(bytes_of(encode_binding_request(id0)), 3));  // a request, not an answer
-  CHECK(client.on_datagram(bytes_of(encode_binding_success(id0, HostPort{"198.51.100.1", 40000})), 4));
-  CHECK_FALSE(client.on_datagram(bytes_of(encode_binding_success(id0, HostPort{"198.51.100.1", 40000})), 5));
+  CHECK_FALSE(client.on_datagram(bytes_of(encode_binding_success(stranger, HostPort{"198.51.100.1", 1})), from0, 3));
+  CHECK_FALSE(client.on_datagram(std::vector<std::uint8_t>{1, 2, 3}, from0, 3));
+  CHECK_FALSE(client.on_datagram(bytes_of(encode_binding_request(id0)), from0, 3));  // a request, not an answer
+  // Server 1 cannot answer for server 0 (it could forge the comparison).
+  CHECK_FALSE(client.on_datagram(bytes_of(encode_binding_success(id0, HostPort{"198.51.100.1", 1})), from1, 3));
+  CHECK(client.on_datagram(bytes_of(encode_binding_success(id0, HostPort{"198.51.100.1", 40000})), from0, 4));
+  CHECK_FALSE(client.on_datagram(bytes_of(encode_binding_success(id0, HostPort{"198.51.100.1", 40000})), from0, 5));
   CHECK(client.servers()[0].mapped == HostPort{"198.51.100.1", 40000});
   CHECK(client.servers()[0].rtt_ticks == 4);
   CHECK(client.tick(10).size() == 1);  // only the unanswered server is retransmitted to
-  CHECK(client.on_datagram(bytes_of(encode_binding_success(id1, HostPort{"198.51.100.1", 40000})), 12));
+  CHECK(client.on_datagram(bytes_of(encode_binding_success(id1, HostPort{"198.51.100.1", 40000})), from1, 12));
   CHECK(client.tick(StunClient::kRefreshTicks - 1).empty());
   CHECK(client.tick(StunClient::kRefreshTicks + 4).size() == 1);  // refreshed 5 minutes after the answer
 }
@@ -89,6 +101,13 @@ TEST_CASE("an observed address is adopted once observers on two IPs agree", "[un
   CHECK(observed.adopted(6) == std::vector<std::string>{"198.51.100.9"});
   // Reports expire.
   CHECK(observed.adopted(5 + ObservedAddresses::kForgetTicks + 1).empty());
+  // Host names are no observers; one address in two spellings is one.
+  ObservedAddresses spelled;
+  spelled.observe("seed.example", "203.0.113.5", 0);
+  spelled.observe("192.0.2.9", "::ffff:203.0.113.5", 0);
+  spelled.observe("::ffff:192.0.2.9", "203.0.113.5", 0);
+  CHECK(spelled.observer_count(1) == 1);
+  CHECK(spelled.adopted(1).empty());
   // Bounded.
   for (int i = 0; i < 1000; ++i) observed.observe(fmt::format("10.0.{}.{}", i / 256, i % 256), "203.0.113.5", 10 + i);
   CHECK(observed.observer_count(2000) == ObservedAddresses::kMaxObservers);
@@ -108,8 +127,9 @@ TEST_CASE("reachability: one helper that dials back is proof, helpers that all f
   probe.on_answer(round[1].helper, false, "timed out", 3);
   CHECK(probe.state() == Reachability::private_);
   CHECK(probe.tick(4, helpers, 7420).empty());  // the next round is 10 minutes away
-  // A new port is a new question.
+  // A new port is a new question: unknown until answered.
   auto again = probe.tick(5, helpers, 7500);
+  CHECK(probe.state() == Reachability::unknown);
   REQUIRE(again.size() == 2);
   probe.on_answer(again[0].helper, true, "", 6);
   probe.on_no_answer(again[1].helper, 7);

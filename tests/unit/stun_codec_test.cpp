@@ -119,11 +119,14 @@ TEST_CASE("malformed STUN datagrams are rejected, not believed", "[unit][stun]")
       CHECK_FALSE(changed);
     }
   }
-  CHECK_FALSE(mutate([](auto& b) { b.pop_back(); }));                     // truncated
-  CHECK_FALSE(mutate([](auto& b) { b.push_back(0); }));                   // trailing byte
-  CHECK_FALSE(mutate([](auto& b) { b.insert(b.end(), {0, 0, 0, 0}); }));  // attribute after FINGERPRINT
-  CHECK_FALSE(mutate([](auto& b) { b[3] = 0x3d; }));                      // length not a multiple of 4
-  CHECK_FALSE(mutate([](auto& b) { b[0] |= 0x80; }));                     // top bits set
+  CHECK_FALSE(mutate([](auto& b) { b.pop_back(); }));    // truncated
+  CHECK_FALSE(mutate([](auto& b) { b.push_back(0); }));  // trailing byte
+  CHECK_FALSE(mutate([](auto& b) {                       // an attribute after FINGERPRINT, the length counting it
+    b.insert(b.end(), {0x80, 0x22, 0, 0});
+    b[3] = static_cast<std::uint8_t>(b[3] + 4);
+  }));
+  CHECK_FALSE(mutate([](auto& b) { b[3] = 0x3d; }));   // length not a multiple of 4
+  CHECK_FALSE(mutate([](auto& b) { b[0] |= 0x80; }));  // top bits set
   // An attribute whose length runs past the end, with no FINGERPRINT to
   // catch it first.
   std::string header = encode_binding_request(kVectorTransaction);
