@@ -126,13 +126,18 @@ TEST_CASE("1000 status calls in a row are all answered with RSS flat", "[integra
   // A leak grows RSS by the same amount every 100 calls, so the slope is the
   // median of the last five 100-call steps: one step where the allocator
   // maps a new region at once (seen once in CI: +216 KiB) is not a leak and
-  // does not move the median. Measured steps are 10-30 KiB (~60-100 KiB
-  // under ASan, whose redzones and metadata inflate every allocation); a
-  // leak of 0.5 KiB per call would make them 50 KiB. The total over the last
-  // 500 calls is also bounded, loosely, against one runaway step.
+  // does not move the median. Measured steps are 10-30 KiB; a leak of
+  // 0.5 KiB per call would make them 50 KiB. The total over the last 500
+  // calls is also bounded, loosely, against one runaway step.
+  // Under ASan the steps are 80-310 KiB even though the heap does not grow:
+  // heaptrack on the plain build finds the live heap after 1500 calls within
+  // 1 KiB of the heap after 300 (the sanitizer allocator's size classes and
+  // metadata, not the daemon, grow RSS). So the ASan bound only catches a
+  // gross leak (5 KiB a call); the plain build's bound is the real check, and
+  // LeakSanitizer checks for lost memory at exit.
 #if defined(__SANITIZE_ADDRESS__)
-  constexpr long kMaxStepKib = 200;
-  constexpr long kMaxGrowthKib = 4096;
+  constexpr long kMaxStepKib = 512;
+  constexpr long kMaxGrowthKib = 8192;
 #else
   constexpr long kMaxStepKib = 50;
   constexpr long kMaxGrowthKib = 2048;
