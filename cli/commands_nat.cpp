@@ -31,6 +31,23 @@ Json netcheck_json(const proto::NetcheckReply& r) {
                              {"error", s.error().empty() ? Json(nullptr) : Json(s.error())}});
   }
   j["port_mapping"] = r.port_mapping();
+  auto text_or_null = [](const std::string& s) { return s.empty() ? Json(nullptr) : Json(s); };
+  j["relay"] = Json::object({{"state", r.relay().state().empty() ? "none" : r.relay().state()},
+                             {"peer", text_or_null(r.relay().peer())},
+                             {"addr", text_or_null(r.relay().addr())},
+                             {"error", text_or_null(r.relay().error())}});
+  if (r.has_relay_service()) {
+    const auto& s = r.relay_service();
+    j["relay_service"] = Json::object({{"reservations", s.reservations()},
+                                       {"circuits", s.circuits()},
+                                       {"bytes_relayed", s.bytes_relayed()},
+                                       {"circuits_refused", s.circuits_refused()},
+                                       {"max_reservations", s.max_reservations()},
+                                       {"max_circuits", s.max_circuits()},
+                                       {"max_rate_mib", s.max_rate_mib()}});
+  } else {
+    j["relay_service"] = nullptr;
+  }
   return j;
 }
 
@@ -49,6 +66,21 @@ void print_netcheck_text(const proto::NetcheckReply& r) {
   table.row("reachability", reachability);
   table.row("nat_mapping", r.nat_mapping());
   table.row("port_mapping", r.port_mapping());
+  std::string relay = r.relay().state().empty() ? "none" : r.relay().state();
+  if (!r.relay().addr().empty())
+    relay += fmt::format(": peers call {} (relayed by {})", r.relay().addr(), r.relay().peer());
+  if (!r.relay().error().empty()) relay += fmt::format(" (last error: {})", r.relay().error());
+  table.row("relay", relay);
+  if (r.has_relay_service()) {
+    const auto& s = r.relay_service();
+    table.row(
+        "relaying",
+        fmt::format("{}/{} reservations, {}/{} circuits, {} bytes relayed, {} refused, rate {}", s.reservations(),
+                    s.max_reservations(), s.circuits(), s.max_circuits(), s.bytes_relayed(), s.circuits_refused(),
+                    s.max_rate_mib() == 0 ? std::string("unlimited") : fmt::format("{} MiB/s", s.max_rate_mib())));
+  } else {
+    table.row("relaying", "off (--relay-max-reservations 0)");
+  }
   std::vector<std::string> stun;
   for (const auto& s : r.stun()) {
     if (s.has_mapped()) {

@@ -221,6 +221,22 @@ struct NetcheckView {
   std::string nat_mapping;                              // none | endpoint-independent | endpoint-dependent | unknown
   std::vector<StunServerView> stun;
   std::string port_mapping;  // none | upnp | natpmp
+  struct RelayUse {
+    std::string state = "none";  // none | connecting | connected
+    std::string peer;
+    std::string addr;
+    std::string error;
+  } relay;
+  struct RelayService {
+    std::uint32_t reservations = 0;
+    std::uint32_t circuits = 0;
+    std::uint64_t bytes_relayed = 0;
+    std::uint64_t circuits_refused = 0;
+    std::uint32_t max_reservations = 0;
+    std::uint32_t max_circuits = 0;
+    std::uint32_t max_rate_mib = 0;
+  };
+  std::optional<RelayService> relay_service;
 };
 
 class ControlHandler {

@@ -82,6 +82,21 @@ class ControlService final : public proto::Control::CallbackService {
         out->set_error(server.error);
       }
       reply->set_port_mapping(view.port_mapping);
+      auto* relay = reply->mutable_relay();
+      relay->set_state(view.relay.state);
+      relay->set_peer(view.relay.peer);
+      relay->set_addr(view.relay.addr);
+      relay->set_error(view.relay.error);
+      if (view.relay_service) {
+        auto* service = reply->mutable_relay_service();
+        service->set_reservations(view.relay_service->reservations);
+        service->set_circuits(view.relay_service->circuits);
+        service->set_bytes_relayed(view.relay_service->bytes_relayed);
+        service->set_circuits_refused(view.relay_service->circuits_refused);
+        service->set_max_reservations(view.relay_service->max_reservations);
+        service->set_max_circuits(view.relay_service->max_circuits);
+        service->set_max_rate_mib(view.relay_service->max_rate_mib);
+      }
       reactor->Finish(grpc::Status::OK);
     });
     return reactor;

@@ -94,7 +94,7 @@ Result<ChordInbound> decode_request(const proto::ChordRequest& request) {
   if (!from) return from.error();
   if (request.executor().size() > kMaxExecutorLength) return make_error(ErrorCode::corrupt, "executor name too long");
   const std::uint64_t rid = request.request_id();
-  ChordInbound in{std::move(*from), chord::Notify{}, request.executor()};
+  ChordInbound in{std::move(*from), chord::Notify{}, request.executor(), request.relayed()};
   switch (request.body_case()) {
     case proto::ChordRequest::kGetNeighbors: in.message = chord::GetNeighbors{rid}; break;
     case proto::ChordRequest::kNotify: in.message = chord::Notify{}; break;
@@ -191,7 +191,7 @@ Result<ChordAnswer> decode_reply(const proto::ChordReply& reply, std::uint64_t r
   auto from = id_from(reply.node_id(), "the answerer's node id");
   if (!from) return from.error();
   if (reply.executor().size() > kMaxExecutorLength) return make_error(ErrorCode::corrupt, "executor name too long");
-  ChordAnswer answer{*from, reply.executor(), std::nullopt};
+  ChordAnswer answer{*from, reply.executor(), std::nullopt, reply.relayed()};
   switch (reply.body_case()) {
     case proto::ChordReply::kNone: break;
     case proto::ChordReply::kNeighbors: {

@@ -18,6 +18,7 @@ struct ChordInbound {
   chord::Peer from;
   chord::Message message;
   std::string executor;
+  bool relayed = false;  // the sender is reached through a relay
 };
 
 proto::ChordRequest encode_request(const chord::Peer& self, const std::string& executor, const chord::Message& message);
@@ -31,6 +32,7 @@ struct ChordAnswer {
   NodeId from;
   std::string executor;
   std::optional<chord::Message> message;
+  bool relayed = false;
 };
 Result<ChordAnswer> decode_reply(const proto::ChordReply& reply, std::uint64_t request_id);
 

@@ -35,10 +35,13 @@ Result<PingResult> decode(const HostPort& to, const proto::PingReply& reply) {
   if (reply.version().size() > kMaxVersionLength) {
     return make_error(ErrorCode::corrupt, "{} sent an oversized version string", to.to_string());
   }
-  PingResult result{*node_id, reply.version(), std::nullopt};
+  PingResult result{*node_id, reply.version(), std::nullopt, {}};
   if (!reply.observed_addr().empty()) {
     if (auto observed = parse_host_port(reply.observed_addr(), false)) result.observed = *observed;
   }
+  // Older peers do not say; anything else is not believed.
+  const auto& reachability = reply.reachability();
+  if (reachability == "public" || reachability == "private") result.reachability = reachability;
   return result;
 }
 
@@ -230,6 +233,33 @@ void PeerClient::dial_back(const HostPort& to, std::uint16_t port, std::chrono::
         constexpr std::size_t kMaxText = 512;  // a peer's words, bounded
         done(DialBackResult{reply->reached(), reply->dialed_addr().substr(0, kMaxText),
                             reply->error().substr(0, kMaxText)});
+      });
+}
+
+void PeerClient::reserve_relay(const HostPort& to, std::chrono::milliseconds timeout,
+                               std::function<void(Result<RelayReservation>)> done) {
+  proto::ReserveRequest request;
+  request.set_node_id(std::string(m_self.bytes().begin(), m_self.bytes().end()));
+  simple_unary<proto::ReserveRequest, proto::ReserveReply>(
+      to, std::move(request), timeout,
+      [](const std::shared_ptr<grpc::Channel>& channel, grpc::ClientContext& context, const proto::ReserveRequest& req,
+         proto::ReserveReply& reply, std::function<void(grpc::Status)> on_done) {
+        std::shared_ptr<proto::Peer::Stub> stub = proto::Peer::NewStub(channel);
+        stub->async()->Reserve(&context, &req, &reply, std::move(on_done));
+        return std::shared_ptr<void>(stub);
+      },
+      [to, done = std::move(done)](Result<proto::ReserveReply> reply) {
+        if (!reply) return done(reply.error());
+        auto addr = parse_host_port(reply->addr(), false);
+        if (!addr || addr->port == 0) {
+          return done(
+              make_error(ErrorCode::corrupt, "{} granted a relay address that is not HOST:PORT", to.to_string()));
+        }
+        if (reply->secret().size() != kRelaySecretBytes) {
+          return done(make_error(ErrorCode::corrupt, "{} granted a relay secret of {} bytes, expected {}",
+                                 to.to_string(), reply->secret().size(), kRelaySecretBytes));
+        }
+        done(RelayReservation{*addr, reply->secret()});
       });
 }
 

@@ -52,7 +52,14 @@ struct PingResult {
   NodeId node_id;
   std::string version;
   std::optional<HostPort> observed;  // how the peer sees us, when it said
+  std::string reachability;          // the peer's own, "public" or "private"; empty: it did not say
 };
+
+struct RelayReservation {
+  HostPort addr;       // where peers call us through the relay
+  std::string secret;  // kRelaySecretBytes bytes, for the control connection
+};
+inline constexpr std::size_t kRelaySecretBytes = 16;
 
 struct DialBackResult {
   bool reached = false;
@@ -77,6 +84,9 @@ class PeerClient {
   // `port` (reachability, peer.proto DialBack).
   void dial_back(const HostPort& to, std::uint16_t port, std::chrono::milliseconds timeout,
                  std::function<void(Result<DialBackResult>)> done);
+  // Asks the peer at `to` to relay for us (peer.proto Reserve).
+  void reserve_relay(const HostPort& to, std::chrono::milliseconds timeout,
+                     std::function<void(Result<RelayReservation>)> done);
   // One Chord message (service Chord, method Call); `done` as for ping.
   // `stamp`, here and below: the trace stamp of a send the caller recorded
   // (Tracer::on_send with a name), sent instead of the plain one.

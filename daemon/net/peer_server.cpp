@@ -1,6 +1,11 @@
 #include "daemon/net/peer_server.hpp"
 
 #include <grpcpp/grpcpp.h>
+#include <grpcpp/server_posix.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <mutex>
 
 #include "common/log.hpp"
 #include "common/version.hpp"
@@ -11,11 +16,18 @@
 
 namespace p2pd::net {
 
-// Ping touches only immutable data (our id and version), so it answers on
+struct PeerSelfState {
+  std::mutex mutex;
+  std::string reachability = "unknown";
+  std::atomic<bool> relayed{false};
+};
+
+// Ping touches only our id, version and reachability, so it answers on
 // gRPC's thread; handlers that touch protocol state post onto the node.
 class PeerService final : public proto::Peer::CallbackService {
  public:
-  explicit PeerService(const NodeId& self) : m_self(self) {}
+  PeerService(const NodeId& self, std::shared_ptr<PeerSelfState> state, RelayHandler& relay)
+      : m_self(self), m_state(std::move(state)), m_relay(relay) {}
 
   grpc::ServerUnaryReactor* Ping(grpc::CallbackServerContext* context, const proto::PingRequest* request,
                                  proto::PingReply* reply) override {
@@ -27,7 +39,32 @@ class PeerService final : public proto::Peer::CallbackService {
     reply->set_node_id(std::string(m_self.bytes().begin(), m_self.bytes().end()));
     reply->set_version(kVersion);
     if (auto observed = host_port_from_grpc_peer(context->peer())) reply->set_observed_addr(observed->to_string());
+    {
+      std::lock_guard lock(m_state->mutex);
+      reply->set_reachability(m_state->reachability);
+    }
     reactor->Finish(grpc::Status::OK);
+    return reactor;
+  }
+
+  grpc::ServerUnaryReactor* Reserve(grpc::CallbackServerContext* context, const proto::ReserveRequest* request,
+                                    proto::ReserveReply* reply) override {
+    auto* reactor = context->DefaultReactor();
+    const auto& id = request->node_id();
+    auto caller = NodeId::from_bytes(std::span(reinterpret_cast<const std::uint8_t*>(id.data()), id.size()));
+    if (!caller) {
+      reactor->Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "node_id must be 20 bytes"));
+      return reactor;
+    }
+    m_relay.on_relay_reserve(*caller, [reactor, reply](Result<RelayGrant> grant) {
+      if (!grant) {
+        reactor->Finish(grpc::Status(grpc::StatusCode::UNAVAILABLE, grant.error().message));
+        return;
+      }
+      reply->set_addr(grant->addr);
+      reply->set_secret(grant->secret);
+      reactor->Finish(grpc::Status::OK);
+    });
     return reactor;
   }
 
@@ -59,13 +96,15 @@ class PeerService final : public proto::Peer::CallbackService {
 
  private:
   NodeId m_self;
+  std::shared_ptr<PeerSelfState> m_state;
+  RelayHandler& m_relay;
   DialBacker m_dial_backs;
 };
 
 class ChordService final : public proto::Chord::CallbackService {
  public:
-  ChordService(const NodeId& self, std::string executor, ChordHandler& handler)
-      : m_self(self), m_executor(std::move(executor)), m_handler(handler) {}
+  ChordService(const NodeId& self, std::string executor, std::shared_ptr<PeerSelfState> state, ChordHandler& handler)
+      : m_self(self), m_executor(std::move(executor)), m_state(std::move(state)), m_handler(handler) {}
 
   grpc::ServerUnaryReactor* Call(grpc::CallbackServerContext* context, const proto::ChordRequest* request,
                                  proto::ChordReply* reply) override {
@@ -79,6 +118,7 @@ class ChordService final : public proto::Chord::CallbackService {
     // The reply object stays valid until Finish(): gRPC calls OnDone only after it.
     m_handler.on_chord_message(std::move(*inbound), [this, reactor, reply](std::optional<chord::Message> answer) {
       *reply = encode_reply(m_self, m_executor, answer);
+      reply->set_relayed(m_state->relayed.load());
       reactor->Finish(grpc::Status::OK);
     });
     return reactor;
@@ -87,6 +127,7 @@ class ChordService final : public proto::Chord::CallbackService {
  private:
   NodeId m_self;
   std::string m_executor;
+  std::shared_ptr<PeerSelfState> m_state;
   ChordHandler& m_handler;
 };
 
@@ -288,10 +329,12 @@ std::optional<HostPort> host_port_from_grpc_peer(std::string_view peer) {
 Result<std::unique_ptr<PeerServer>> PeerServer::start(const HostPort& listen, const NodeId& self,
                                                       const std::string& executor, ChordHandler& chord,
                                                       RaftHandler& raft, BlobHandler& blobs, JobsHandler& jobs,
-                                                      trace::Tracer* tracer, trace::Recorder* recorder) {
+                                                      RelayHandler& relay, trace::Tracer* tracer,
+                                                      trace::Recorder* recorder) {
   std::unique_ptr<PeerServer> server(new PeerServer());
-  server->m_service = std::make_unique<PeerService>(self);
-  server->m_chord = std::make_unique<ChordService>(self, executor, chord);
+  server->m_self_state = std::make_shared<PeerSelfState>();
+  server->m_service = std::make_unique<PeerService>(self, server->m_self_state, relay);
+  server->m_chord = std::make_unique<ChordService>(self, executor, server->m_self_state, chord);
   server->m_raft = std::make_unique<RaftService>(self, raft);
   server->m_blobs = std::make_unique<BlobService>(blobs);
   server->m_jobs = std::make_unique<JobsService>(jobs);
@@ -325,6 +368,23 @@ Result<std::unique_ptr<PeerServer>> PeerServer::start(const HostPort& listen, co
   server->m_bound = HostPort{listen.host, static_cast<std::uint16_t>(port)};
   log::info(log::Category::net, "listening for peers on {}", server->m_bound.to_string());
   return server;
+}
+
+void PeerServer::add_connection(int fd) {
+  if (!m_server) {
+    ::close(fd);
+    return;
+  }
+  grpc::AddInsecureChannelFromFd(m_server.get(), fd);
+}
+
+void PeerServer::set_reachability(std::string reachability) {
+  std::lock_guard lock(m_self_state->mutex);
+  m_self_state->reachability = std::move(reachability);
+}
+
+void PeerServer::set_relayed(bool relayed) {
+  m_self_state->relayed = relayed;
 }
 
 void PeerServer::shutdown(std::chrono::milliseconds grace) {

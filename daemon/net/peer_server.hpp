@@ -7,6 +7,7 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <string>
 
 #include "common/host_port.hpp"
 #include "common/node_id.hpp"
@@ -27,6 +28,7 @@ class Tracer;
 namespace p2pd::net {
 
 class PeerService;
+struct PeerSelfState;
 class ChordService;
 class RaftService;
 class BlobService;
@@ -76,6 +78,18 @@ class JobsHandler {
   virtual void on_shard_report(ShardReportIn report, std::function<void(Result<void>)> done) = 0;
 };
 
+// An unreachable peer asks for a relay port (peer.proto, Peer.Reserve).
+struct RelayGrant {
+  std::string addr;    // HOST:PORT peers call to reach the caller
+  std::string secret;  // relay::kSecretBytes bytes
+};
+class RelayHandler {
+ public:
+  virtual ~RelayHandler() = default;
+  // Called on a gRPC thread; `done` runs once, on any thread.
+  virtual void on_relay_reserve(const NodeId& caller, std::function<void(Result<RelayGrant>)> done) = 0;
+};
+
 // Bounded input: no single peer message may exceed this (DESIGN.md, "every
 // peer input is validated with size limits").
 inline constexpr int kMaxPeerMessageBytes = 4 << 20;
@@ -89,7 +103,7 @@ class PeerServer {
  public:
   static Result<std::unique_ptr<PeerServer>> start(const HostPort& listen, const NodeId& self,
                                                    const std::string& executor, ChordHandler& chord, RaftHandler& raft,
-                                                   BlobHandler& blobs, JobsHandler& jobs,
+                                                   BlobHandler& blobs, JobsHandler& jobs, RelayHandler& relay,
                                                    trace::Tracer* tracer = nullptr,
                                                    trace::Recorder* recorder = nullptr);
   ~PeerServer();
@@ -100,8 +114,17 @@ class PeerServer {
   [[nodiscard]] const HostPort& bound() const { return m_bound; }
   void shutdown(std::chrono::milliseconds grace);
 
+  // Serves gRPC on a connection we did not accept (a relayed caller's leg,
+  // or a punched socket): connected, non-blocking; the server owns `fd`.
+  void add_connection(int fd);
+  // What this node says of itself: its reachability in Ping replies, and
+  // whether peers reach it through a relay, in Chord replies.
+  void set_reachability(std::string reachability);
+  void set_relayed(bool relayed);
+
  private:
   PeerServer() = default;
+  std::shared_ptr<PeerSelfState> m_self_state;
   HostPort m_bound;
   std::unique_ptr<PeerService> m_service;
   std::unique_ptr<ChordService> m_chord;

@@ -52,7 +52,15 @@ OptionGroups make_options() {
        "a peer of the pool to join; repeatable. None: start a new pool")
       ("stun", po::value<std::vector<std::string>>()->value_name("HOST:PORT"),
        "a STUN server (RFC 8489) to learn the public address; repeatable (two "
-       "classify the NAT's port mapping)");
+       "classify the NAT's port mapping)")
+      ("relay-max-reservations", po::value<std::string>()->value_name("N"),
+       "unreachable peers this node relays for at once, one TCP port each; "
+       "0: relay for nobody (default: 16)")
+      ("relay-max-circuits", po::value<std::string>()->value_name("N"),
+       "connections relayed at once, all reservations together (default: 64)")
+      ("relay-max-rate", po::value<std::string>()->value_name("MIB"),
+       "MiB/s all relayed connections share, both directions counted; 0: no limit "
+       "(default: 16)");
   g.control.add_options()
       ("control-socket", po::value<std::string>()->value_name("PATH"),
        "the local gRPC unix socket p2pctl uses (default: $RUNTIME_DIRECTORY/p2pd.sock "
@@ -169,6 +177,12 @@ Result<void> apply_value(NodeConfig& config, const std::string& key, const std::
       return fail(make_error(ErrorCode::invalid_argument, "'{}' is not one of trace, debug, info, warn, error", value));
     }
     config.log_level = *level;
+  } else if (key == "relay-max-reservations" || key == "relay-max-circuits" || key == "relay-max-rate") {
+    auto n = key == "relay-max-rate" ? parse_count(value, 0, 100000) : parse_count(value, 0, 4096);
+    if (!n) return fail(n.error());
+    if (key == "relay-max-reservations") config.relay_max_reservations = *n;
+    if (key == "relay-max-circuits") config.relay_max_circuits = *n;
+    if (key == "relay-max-rate") config.relay_max_rate_mib = *n;
   } else if (key == "raft-heartbeat" || key == "raft-election-timeout" || key == "raft-voters" ||
              key == "raft-voter-timeout" || key == "raft-snapshot-entries") {
     const bool ms = key == "raft-heartbeat" || key == "raft-election-timeout";
@@ -269,6 +283,11 @@ ReloadPlan plan_reload(const NodeConfig& running, const NodeConfig& reread) {
   if (running.advertise != reread.advertise) plan.need_restart.emplace_back("advertise");
   if (running.bootstrap != reread.bootstrap) plan.need_restart.emplace_back("bootstrap");
   if (running.stun != reread.stun) plan.need_restart.emplace_back("stun");
+  if (running.relay_max_reservations != reread.relay_max_reservations) {
+    plan.need_restart.emplace_back("relay-max-reservations");
+  }
+  if (running.relay_max_circuits != reread.relay_max_circuits) plan.need_restart.emplace_back("relay-max-circuits");
+  if (running.relay_max_rate_mib != reread.relay_max_rate_mib) plan.need_restart.emplace_back("relay-max-rate");
   if (running.control_socket != reread.control_socket) plan.need_restart.emplace_back("control-socket");
   if (running.state_dir != reread.state_dir) plan.need_restart.emplace_back("state-dir");
   if (running.executor != reread.executor) plan.need_restart.emplace_back("executor");

@@ -44,6 +44,12 @@ struct NodeConfig {
   // The job table is snapshotted, and the log before it dropped, after this
   // many applied entries (etcd's --snapshot-count).
   std::uint32_t raft_snapshot_entries = 4096;
+  // Relaying for unreachable peers: reservations (ports) held at once (0: no
+  // relaying), circuits open at once, and the bandwidth all circuits share
+  // (MiB/s, each direction counted; 0: unlimited).
+  std::uint32_t relay_max_reservations = 16;
+  std::uint32_t relay_max_circuits = 64;
+  std::uint32_t relay_max_rate_mib = 16;
 
   friend bool operator==(const NodeConfig&, const NodeConfig&) = default;
 };

@@ -44,7 +44,7 @@ Result<void> Node::start() {
   m_control_server = std::move(*control);
 
   auto peer = net::PeerServer::start(m_config.listen, m_identity.id, std::string(exec::to_string(m_executor.kind)),
-                                     *this, *this, *this, *this, m_tracer.get(), m_trace_recorder.get());
+                                     *this, *this, *this, *this, *this, m_tracer.get(), m_trace_recorder.get());
   if (!peer) return peer.error();
   m_peer_server = std::move(*peer);
   m_listen = m_peer_server->bound();
@@ -53,6 +53,7 @@ Result<void> Node::start() {
   // Before the io thread runs, so peer calls queued meanwhile find the overlay.
   start_chord();
   start_nat();
+  start_relay();
   m_transfer = std::make_unique<BlobTransfer>(
       m_identity.id, *m_blob_store, *m_matrix_cache, *m_peer_client, m_io, m_blocking,
       [this](const NodeId& key, std::function<void(Result<std::vector<chord::Peer>>)> done) {
@@ -119,11 +120,15 @@ void Node::shutdown() {
       boost::system::error_code ignored;
       m_signals.cancel(ignored);
       m_stun_socket.close(ignored);
+      if (m_relay_link) m_relay_link->close();
       m_work.reset();
       m_io.stop();
     });
     m_io_thread.join();
   }
+  // Peers relayed through us are cut off; they reserve elsewhere.
+  if (m_relay_server) m_relay_server->shutdown();
+  m_relay_link.reset();
   // A kernel or a disk write still running finishes; queued ones are dropped.
   m_compute.stop();
   m_verify_pool.stop();
@@ -155,6 +160,8 @@ void Node::on_tick() {
   tick_jobs();
   probe_bootstrap_peers();
   tick_nat();
+  tick_relay();
+  maybe_join();
   check_leave_done();
   update_service();
 }
@@ -213,11 +220,12 @@ void Node::on_bootstrap_reply(const HostPort& addr, Result<net::PingResult> repl
                 reply->node_id.hex(), reply->version,
                 reply->observed ? ", sees us at " + reply->observed->to_string() : "");
       if (reply->observed) m_observed.observe(addr.host, reply->observed->host, m_ticks);
-      if (m_overlay && !m_ring_started && !m_leaving) {
-        m_ring_started = true;
-        log::info(log::Category::chord, "joining the ring through {}", addr.to_string());
-        m_overlay->join(addr.to_string());
-        pump_chord();
+      note_peer_reachability(addr, reply->reachability);
+      if (m_overlay && !m_ring_started && !m_leaving && !m_join_through) {
+        // Joined once this node knows how peers will reach it (maybe_join).
+        m_join_through = addr;
+        m_join_wait_since = m_ticks;
+        maybe_join();
       }
       break;
     case net::BootstrapProbe::Verdict::is_self:

@@ -44,6 +44,8 @@
 #include "daemon/raft/raft.hpp"
 #include "daemon/raft/storage.hpp"
 #include "daemon/raft/voter_policy.hpp"
+#include "daemon/relay/relay_link.hpp"
+#include "daemon/relay/relay_server.hpp"
 #include "daemon/sched/job_table.hpp"
 #include "daemon/sched/scheduler.hpp"
 #include "daemon/store/blob_store.hpp"
@@ -86,6 +88,16 @@ inline constexpr std::size_t kMaxLearners = 64;
 inline constexpr std::uint64_t kObservationTicks = 60 * 20;
 inline constexpr std::size_t kWantedObservers = 4;
 inline constexpr std::chrono::milliseconds kDialBackCallTimeout{6000};
+// Joining waits this long at most for a reachability verdict (a dial-back
+// round: kDialBackCallTimeout and a margin), and an unreachable node this
+// long at most for a relay, before it joins with what it has.
+inline constexpr std::uint64_t kJoinVerdictWaitTicks = 15 * 20;
+inline constexpr std::uint64_t kJoinRelayWaitTicks = 30 * 20;
+// A relay reservation is asked for with this deadline, and retried after
+// 1 s, doubling to at most a minute.
+inline constexpr std::chrono::milliseconds kRelayReserveTimeout{5000};
+inline constexpr std::uint64_t kRelayRetryTicks = 20;
+inline constexpr std::uint64_t kRelayMaxRetryTicks = 60 * 20;
 // A Raft peer that cannot be reached is looked up in the ring (its own id
 // leads to it) at most this often, with at most so many lookups at once.
 inline constexpr std::chrono::milliseconds kRaftResolveInterval{1000};
@@ -135,7 +147,8 @@ class Node final : public control::ControlHandler,
                    public net::ChordHandler,
                    public net::RaftHandler,
                    public net::BlobHandler,
-                   public net::JobsHandler {
+                   public net::JobsHandler,
+                   public net::RelayHandler {
  public:
   // `args` is the command line (without argv[0]), kept for SIGHUP reloads.
   Node(NodeConfig config, std::vector<std::string> args, NodeIdentity identity, exec::ExecutorInfo executor);
@@ -208,7 +221,9 @@ class Node final : public control::ControlHandler,
   void note_ring_changes();
   // Peers heard from within kLearnerFreshness (not counting this node).
   [[nodiscard]] std::size_t peers_heard_lately() const;
-  void note_peer(const NodeId& id, const std::string& addr, const std::string& executor);
+  // `relayed`: whether the peer said it is reached through a relay (unset: it did not say).
+  void note_peer(const NodeId& id, const std::string& addr, const std::string& executor,
+                 std::optional<bool> relayed = std::nullopt);
   void run_operation(std::uint64_t operation_id, std::function<void(chord::OperationResult)> done);
   void begin_leave(std::function<void(Result<control::LeaveView>)> done);
   void check_leave_done();
@@ -228,6 +243,20 @@ class Node final : public control::ControlHandler,
   void note_reachability();
   // Adopted observed addresses, with the advertised port.
   [[nodiscard]] std::vector<std::string> observed_addrs() const;
+
+  // node_relay.cpp: relaying for others and being relayed (io thread only).
+  void on_relay_reserve(const NodeId& caller, std::function<void(Result<net::RelayGrant>)> done) override;
+  void start_relay();
+  void tick_relay();
+  void reserve_relay_at(const HostPort& peer);
+  void on_relay_lost(std::string why);
+  [[nodiscard]] std::vector<HostPort> relay_candidates() const;
+  void note_peer_reachability(const HostPort& peer, const std::string& reachability);
+  // Peers call us through a relay: our announced address is our allocation.
+  [[nodiscard]] bool announced_through_relay() const;
+  // Joins through the bootstrap peer that answered once this node knows how
+  // peers reach it: directly, or (unreachable) through a relay it reserved.
+  void maybe_join();
 
   // node_raft.cpp: the Raft core bound to its storage, gRPC and the job table (io thread only).
   Result<void> start_raft();
@@ -366,6 +395,7 @@ class Node final : public control::ControlHandler,
   struct PeerSeen {
     std::string addr;
     std::string executor;
+    bool relayed = false;  // its address is a relay allocation
     std::chrono::steady_clock::time_point last_seen;
   };
   std::unique_ptr<chord::Overlay> m_overlay;
@@ -390,6 +420,23 @@ class Node final : public control::ControlHandler,
   nat::Reachability m_logged_reachability = nat::Reachability::unknown;
   nat::NatMapping m_logged_mapping = nat::NatMapping::unknown;
   std::uint64_t m_next_observation_tick = 40;  // 2 s after start
+  // What peers said of their own reachability in ping replies, by address.
+  std::map<std::string, std::string> m_peer_reachability;
+  // The address announced before any relay: --advertise, or the listen address.
+  HostPort m_direct_addr;
+  // Joining waits for reachability (and, unreachable, for a relay): the
+  // bootstrap peer that answered, and since when we wait.
+  std::optional<HostPort> m_join_through;
+  std::uint64_t m_join_wait_since = 0;
+  // Relaying (node_relay.cpp).
+  std::unique_ptr<relay::RelayServer> m_relay_server;
+  std::shared_ptr<relay::RelayLink> m_relay_link;
+  std::optional<HostPort> m_relay_peer;  // the peer relaying for us
+  std::optional<HostPort> m_relay_addr;  // our allocation there
+  bool m_relay_reserving = false;
+  std::uint64_t m_next_relay_tick = 0;
+  std::uint32_t m_relay_failures = 0;
+  std::string m_relay_error;
   std::size_t m_chord_calls_in_flight = 0;
   bool m_leaving = false;
   bool m_left = false;  // the hand-over is done (or timed out); stopping

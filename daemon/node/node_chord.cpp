@@ -64,6 +64,7 @@ void Node::start_chord() {
               HostPort{advertised.host, m_listen.port}.to_string());
     advertised.port = m_listen.port;
   }
+  m_direct_addr = advertised;
   m_chord_self = chord::Peer{m_identity.id, advertised.to_string()};
   m_overlay = std::make_unique<chord::Overlay>(m_chord_self, chord::OverlayConfig{});
   if (m_config.bootstrap.empty()) {
@@ -82,7 +83,7 @@ void Node::on_chord_message(net::ChordInbound inbound, std::function<void(std::o
       done(std::nullopt);
       return;
     }
-    note_peer(inbound.from.id, inbound.from.addr, inbound.executor);
+    note_peer(inbound.from.id, inbound.from.addr, inbound.executor, inbound.relayed);
     auto reply = m_overlay->receive(inbound.from, inbound.message);
     done(std::move(reply));
     pump_chord();
@@ -154,7 +155,8 @@ void Node::send_chord(chord::Outgoing out) {
     return;
   }
   const std::uint64_t request_id = chord::request_id_of(out.message);
-  const auto request = net::encode_request(m_chord_self, std::string(exec::to_string(m_executor.kind)), out.message);
+  auto request = net::encode_request(m_chord_self, std::string(exec::to_string(m_executor.kind)), out.message);
+  request.set_relayed(announced_through_relay());
   std::string stamp;
   if (m_tracer) {
     if (const std::string name = traced_chord_send_name(out); !name.empty()) stamp = m_tracer->on_send(name);
@@ -174,7 +176,7 @@ void Node::send_chord(chord::Outgoing out) {
           log::debug(log::Category::chord, "ignored a reply from {}: {}", addr, answer.error().message);
           return;
         }
-        note_peer(answer->from, addr, answer->executor);
+        note_peer(answer->from, addr, answer->executor, answer->relayed);
         if (answer->message) {
           m_overlay->receive(chord::Peer{answer->from, addr}, *answer->message);
           pump_chord();
@@ -183,7 +185,8 @@ void Node::send_chord(chord::Outgoing out) {
       stamp);
 }
 
-void Node::note_peer(const NodeId& id, const std::string& addr, const std::string& executor) {
+void Node::note_peer(const NodeId& id, const std::string& addr, const std::string& executor,
+                     std::optional<bool> relayed) {
   if (id == m_identity.id) return;
   if (!m_peers_seen.contains(id) && m_peers_seen.size() >= kMaxPeersRemembered) {
     auto oldest = std::min_element(m_peers_seen.begin(), m_peers_seen.end(), [](const auto& a, const auto& b) {
@@ -192,7 +195,9 @@ void Node::note_peer(const NodeId& id, const std::string& addr, const std::strin
     m_peers_seen.erase(oldest);
   }
   auto& seen = m_peers_seen[id];
+  if (seen.addr != addr) seen.relayed = false;  // a new address: how it is reached is news too
   seen.addr = addr;
+  if (relayed) seen.relayed = *relayed;
   if (executor == "cuda" || executor == "cpu") seen.executor = executor;
   seen.last_seen = std::chrono::steady_clock::now();
 }
@@ -236,6 +241,7 @@ void Node::get_peers(std::function<void(std::vector<control::PeerView>)> done) {
       view.connection = "direct";
       view.executor = "unknown";
       if (auto it = m_peers_seen.find(id); it != m_peers_seen.end()) {
+        if (it->second.relayed) view.connection = "relayed";
         if (!it->second.executor.empty()) view.executor = it->second.executor;
         view.last_seen_s = static_cast<std::uint64_t>(
             std::chrono::duration_cast<std::chrono::seconds>(now - it->second.last_seen).count());

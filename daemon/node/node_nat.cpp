@@ -195,8 +195,9 @@ std::vector<HostPort> Node::reachability_helpers() const {
 }
 
 std::uint16_t Node::advertised_port() const {
-  auto self = parse_host_port(m_chord_self.addr, false);
-  return self ? self->port : m_listen.port;
+  // The direct one: a relay's allocation is not where a dial-back or an
+  // observed address should point.
+  return m_direct_addr.port != 0 ? m_direct_addr.port : m_listen.port;
 }
 
 void Node::tick_nat() {
@@ -218,6 +219,7 @@ void Node::tick_nat() {
         hosts.push_back(helper.host);
         m_peer_client->ping(helper, kBootstrapPingTimeout, [this, helper](Result<net::PingResult> reply) {
           if (reply && reply->observed) m_observed.observe(helper.host, reply->observed->host, m_ticks);
+          if (reply) note_peer_reachability(helper, reply->reachability);
         });
       }
     }
@@ -243,6 +245,7 @@ void Node::note_reachability() {
   const nat::Reachability now = m_reachability.state();
   if (now == m_logged_reachability) return;
   m_logged_reachability = now;
+  if (m_peer_server) m_peer_server->set_reachability(std::string(nat::to_string(now)));
   log::info(log::Category::net, "reachability: {} ({})", nat::to_string(now), m_reachability.detail());
   trace_local(fmt::format("reachability: {}", nat::to_string(now)));
 }
@@ -278,6 +281,24 @@ void Node::netcheck(std::function<void(control::NetcheckView)> done) {
       }
     }
     view.port_mapping = "none";
+    if (m_relay_link) {
+      view.relay.state = m_relay_link->connected() ? "connected" : "connecting";
+      view.relay.addr = m_relay_link->allocation().to_string();
+    }
+    if (m_relay_peer) view.relay.peer = m_relay_peer->to_string();
+    view.relay.error = m_relay_error;
+    if (m_relay_server) {
+      const auto stats = m_relay_server->stats();
+      control::NetcheckView::RelayService service;
+      service.reservations = static_cast<std::uint32_t>(stats.reservations);
+      service.circuits = static_cast<std::uint32_t>(stats.circuits);
+      service.bytes_relayed = stats.bytes_relayed;
+      service.circuits_refused = stats.circuits_refused;
+      service.max_reservations = m_config.relay_max_reservations;
+      service.max_circuits = m_config.relay_max_circuits;
+      service.max_rate_mib = m_config.relay_max_rate_mib;
+      view.relay_service = service;
+    }
     done(std::move(view));
   });
 }
