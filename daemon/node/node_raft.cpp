@@ -335,8 +335,12 @@ void Node::manage_voters() {
     }
     return;
   }
+  std::set<NodeId> relayed;
+  for (const auto& [id, seen] : m_peers_seen) {
+    if (seen.relayed) relayed.insert(id);
+  }
   auto change = raft::next_voter_change(m_identity.id, m_raft->voters(), m_raft->followers(), m_raft->last_index(),
-                                        m_voter_policy);
+                                        m_voter_policy, relayed);
   if (!change) return;
   const bool add = change->kind == raft::VoterChange::Kind::add;
   auto proposed = add ? m_raft->add_voter(change->node) : m_raft->remove_voter(change->node);

@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -33,8 +34,12 @@ struct VoterChange {
   std::string reason;
 };
 
+// `relayed`: peers reached only through a relay. A voter should be
+// reachable (every message to a relayed one costs the relay, and it dies
+// with its relay), so they are added only when no reachable learner is fit,
+// and a relayed voter makes way when one is.
 std::optional<VoterChange> next_voter_change(const NodeId& self, const std::vector<NodeId>& voters,
                                              const std::map<NodeId, FollowerProgress>& followers, Index last_index,
-                                             const VoterPolicyConfig& config);
+                                             const VoterPolicyConfig& config, const std::set<NodeId>& relayed = {});
 
 }  // namespace p2pd::raft

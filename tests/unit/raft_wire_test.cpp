@@ -115,3 +115,40 @@ TEST_CASE("voter policy: fill up with caught-up live learners and replace the si
   // Alone with nobody fit to add: no change.
   CHECK_FALSE(next_voter_change(self, {self}, {{node(4), {1, 0, false, true}}}, 500, config));
 }
+
+TEST_CASE("voter policy: voters are chosen among reachable peers", "[unit][raft]") {
+  VoterPolicyConfig config;
+  config.target_voters = 3;
+  config.live_within_ticks = 10;
+  const NodeId self = node(0);
+  std::map<NodeId, FollowerProgress> followers{
+      {node(1), {60, 0, false, true}},  // relayed, the most caught up
+      {node(2), {50, 0, false, true}},  // reachable
+  };
+  const std::set<NodeId> relayed{node(1)};
+  // The reachable learner goes first, even a little behind.
+  auto change = next_voter_change(self, {self}, followers, 60, config, relayed);
+  REQUIRE(change);
+  CHECK(change->kind == VoterChange::Kind::add);
+  CHECK(change->node == node(2));
+  // With no reachable learner left, a relayed one is better than too few voters.
+  followers[node(2)].voter = true;
+  change = next_voter_change(self, {self, node(2)}, followers, 60, config, relayed);
+  REQUIRE(change);
+  CHECK(change->node == node(1));
+  // Full with a relayed voter, and a reachable learner fit to vote: the
+  // relayed voter makes way.
+  followers[node(1)].voter = true;
+  followers[node(3)] = {60, 0, false, true};
+  change = next_voter_change(self, {self, node(1), node(2)}, followers, 60, config, relayed);
+  REQUIRE(change);
+  CHECK(change->kind == VoterChange::Kind::remove);
+  CHECK(change->node == node(1));
+  // ... but not for a learner that is itself relayed, nor when none is fit.
+  CHECK_FALSE(next_voter_change(self, {self, node(1), node(2)}, followers, 60, config, {node(1), node(3)}));
+  followers[node(3)].silent_ticks = 50;
+  CHECK_FALSE(next_voter_change(self, {self, node(1), node(2)}, followers, 60, config, relayed));
+  // The leader never removes itself for being relayed.
+  followers[node(3)].silent_ticks = 0;
+  CHECK_FALSE(next_voter_change(self, {self, node(1), node(2)}, followers, 60, config, {self}));
+}
