@@ -56,7 +56,12 @@ class PeerService final : public proto::Peer::CallbackService {
       reactor->Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "node_id must be 20 bytes"));
       return reactor;
     }
-    m_relay.on_relay_reserve(*caller, [reactor, reply](Result<RelayGrant> grant) {
+    auto observed = host_port_from_grpc_peer(context->peer());
+    if (!observed) {
+      reactor->Finish(grpc::Status(grpc::StatusCode::FAILED_PRECONDITION, "the caller's address is not IP"));
+      return reactor;
+    }
+    m_relay.on_relay_reserve(*caller, observed->host, [reactor, reply](Result<RelayGrant> grant) {
       if (!grant) {
         reactor->Finish(grpc::Status(grpc::StatusCode::UNAVAILABLE, grant.error().message));
         return;

@@ -87,7 +87,9 @@ class RelayHandler {
  public:
   virtual ~RelayHandler() = default;
   // Called on a gRPC thread; `done` runs once, on any thread.
-  virtual void on_relay_reserve(const NodeId& caller, std::function<void(Result<RelayGrant>)> done) = 0;
+  // `caller_ip`: where the request came from.
+  virtual void on_relay_reserve(const NodeId& caller, const std::string& caller_ip,
+                                std::function<void(Result<RelayGrant>)> done) = 0;
 };
 
 // Bounded input: no single peer message may exceed this (DESIGN.md, "every

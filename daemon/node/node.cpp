@@ -93,6 +93,10 @@ void Node::shutdown() {
     std::promise<void> answered;
     boost::asio::post(m_io, [this, &answered] {
       fail_job_calls(make_error(ErrorCode::unavailable, "p2pd is shutting down"));
+      // No relay leg is handed to the peer server from now on: it is shut
+      // down next, from this thread.
+      m_relay_stopped = true;
+      if (m_relay_link) m_relay_link->close();
       answered.set_value();
     });
     answered.get_future().wait();
@@ -106,10 +110,9 @@ void Node::shutdown() {
   // Outbound calls are cancelled and their callbacks awaited before the io
   // context they post into goes away.
   if (m_peer_client) m_peer_client->shutdown();
-  if (m_peer_server) {
-    m_peer_server->shutdown(kShutdownGrace);
-    m_peer_server.reset();
-  }
+  // The object itself stays until the io thread is gone: code there still
+  // tells it this node's reachability.
+  if (m_peer_server) m_peer_server->shutdown(kShutdownGrace);
   if (m_io_thread.joinable()) {
     // A tick or signal handler may already be queued when its timer or set
     // is cancelled; it runs with success and would re-arm. m_stopping stops
@@ -120,12 +123,12 @@ void Node::shutdown() {
       boost::system::error_code ignored;
       m_signals.cancel(ignored);
       m_stun_socket.close(ignored);
-      if (m_relay_link) m_relay_link->close();
       m_work.reset();
       m_io.stop();
     });
     m_io_thread.join();
   }
+  m_peer_server.reset();
   // Peers relayed through us are cut off; they reserve elsewhere.
   if (m_relay_server) m_relay_server->shutdown();
   m_relay_link.reset();

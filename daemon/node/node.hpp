@@ -245,7 +245,8 @@ class Node final : public control::ControlHandler,
   [[nodiscard]] std::vector<std::string> observed_addrs() const;
 
   // node_relay.cpp: relaying for others and being relayed (io thread only).
-  void on_relay_reserve(const NodeId& caller, std::function<void(Result<net::RelayGrant>)> done) override;
+  void on_relay_reserve(const NodeId& caller, const std::string& caller_ip,
+                        std::function<void(Result<net::RelayGrant>)> done) override;
   void start_relay();
   void tick_relay();
   void reserve_relay_at(const HostPort& peer);
@@ -434,6 +435,7 @@ class Node final : public control::ControlHandler,
   std::optional<HostPort> m_relay_peer;  // the peer relaying for us
   std::optional<HostPort> m_relay_addr;  // our allocation there
   bool m_relay_reserving = false;
+  bool m_relay_stopped = false;  // shutting down: no new reservation or leg
   std::uint64_t m_next_relay_tick = 0;
   std::uint32_t m_relay_failures = 0;
   std::string m_relay_error;

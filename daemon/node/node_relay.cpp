@@ -26,9 +26,14 @@ void Node::start_relay() {
   m_relay_server = std::make_unique<relay::RelayServer>(m_listen.host.empty() ? "0.0.0.0" : m_listen.host, limits);
 }
 
-void Node::on_relay_reserve(const NodeId& caller, std::function<void(Result<net::RelayGrant>)> done) {
-  boost::asio::post(m_io, [this, caller, done = std::move(done)]() mutable {
-    if (!m_relay_server || m_stopping) {
+void Node::on_relay_reserve(const NodeId& caller, const std::string& caller_ip,
+                            std::function<void(Result<net::RelayGrant>)> done) {
+  boost::asio::post(m_io, [this, caller, caller_ip, done = std::move(done)]() mutable {
+    if (m_stopping || m_relay_stopped) {
+      done(make_error(ErrorCode::unavailable, "this node is shutting down"));
+      return;
+    }
+    if (!m_relay_server) {
       done(make_error(ErrorCode::unavailable, "this node does not relay (--relay-max-reservations 0)"));
       return;
     }
@@ -45,12 +50,13 @@ void Node::on_relay_reserve(const NodeId& caller, std::function<void(Result<net:
       const auto adopted = m_observed.adopted(m_ticks);
       if (!adopted.empty()) host = adopted.front();
     }
-    m_relay_server->reserve(caller, host, [done = std::move(done)](Result<relay::RelayAllocation> allocation) {
-      if (!allocation) return done(allocation.error());
-      done(net::RelayGrant{
-          allocation->addr.to_string(),
-          std::string(reinterpret_cast<const char*>(allocation->secret.data()), allocation->secret.size())});
-    });
+    m_relay_server->reserve(
+        caller, caller_ip, host, [done = std::move(done)](Result<relay::RelayAllocation> allocation) {
+          if (!allocation) return done(allocation.error());
+          done(net::RelayGrant{
+              allocation->addr.to_string(),
+              std::string(reinterpret_cast<const char*>(allocation->secret.data()), allocation->secret.size())});
+        });
   });
 }
 
@@ -94,7 +100,7 @@ std::vector<HostPort> Node::relay_candidates() const {
 }
 
 void Node::tick_relay() {
-  if (m_config.advertise || m_leaving || !m_peer_client) return;
+  if (m_config.advertise || m_leaving || m_relay_stopped || !m_peer_client) return;
   if (m_reachability.state() != nat::Reachability::private_ && !m_relay_link) return;
   if (m_relay_link || m_relay_reserving || m_ticks < m_next_relay_tick) return;
   auto candidates = relay_candidates();
@@ -113,7 +119,7 @@ void Node::reserve_relay_at(const HostPort& peer) {
   log::debug(log::Category::net, "asking {} to relay for us", peer.to_string());
   m_peer_client->reserve_relay(peer, kRelayReserveTimeout, [this, peer](Result<net::RelayReservation> reserved) {
     m_relay_reserving = false;
-    if (m_stopping || m_leaving) return;
+    if (m_stopping || m_leaving || m_relay_stopped) return;
     if (!reserved) {
       ++m_relay_failures;
       const std::uint64_t wait =
@@ -141,7 +147,7 @@ void Node::reserve_relay_at(const HostPort& peer) {
     m_relay_link = relay::RelayLink::open(
         m_io, reserved->addr, secret,
         [this](int fd) {
-          if (m_peer_server && !m_stopping) {
+          if (m_peer_server && !m_relay_stopped) {
             m_peer_server->add_connection(fd);
           } else {
             ::close(fd);

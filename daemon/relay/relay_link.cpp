@@ -122,10 +122,16 @@ void RelayLink::keepalive() {
       self->lose("the relay went silent");
       return;
     }
-    asio::async_write(self->m_control, asio::buffer(self->m_ping),
-                      [self](const boost::system::error_code& write_ec, std::size_t) {
-                        if (write_ec && !self->m_closed) self->lose("keepalive: " + write_ec.message());
-                      });
+    // One write at a time on the stream (a relay that stopped reading
+    // shows up as silence instead).
+    if (!self->m_ping_writing) {
+      self->m_ping_writing = true;
+      asio::async_write(self->m_control, asio::buffer(self->m_ping),
+                        [self](const boost::system::error_code& write_ec, std::size_t) {
+                          self->m_ping_writing = false;
+                          if (write_ec && !self->m_closed) self->lose("keepalive: " + write_ec.message());
+                        });
+    }
     self->keepalive();
   });
 }
@@ -133,18 +139,34 @@ void RelayLink::keepalive() {
 void RelayLink::open_leg(const Secret& token) {
   const auto endpoint = endpoint_of(m_allocation);
   if (!endpoint) return;
+  // A relay that announces callers faster than legs connect gets no more
+  // than this many sockets of ours; the rest of its callers time out there.
+  if (*m_legs_in_flight >= kMaxLegsInFlight) return;
   struct Leg {
     tcp::socket socket;
+    asio::steady_timer deadline;
     std::array<std::uint8_t, kMagicBytes + kSecretBytes> greeting{};
-    explicit Leg(asio::io_context& io) : socket(io) {}
+    explicit Leg(asio::io_context& io) : socket(io), deadline(io) {}
+    ~Leg() { --*in_flight; }
+    std::shared_ptr<std::size_t> in_flight;
   };
   auto leg = std::make_shared<Leg>(m_io);
+  leg->in_flight = m_legs_in_flight;
+  ++*m_legs_in_flight;
+  leg->deadline.expires_after(kHandshakeTimeout);
+  leg->deadline.async_wait([weak = std::weak_ptr<Leg>(leg)](const boost::system::error_code& ec) {
+    auto stuck = weak.lock();
+    if (ec || !stuck) return;
+    boost::system::error_code ignored;
+    stuck->socket.close(ignored);
+  });
   std::memcpy(leg->greeting.data(), kLegMagic.data(), kMagicBytes);
   std::memcpy(leg->greeting.data() + kMagicBytes, token.data(), kSecretBytes);
   leg->socket.async_connect(*endpoint, [self = shared_from_this(), leg](const boost::system::error_code& ec) {
     if (ec || self->m_closed) return;  // the caller's wait times out at the relay
     asio::async_write(leg->socket, asio::buffer(leg->greeting),
                       [self, leg](const boost::system::error_code& write_ec, std::size_t) {
+                        leg->deadline.cancel();
                         if (write_ec || self->m_closed) return;
                         boost::system::error_code ignored;
                         leg->socket.set_option(tcp::no_delay(true), ignored);

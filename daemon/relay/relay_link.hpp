@@ -54,6 +54,10 @@ class RelayLink : public std::enable_shared_from_this<RelayLink> {
   std::array<std::uint8_t, 1 + kSecretBytes> m_frame{};
   std::array<std::uint8_t, kMagicBytes + kSecretBytes> m_greeting{};
   std::array<std::uint8_t, 1> m_ping{kFrameKeepalive};
+  // Legs connecting at once (each holds a socket until it is handed over).
+  static constexpr std::size_t kMaxLegsInFlight = 64;
+  std::shared_ptr<std::size_t> m_legs_in_flight = std::make_shared<std::size_t>(0);
+  bool m_ping_writing = false;
   bool m_connected = false;
   bool m_closed = false;
   std::uint64_t m_legs = 0;

@@ -79,9 +79,11 @@ struct RelayServer::State {
 
   struct Allocation : std::enable_shared_from_this<Allocation> {
     NodeId node;
+    std::string owner_ip;  // where the reservation was asked from
     HostPort addr;
     Secret secret{};
     tcp::acceptor acceptor;
+    asio::steady_timer accept_retry;
     std::shared_ptr<tcp::socket> control;
     asio::steady_timer expiry;     // no control connection: the allocation goes
     asio::steady_timer keepalive;  // ours out, theirs checked
@@ -91,7 +93,7 @@ struct RelayServer::State {
     std::array<std::uint8_t, 1> control_in{};
     std::map<std::array<std::uint8_t, kSecretBytes>, Waiting> waiting;
     bool closed = false;
-    Allocation(asio::io_context& io) : acceptor(io), expiry(io), keepalive(io) {}
+    Allocation(asio::io_context& io) : acceptor(io), accept_retry(io), expiry(io), keepalive(io) {}
   };
 
   State(std::string host, RelayLimits l)
@@ -102,7 +104,8 @@ struct RelayServer::State {
     return std::max<std::uint64_t>(l.max_rate_bytes_per_s / 4, kChunkBytes);
   }
 
-  void reserve(const NodeId& node, const std::string& public_host, std::function<void(Result<RelayAllocation>)> done);
+  void reserve(const NodeId& node, const std::string& requester_ip, const std::string& public_host,
+               std::function<void(Result<RelayAllocation>)> done);
   void accept(const std::shared_ptr<Allocation>& alloc);
   void handshake(const std::shared_ptr<Allocation>& alloc, tcp::socket socket);
   void on_magic(const std::shared_ptr<Allocation>& alloc, const std::shared_ptr<Handshake>& hs);
@@ -127,6 +130,7 @@ struct RelayServer::State {
   TokenBucket bucket;
   std::map<NodeId, std::shared_ptr<Allocation>> allocations;
   std::size_t handshakes = 0;
+  std::map<Handshake*, std::weak_ptr<Handshake>> open_handshakes;  // closed at shutdown
   std::map<Circuit*, std::weak_ptr<Circuit>> circuits;
   std::atomic<std::size_t> reservation_count{0};
   std::atomic<std::size_t> circuit_count{0};  // joined and waiting callers
@@ -152,14 +156,14 @@ void RelayServer::shutdown() {
   m_thread.join();
 }
 
-void RelayServer::reserve(const NodeId& node, const std::string& public_host,
+void RelayServer::reserve(const NodeId& node, const std::string& requester_ip, const std::string& public_host,
                           std::function<void(Result<RelayAllocation>)> done) {
   if (!m_thread.joinable()) {
     done(make_error(ErrorCode::unavailable, "the relay is shut down"));
     return;
   }
-  asio::post(m_state->io, [state = m_state.get(), node, public_host, done = std::move(done)]() mutable {
-    state->reserve(node, public_host, std::move(done));
+  asio::post(m_state->io, [state = m_state.get(), node, requester_ip, public_host, done = std::move(done)]() mutable {
+    state->reserve(node, requester_ip, public_host, std::move(done));
   });
 }
 
@@ -168,12 +172,19 @@ RelayServerStats RelayServer::stats() const {
                           m_state->bytes_relayed.load(), m_state->circuits_refused.load()};
 }
 
-void RelayServer::State::reserve(const NodeId& node, const std::string& public_host,
+void RelayServer::State::reserve(const NodeId& node, const std::string& requester_ip, const std::string& public_host,
                                  std::function<void(Result<RelayAllocation>)> done) {
   if (auto it = allocations.find(node); it != allocations.end()) {
     // The node is back (its control connection broke, or it restarted):
-    // same port, new secret, and the old control connection goes.
+    // same port, new secret, and the old control connection goes. Node ids
+    // are public, so only a request from the address that reserved may do
+    // that, or anyone could take a node's callers.
     auto alloc = it->second;
+    if (alloc->owner_ip != requester_ip) {
+      done(make_error(ErrorCode::permission_denied, "node {} holds a reservation here, asked from another address",
+                      node.short_hex()));
+      return;
+    }
     alloc->secret = random_secret();
     if (alloc->control) drop_control(alloc, "the node reserved again");
     arm_expiry(alloc, kHandshakeTimeout * 3);
@@ -200,6 +211,7 @@ void RelayServer::State::reserve(const NodeId& node, const std::string& public_h
     return;
   }
   alloc->node = node;
+  alloc->owner_ip = requester_ip;
   alloc->secret = random_secret();
   alloc->addr = HostPort{public_host, alloc->acceptor.local_endpoint().port()};
   allocations.emplace(node, alloc);
@@ -226,6 +238,7 @@ void RelayServer::State::close_allocation(const std::shared_ptr<Allocation>& all
   alloc->closed = true;
   boost::system::error_code ignored;
   alloc->acceptor.close(ignored);
+  alloc->accept_retry.cancel();
   alloc->expiry.cancel();
   alloc->keepalive.cancel();
   if (alloc->control) alloc->control->close(ignored);
@@ -245,9 +258,13 @@ void RelayServer::State::accept(const std::shared_ptr<Allocation>& alloc) {
     if (alloc->closed) return;
     if (ec) {
       if (ec == asio::error::operation_aborted) return;
-      // Out of descriptors or a reset before accept: try the next one.
+      // Out of descriptors, or a reset before accept: try again shortly
+      // (at once would spin while descriptors stay short).
       log::debug(log::Category::net, "relay: accept on port {}: {}", alloc->addr.port, ec.message());
-      accept(alloc);
+      alloc->accept_retry.expires_after(std::chrono::milliseconds(100));
+      alloc->accept_retry.async_wait([this, alloc](const boost::system::error_code& wait_ec) {
+        if (!wait_ec && !alloc->closed) accept(alloc);
+      });
       return;
     }
     // Connections that have not said what they are are bounded too, or
@@ -266,6 +283,8 @@ void RelayServer::State::accept(const std::shared_ptr<Allocation>& alloc) {
 void RelayServer::State::handshake(const std::shared_ptr<Allocation>& alloc, tcp::socket socket) {
   auto hs = std::make_shared<Handshake>(std::move(socket));
   ++handshakes;
+  std::erase_if(open_handshakes, [](const auto& entry) { return entry.second.expired(); });
+  open_handshakes.emplace(hs.get(), hs);
   hs->timer.expires_after(kHandshakeTimeout);
   hs->timer.async_wait([hs](const boost::system::error_code& ec) {
     if (ec) return;
@@ -353,9 +372,13 @@ void RelayServer::State::keepalive(const std::shared_ptr<Allocation>& alloc,
       drop_control(alloc, "silent");
       return;
     }
-    std::array<std::uint8_t, 1 + kSecretBytes> frame{};
-    frame[0] = kFrameKeepalive;
-    send_frame(alloc, frame);
+    // A node that does not read its control connection gets no more than
+    // one frame queued this way.
+    if (!alloc->writing) {
+      std::array<std::uint8_t, 1 + kSecretBytes> frame{};
+      frame[0] = kFrameKeepalive;
+      send_frame(alloc, frame);
+    }
     keepalive(alloc, control);
   });
 }
@@ -373,8 +396,11 @@ void RelayServer::State::flush(const std::shared_ptr<Allocation>& alloc) {
   auto control = alloc->control;
   asio::async_write(*control, asio::buffer(alloc->writes.front().data(), size),
                     [this, alloc, control](const boost::system::error_code& ec, std::size_t) {
-                      alloc->writing = false;
+                      // A write of a replaced connection must not touch the
+                      // queue: drop_control cleared it, and the new
+                      // connection's write may be in flight.
                       if (alloc->control != control) return;
+                      alloc->writing = false;
                       if (ec) {
                         drop_control(alloc, ec.message());
                         return;
@@ -517,6 +543,16 @@ void RelayServer::State::close_all() {
   for (const auto& [raw, weak] : open) {
     if (auto circuit = weak.lock()) close_circuit(circuit);
   }
+  // Connections that never said what they are: their timers would keep the
+  // thread up for another 10 s.
+  for (const auto& [raw, weak] : open_handshakes) {
+    if (auto hs = weak.lock()) {
+      boost::system::error_code ignored;
+      hs->socket.close(ignored);
+      hs->timer.cancel();
+    }
+  }
+  open_handshakes.clear();
 }
 
 }  // namespace p2pd::relay

@@ -49,10 +49,12 @@ class RelayServer {
   RelayServer(const RelayServer&) = delete;
   RelayServer& operator=(const RelayServer&) = delete;
 
-  // A reservation for `node`, to be announced as `public_host`:PORT. A node
-  // that reserves again gets its port back with a new secret (its old
-  // control connection is dropped). `done` runs once, on the relay's thread.
-  void reserve(const NodeId& node, const std::string& public_host, std::function<void(Result<RelayAllocation>)> done);
+  // A reservation for `node`, asked from `requester_ip`, to be announced as
+  // `public_host`:PORT. A node that reserves again from the same IP gets its
+  // port back with a new secret (its old control connection is dropped);
+  // from another IP it is refused. `done` runs once, on the relay's thread.
+  void reserve(const NodeId& node, const std::string& requester_ip, const std::string& public_host,
+               std::function<void(Result<RelayAllocation>)> done);
 
   [[nodiscard]] RelayServerStats stats() const;
   [[nodiscard]] const RelayLimits& limits() const { return m_limits; }

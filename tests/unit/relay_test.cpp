@@ -31,9 +31,9 @@ NodeId node(std::uint8_t n) {
   return *NodeId::from_bytes(bytes);
 }
 
-Result<RelayAllocation> reserve(RelayServer& server, const NodeId& id) {
+Result<RelayAllocation> reserve(RelayServer& server, const NodeId& id, const std::string& from = "127.0.0.1") {
   std::promise<Result<RelayAllocation>> promise;
-  server.reserve(id, "127.0.0.1", [&](Result<RelayAllocation> r) { promise.set_value(std::move(r)); });
+  server.reserve(id, from, "127.0.0.1", [&](Result<RelayAllocation> r) { promise.set_value(std::move(r)); });
   return promise.get_future().get();
 }
 
@@ -238,6 +238,10 @@ TEST_CASE("relay: reservations are limited, and a node reserving again keeps its
   auto c = reserve(server, node(3));
   REQUIRE_FALSE(c);
   CHECK(c.error().message.find("limit of 2 reservations") != std::string::npos);
+  // Node ids are public: another address cannot take node 1's port.
+  auto stolen = reserve(server, node(1), "127.0.0.2");
+  REQUIRE_FALSE(stolen);
+  CHECK(stolen.error().code == ErrorCode::permission_denied);
   auto again = reserve(server, node(1));
   REQUIRE(again);
   CHECK(again->addr == a->addr);
