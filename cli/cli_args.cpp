@@ -46,6 +46,7 @@ Commands:
   get KEY           print the value stored under KEY (or --out FILE)
   leader            the Raft view of this node: term, leader, role, voters
   netcheck          connectivity: observed addresses, reachability, NAT mapping
+  punch PEER        try a direct connection to a peer reached through a relay
   submit gemm --a A.npy --b B.npy [--out C.npy] [--shards N] [--wait]
                     submit C = A x B (float32 .npy) to the pool
   jobs              the pool's jobs, oldest first

@@ -150,8 +150,23 @@ const std::vector<CommandSpec>& command_specs() {
        "reachability, reachability_detail, reachability_checked_s (or null),\n"
        "nat_mapping (none, endpoint-independent, endpoint-dependent, unknown),\n"
        "stun (list of {server, mapped (or null), rtt_ms, error (or null)}),\n"
-       "port_mapping (none, upnp, natpmp).\n",
+       "port_mapping (none, upnp, natpmp), relay ({state, peer, addr, error}),\n"
+       "relay_service (null when not relaying, else {reservations, circuits,\n"
+       "bytes_relayed, circuits_refused, max_reservations, max_circuits,\n"
+       "max_rate_mib}), punching ({attempts, succeeded, direct (list of peer\n"
+       "addresses reached over a punched connection), relayed (list of peer\n"
+       "addresses still reached through their relay)}).\n",
        &cmd_netcheck},
+      {"punch", "punch PEER", "try a direct connection to a peer reached through a relay",
+       "PEER is a node id or the HOST:PORT `p2pctl peers` shows. The node drops\n"
+       "any direct connection it has to the peer and punches a new one through\n"
+       "both NATs (TCP simultaneous open, timed by the relay's round trip, up to\n"
+       "three attempts), then prints how it went. p2pd does this by itself for\n"
+       "every relayed peer it talks to; the command is for checking a path.\n"
+       "Exit 0 when the direct connection works, 1 when calls stay on the relay.\n"
+       "--json fields: node_id, addr, result (punched or failed), rtt_ms,\n"
+       "elapsed_ms, error (or null).\n",
+       &cmd_punch},
       {"submit", "submit gemm --a A.npy --b B.npy [--out C.npy] [--shards N] [--wait]",
        "submit C = A x B (float32 .npy) to the pool",
        "Checks both inputs (float32, C order, .npy version 1 to 3, A's columns\n"

@@ -48,7 +48,18 @@ Json netcheck_json(const proto::NetcheckReply& r) {
   } else {
     j["relay_service"] = nullptr;
   }
+  j["punching"] = Json::object(
+      {{"attempts", r.punching().attempts()},
+       {"succeeded", r.punching().succeeded()},
+       {"direct", Json(std::vector<std::string>(r.punching().direct().begin(), r.punching().direct().end()))},
+       {"relayed", Json(std::vector<std::string>(r.punching().relayed().begin(), r.punching().relayed().end()))}});
   return j;
+}
+
+Json punch_json(const proto::PunchReply& r) {
+  return Json{{"node_id", r.node_id()},       {"addr", r.addr()},
+              {"result", r.result()},         {"rtt_ms", r.rtt_ms()},
+              {"elapsed_ms", r.elapsed_ms()}, {"error", r.error().empty() ? Json(nullptr) : Json(r.error())}};
 }
 
 void print_netcheck_text(const proto::NetcheckReply& r) {
@@ -81,6 +92,13 @@ void print_netcheck_text(const proto::NetcheckReply& r) {
   } else {
     table.row("relaying", "off (--relay-max-reservations 0)");
   }
+  const auto& punching = r.punching();
+  std::string punch = fmt::format("{} of {} attempts worked", punching.succeeded(), punching.attempts());
+  const std::vector<std::string> direct(punching.direct().begin(), punching.direct().end());
+  const std::vector<std::string> relayed(punching.relayed().begin(), punching.relayed().end());
+  if (!direct.empty()) punch += "; direct to " + join(direct, ", ");
+  if (!relayed.empty()) punch += "; still relayed to " + join(relayed, ", ");
+  table.row("punching", punch);
   std::vector<std::string> stun;
   for (const auto& s : r.stun()) {
     if (s.has_mapped()) {
@@ -98,6 +116,25 @@ void print_netcheck_text(const proto::NetcheckReply& r) {
 int cmd_netcheck(const CliArgs& args) {
   if (!parse_arguments({.command = "netcheck"}, args)) return 2;
   return show(args, ControlClient(args.global).netcheck(), netcheck_json, print_netcheck_text);
+}
+
+int cmd_punch(const CliArgs& args) {
+  auto parsed = parse_arguments({.command = "punch", .positionals = {"PEER"}, .required = 1}, args);
+  if (!parsed) return 2;
+  // Three attempts, each up to a relay round trip, two connects and pings.
+  constexpr std::chrono::seconds kAttemptRoundLimit{90};
+  auto reply = ControlClient(args.global).punch(parsed->positionals[0], kAttemptRoundLimit);
+  if (!reply) return fail(reply.error());
+  if (args.global.json) {
+    print_json(punch_json(*reply));
+  } else if (reply->result() == "punched") {
+    fmt::print("direct connection to {} ({}) in {} ms; relay round trip {} ms\n", reply->node_id(), reply->addr(),
+               reply->elapsed_ms(), reply->rtt_ms());
+  } else {
+    fmt::print("no direct connection to {} ({}) after {} ms: {}; calls stay on its relay\n", reply->node_id(),
+               reply->addr(), reply->elapsed_ms(), reply->error());
+  }
+  return reply->result() == "punched" ? 0 : 1;
 }
 
 }  // namespace p2pd::cli

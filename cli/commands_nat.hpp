@@ -7,5 +7,6 @@
 namespace p2pd::cli {
 
 int cmd_netcheck(const CliArgs& args);
+int cmd_punch(const CliArgs& args);
 
 }  // namespace p2pd::cli

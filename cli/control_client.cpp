@@ -57,9 +57,9 @@ ControlClient::ControlClient(const GlobalOptions& options) : m_options(options) 
   m_stub = proto::Control::NewStub(channel);
 }
 
-std::unique_ptr<grpc::ClientContext> ControlClient::make_context() const {
+std::unique_ptr<grpc::ClientContext> ControlClient::make_context(std::chrono::milliseconds extra) const {
   auto context = std::make_unique<grpc::ClientContext>();
-  context->set_deadline(std::chrono::system_clock::now() + m_options.timeout);
+  context->set_deadline(std::chrono::system_clock::now() + m_options.timeout + extra);
   return context;
 }
 
@@ -87,9 +87,10 @@ Error ControlClient::explain(const grpc::Status& status) const {
 }
 
 template <class Request, class Reply>
-Result<Reply> ControlClient::call(StubMethod<Request, Reply> method, const Request& request) {
+Result<Reply> ControlClient::call(StubMethod<Request, Reply> method, const Request& request,
+                                  std::chrono::milliseconds extra) {
   if (auto trusted = check_fallback_dir(m_options.socket); !trusted) return trusted.error();
-  auto context = make_context();
+  auto context = make_context(extra);
   Reply reply;
   grpc::Status rpc = (m_stub.get()->*method)(context.get(), request, &reply);
   if (!rpc.ok()) return explain(rpc);
@@ -106,6 +107,12 @@ Result<proto::LeaderReply> ControlClient::leader() {
 
 Result<proto::NetcheckReply> ControlClient::netcheck() {
   return call(&proto::Control::Stub::Netcheck, proto::NetcheckRequest{});
+}
+
+Result<proto::PunchReply> ControlClient::punch(const std::string& peer, std::chrono::milliseconds extra) {
+  proto::PunchRequest request;
+  request.set_peer(peer);
+  return call(&proto::Control::Stub::Punch, request, extra);
 }
 
 Result<proto::RingReply> ControlClient::ring() {

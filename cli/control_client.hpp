@@ -32,6 +32,8 @@ class ControlClient {
   Result<proto::LeaveReply> leave();
   Result<proto::LeaderReply> leader();
   Result<proto::NetcheckReply> netcheck();
+  // Waits up to `extra` beyond --timeout: an attempt takes its time.
+  Result<proto::PunchReply> punch(const std::string& peer, std::chrono::milliseconds extra);
   Result<proto::JobsReply> jobs();
   // `id`: a job id or a unique prefix of it.
   Result<proto::JobReply> job(const std::string& id);
@@ -58,11 +60,13 @@ class ControlClient {
 
   // One unary call with the deadline; a failure comes back explained.
   template <class Request, class Reply>
-  Result<Reply> call(StubMethod<Request, Reply> method, const Request& request);
+  Result<Reply> call(StubMethod<Request, Reply> method, const Request& request,
+                     std::chrono::milliseconds extra = std::chrono::milliseconds(0));
 
   // Maps a failed call to a clear message; probes the socket for the cause.
   Error explain(const grpc::Status& status) const;
-  std::unique_ptr<grpc::ClientContext> make_context() const;
+  std::unique_ptr<grpc::ClientContext> make_context(
+      std::chrono::milliseconds extra = std::chrono::milliseconds(0)) const;
 
   GlobalOptions m_options;
   std::unique_ptr<proto::Control::Stub> m_stub;

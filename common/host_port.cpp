@@ -62,4 +62,11 @@ Result<HostPort> parse_host_port(std::string_view text, bool allow_port_zero) {
   return HostPort{std::string(host), static_cast<std::uint16_t>(port)};
 }
 
+bool is_ip_literal(std::string_view host) {
+  if (host.empty() || host.size() >= INET6_ADDRSTRLEN) return false;
+  const std::string text(host);
+  in6_addr parsed{};
+  return ::inet_pton(AF_INET, text.c_str(), &parsed) == 1 || ::inet_pton(AF_INET6, text.c_str(), &parsed) == 1;
+}
+
 }  // namespace p2pd

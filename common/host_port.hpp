@@ -21,4 +21,7 @@ struct HostPort {
 // `allow_port_zero`: port 0 asks the OS for a free port (listen addresses only).
 Result<HostPort> parse_host_port(std::string_view text, bool allow_port_zero);
 
+// True for an IPv4 or IPv6 address written out, false for a name.
+bool is_ip_literal(std::string_view host);
+
 }  // namespace p2pd

@@ -237,6 +237,21 @@ struct NetcheckView {
     std::uint32_t max_rate_mib = 0;
   };
   std::optional<RelayService> relay_service;
+  struct Punching {
+    std::uint64_t attempts = 0;
+    std::uint64_t succeeded = 0;
+    std::vector<std::string> direct;
+    std::vector<std::string> relayed;
+  } punching;
+};
+
+struct PunchView {
+  std::string node_id;
+  std::string addr;
+  std::string result;  // punched | failed
+  std::uint32_t rtt_ms = 0;
+  std::uint32_t elapsed_ms = 0;
+  std::string error;
 };
 
 class ControlHandler {
@@ -253,6 +268,8 @@ class ControlHandler {
   virtual void leave(std::function<void(Result<LeaveView>)> done) = 0;
   virtual void get_leader(std::function<void(LeaderView)> done) = 0;
   virtual void netcheck(std::function<void(NetcheckView)> done) = 0;
+  // `peer`: a node id or HOST:PORT; answered when the attempt ends.
+  virtual void punch(std::string peer, std::function<void(Result<PunchView>)> done) = 0;
 
   // A submission is a stream: begin, data (each answered once the daemon
   // can take more: flow control), end (answered once the job is committed

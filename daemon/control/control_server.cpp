@@ -97,6 +97,34 @@ class ControlService final : public proto::Control::CallbackService {
         service->set_max_circuits(view.relay_service->max_circuits);
         service->set_max_rate_mib(view.relay_service->max_rate_mib);
       }
+      auto* punching = reply->mutable_punching();
+      punching->set_attempts(view.punching.attempts);
+      punching->set_succeeded(view.punching.succeeded);
+      for (const auto& addr : view.punching.direct) punching->add_direct(addr);
+      for (const auto& addr : view.punching.relayed) punching->add_relayed(addr);
+      reactor->Finish(grpc::Status::OK);
+    });
+    return reactor;
+  }
+
+  grpc::ServerUnaryReactor* Punch(grpc::CallbackServerContext* context, const proto::PunchRequest* request,
+                                  proto::PunchReply* reply) override {
+    auto* reactor = context->DefaultReactor();
+    if (request->peer().empty() || request->peer().size() > 300) {
+      reactor->Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "peer must be a node id or HOST:PORT"));
+      return reactor;
+    }
+    m_handler.punch(request->peer(), [reactor, reply](p2pd::Result<PunchView> result) {
+      if (!result) {
+        reactor->Finish(to_status(result.error()));
+        return;
+      }
+      reply->set_node_id(result->node_id);
+      reply->set_addr(result->addr);
+      reply->set_result(result->result);
+      reply->set_rtt_ms(result->rtt_ms);
+      reply->set_elapsed_ms(result->elapsed_ms);
+      reply->set_error(result->error);
       reactor->Finish(grpc::Status::OK);
     });
     return reactor;

@@ -1,5 +1,6 @@
 #include "daemon/net/peer_client.hpp"
 
+#include <grpcpp/create_channel_posix.h>
 #include <grpcpp/grpcpp.h>
 
 #include "common/version.hpp"
@@ -54,10 +55,7 @@ PeerClient::~PeerClient() {
   shutdown();
 }
 
-std::shared_ptr<grpc::Channel> PeerClient::channel_for(const HostPort& to) {
-  const std::string key = to.to_string();
-  if (auto it = m_channels.find(key); it != m_channels.end()) return it->second;
-  if (m_channels.size() >= kMaxChannels) m_channels.erase(m_channels.begin());
+grpc::ChannelArguments PeerClient::channel_arguments() const {
   grpc::ChannelArguments args;
   args.SetMaxReceiveMessageSize(kMaxPeerMessageBytes);
   args.SetMaxSendMessageSize(kMaxPeerMessageBytes);
@@ -66,6 +64,15 @@ std::shared_ptr<grpc::Channel> PeerClient::channel_for(const HostPort& to) {
   args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 200);
   args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 200);
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 2000);
+  return args;
+}
+
+std::shared_ptr<grpc::Channel> PeerClient::channel_for(const HostPort& to) {
+  const std::string key = to.to_string();
+  if (auto it = m_direct.find(key); it != m_direct.end()) return it->second;
+  if (auto it = m_channels.find(key); it != m_channels.end()) return it->second;
+  if (m_channels.size() >= kMaxChannels) m_channels.erase(m_channels.begin());
+  grpc::ChannelArguments args = channel_arguments();
   std::vector<std::unique_ptr<grpc::experimental::ClientInterceptorFactoryInterface>> interceptors;
   if (m_tracer != nullptr) interceptors.push_back(make_trace_stamper(*m_tracer));
   auto channel = grpc::experimental::CreateCustomChannelWithInterceptors(key, grpc::InsecureChannelCredentials(), args,
@@ -77,7 +84,7 @@ std::shared_ptr<grpc::Channel> PeerClient::channel_for(const HostPort& to) {
 template <class Reply, class Call>
 void PeerClient::unary(const HostPort& to, std::chrono::milliseconds timeout, std::shared_ptr<Call> call,
                        std::function<Result<Reply>(const grpc::Status&)> finish,
-                       std::function<void(Result<Reply>)> done) {
+                       std::function<void(Result<Reply>)> done, DirectChannel over) {
   std::shared_ptr<grpc::Channel> channel;
   {
     std::lock_guard lock(m_mutex);
@@ -87,26 +94,41 @@ void PeerClient::unary(const HostPort& to, std::chrono::milliseconds timeout, st
       m_post([done = std::move(done), error = std::move(error)] { done(error); });
       return;
     }
-    channel = channel_for(to);
+    channel = over ? over : channel_for(to);
     m_in_flight.insert(&call->context);
   }
   call->context.set_deadline(std::chrono::system_clock::now() + timeout);
-  call->start(channel, [this, call, finish = std::move(finish), done = std::move(done)](grpc::Status status) mutable {
+  call->start(channel, [this, call, to, channel = std::weak_ptr<grpc::Channel>(channel), finish = std::move(finish),
+                        done = std::move(done)](grpc::Status status) mutable {
     Result<Reply> result = finish(status);
     std::lock_guard lock(m_mutex);
     m_in_flight.erase(&call->context);
+    // A punched connection that fails a call is gone: it never reconnects,
+    // and the relay is still there.
+    std::shared_ptr<grpc::Channel> broken;  // freed off gRPC's thread, as the call (below)
+    if (status.error_code() == grpc::StatusCode::UNAVAILABLE) {
+      auto direct = m_direct.find(to.to_string());
+      if (direct != m_direct.end() && direct->second == channel.lock()) {
+        broken = std::move(direct->second);
+        m_direct.erase(direct);
+        m_direct_broken.push_back(BrokenDirect{to, status.error_message()});
+      }
+    }
     // The call owns its stub, and so a reference to its channel. It must
     // not die here, on gRPC's callback thread: if that were the channel's
     // last reference, the channel would shut down its own callback queue
     // from inside it (a double free in gRPC 1.51). It dies on the io
     // thread, or in shutdown().
     if (!m_closed) {
-      m_post([done = std::move(done), result = std::move(result), call = std::move(call)]() mutable {
+      m_post([done = std::move(done), result = std::move(result), call = std::move(call),
+              broken = std::move(broken)]() mutable {
         call.reset();
+        broken.reset();
         done(std::move(result));
       });
     } else {
       m_retired.push_back(std::move(call));
+      if (broken) m_retired.push_back(std::move(broken));
     }
     if (m_in_flight.empty()) m_idle.notify_all();
   });
@@ -133,6 +155,117 @@ void PeerClient::ping(const HostPort& to, std::chrono::milliseconds timeout,
         return status.ok() ? decode(to, call->reply) : Result<PingResult>(from_status(to, status));
       },
       std::move(done));
+}
+
+PeerClient::DirectChannel PeerClient::channel_over(int fd, const HostPort& to) {
+  grpc::ChannelArguments args = channel_arguments();
+  std::vector<std::unique_ptr<grpc::experimental::ClientInterceptorFactoryInterface>> interceptors;
+  if (m_tracer != nullptr) interceptors.push_back(make_trace_stamper(*m_tracer));
+  return grpc::experimental::CreateCustomInsecureChannelWithInterceptorsFromFd(to.to_string(), fd, args,
+                                                                               std::move(interceptors));
+}
+
+void PeerClient::ping_over(const DirectChannel& channel, const HostPort& to, std::chrono::milliseconds timeout,
+                           std::function<void(Result<PingResult>)> done) {
+  struct Call {
+    grpc::ClientContext context;
+    proto::PingRequest request;
+    proto::PingReply reply;
+    std::unique_ptr<proto::Peer::Stub> stub;
+    void start(const std::shared_ptr<grpc::Channel>& on, std::function<void(grpc::Status)> on_done) {
+      stub = proto::Peer::NewStub(on);
+      stub->async()->Ping(&context, &request, &reply, std::move(on_done));
+    }
+  };
+  auto call = std::make_shared<Call>();
+  call->request.set_node_id(std::string(m_self.bytes().begin(), m_self.bytes().end()));
+  call->request.set_version(kVersion);
+  // wait_for_ready: the channel is still connecting its HTTP/2 session.
+  call->context.set_wait_for_ready(true);
+  unary<PingResult>(
+      to, timeout, call,
+      [call, to](const grpc::Status& status) {
+        return status.ok() ? decode(to, call->reply) : Result<PingResult>(from_status(to, status));
+      },
+      std::move(done), channel);
+}
+
+void PeerClient::use_direct(const HostPort& to, DirectChannel channel) {
+  std::lock_guard lock(m_mutex);
+  if (m_closed) return;
+  if (!m_direct.contains(to.to_string()) && m_direct.size() >= kMaxChannels) return;
+  m_direct[to.to_string()] = std::move(channel);
+}
+
+bool PeerClient::drop_direct(const HostPort& to) {
+  std::lock_guard lock(m_mutex);
+  return m_direct.erase(to.to_string()) > 0;
+}
+
+PeerClient::DirectChannel PeerClient::direct_channel(const HostPort& to) const {
+  std::lock_guard lock(m_mutex);
+  auto it = m_direct.find(to.to_string());
+  return it == m_direct.end() ? nullptr : it->second;
+}
+
+bool PeerClient::has_direct(const HostPort& to) const {
+  std::lock_guard lock(m_mutex);
+  return m_direct.contains(to.to_string());
+}
+
+std::vector<PeerClient::BrokenDirect> PeerClient::prune_direct() {
+  std::lock_guard lock(m_mutex);
+  // Channels over a descriptor have no connectivity state to ask (gRPC
+  // says SHUTDOWN for any channel without a client_channel filter): a
+  // failed call tells, and the node's health pings make one often enough.
+  std::vector<BrokenDirect> broken = std::move(m_direct_broken);
+  m_direct_broken.clear();
+  return broken;
+}
+
+void PeerClient::punch_offer(const HostPort& to, std::uint64_t punch_id, const HostPort& our_addr,
+                             std::chrono::milliseconds timeout, std::function<void(Result<PunchAnswer>)> done) {
+  proto::PunchOfferRequest request;
+  request.set_node_id(std::string(m_self.bytes().begin(), m_self.bytes().end()));
+  request.set_punch_id(punch_id);
+  request.set_addr(our_addr.to_string());
+  simple_unary<proto::PunchOfferRequest, proto::PunchOfferReply>(
+      to, std::move(request), timeout,
+      [](const std::shared_ptr<grpc::Channel>& channel, grpc::ClientContext& context,
+         const proto::PunchOfferRequest& req, proto::PunchOfferReply& reply,
+         std::function<void(grpc::Status)> on_done) {
+        std::shared_ptr<proto::Peer::Stub> stub = proto::Peer::NewStub(channel);
+        stub->async()->PunchOffer(&context, &req, &reply, std::move(on_done));
+        return std::shared_ptr<void>(stub);
+      },
+      [to, done = std::move(done)](Result<proto::PunchOfferReply> reply) {
+        if (!reply) return done(reply.error());
+        auto addr = parse_host_port(reply->addr(), false);
+        if (!addr || addr->port == 0 || !is_ip_literal(addr->host)) {
+          return done(make_error(ErrorCode::corrupt, "{} answered a punch with an address that is not IP:PORT",
+                                 to.to_string()));
+        }
+        done(PunchAnswer{*addr, reply->prepare_ms()});
+      });
+}
+
+void PeerClient::punch_go(const HostPort& to, std::uint64_t punch_id, std::chrono::milliseconds timeout,
+                          std::function<void(Result<void>)> done) {
+  proto::PunchGoRequest request;
+  request.set_node_id(std::string(m_self.bytes().begin(), m_self.bytes().end()));
+  request.set_punch_id(punch_id);
+  simple_unary<proto::PunchGoRequest, proto::PunchGoReply>(
+      to, std::move(request), timeout,
+      [](const std::shared_ptr<grpc::Channel>& channel, grpc::ClientContext& context, const proto::PunchGoRequest& req,
+         proto::PunchGoReply& reply, std::function<void(grpc::Status)> on_done) {
+        std::shared_ptr<proto::Peer::Stub> stub = proto::Peer::NewStub(channel);
+        stub->async()->PunchGo(&context, &req, &reply, std::move(on_done));
+        return std::shared_ptr<void>(stub);
+      },
+      [done = std::move(done)](Result<proto::PunchGoReply> reply) {
+        if (!reply) return done(reply.error());
+        done({});
+      });
 }
 
 void PeerClient::chord_call(const HostPort& to, const proto::ChordRequest& request, std::chrono::milliseconds timeout,

@@ -22,6 +22,7 @@
 
 namespace grpc {
 class Channel;
+class ChannelArguments;
 class ClientContext;
 class Status;
 }  // namespace grpc
@@ -61,6 +62,11 @@ struct RelayReservation {
 };
 inline constexpr std::size_t kRelaySecretBytes = 16;
 
+struct PunchAnswer {
+  HostPort addr;                 // where the peer's punch port is seen
+  std::uint32_t prepare_ms = 0;  // how long the peer took to learn it
+};
+
 struct DialBackResult {
   bool reached = false;
   std::string dialed_addr;  // where the peer dialled
@@ -87,6 +93,37 @@ class PeerClient {
   // Asks the peer at `to` to relay for us (peer.proto Reserve).
   void reserve_relay(const HostPort& to, std::chrono::milliseconds timeout,
                      std::function<void(Result<RelayReservation>)> done);
+  // Hole punching (peer.proto, PunchOffer / PunchGo), sent to the peer's
+  // announced (relayed) address.
+  void punch_offer(const HostPort& to, std::uint64_t punch_id, const HostPort& our_addr,
+                   std::chrono::milliseconds timeout, std::function<void(Result<PunchAnswer>)> done);
+  void punch_go(const HostPort& to, std::uint64_t punch_id, std::chrono::milliseconds timeout,
+                std::function<void(Result<void>)> done);
+
+  // Connections we made ourselves (a punched socket, or one from a punch
+  // port to a public peer): gRPC runs over `fd` (connected, non-blocking;
+  // the channel owns it) until it breaks, and never reconnects.
+  using DirectChannel = std::shared_ptr<grpc::Channel>;
+  DirectChannel channel_over(int fd, const HostPort& to);
+  // A Ping on such a channel: who answers on it, and how it sees us.
+  void ping_over(const DirectChannel& channel, const HostPort& to, std::chrono::milliseconds timeout,
+                 std::function<void(Result<PingResult>)> done);
+  // From now on calls to `to` (a peer's announced address) go over
+  // `channel` instead of a connection to `to`: the connection manager's
+  // choice of a punched path over the relay. Until it breaks or is dropped.
+  void use_direct(const HostPort& to, DirectChannel channel);
+  bool drop_direct(const HostPort& to);
+  [[nodiscard]] bool has_direct(const HostPort& to) const;
+  [[nodiscard]] DirectChannel direct_channel(const HostPort& to) const;
+  // The direct channels that broke since the last call (a call on one
+  // failed UNAVAILABLE; it is forgotten then), whose and why: calls to them
+  // go to the announced address again.
+  struct BrokenDirect {
+    HostPort peer;
+    std::string why;
+  };
+  std::vector<BrokenDirect> prune_direct();
+
   // One Chord message (service Chord, method Call); `done` as for ping.
   // `stamp`, here and below: the trace stamp of a send the caller recorded
   // (Tracer::on_send with a name), sent instead of the plain one.
@@ -131,12 +168,15 @@ class PeerClient {
 
  private:
   std::shared_ptr<grpc::Channel> channel_for(const HostPort& to);
+  grpc::ChannelArguments channel_arguments() const;
   // The common part of every unary call: deadline, bookkeeping for
   // shutdown, and the result posted to the io thread. `start` issues the
   // call on the given channel and context; `finish` turns its status into a result.
+  // `over`: this channel rather than the one for `to`.
   template <class Reply, class Call>
   void unary(const HostPort& to, std::chrono::milliseconds timeout, std::shared_ptr<Call> call,
-             std::function<Result<Reply>(const grpc::Status&)> finish, std::function<void(Result<Reply>)> done);
+             std::function<Result<Reply>(const grpc::Status&)> finish, std::function<void(Result<Reply>)> done,
+             DirectChannel over = nullptr);
 
   // A unary call of any service: `issue` starts it on a stub it creates.
   template <class Request, class Reply, class Issue>
@@ -150,6 +190,8 @@ class PeerClient {
   mutable std::mutex m_mutex;
   std::condition_variable m_idle;
   std::map<std::string, std::shared_ptr<grpc::Channel>> m_channels;
+  std::map<std::string, DirectChannel> m_direct;  // announced address -> punched channel
+  std::vector<BrokenDirect> m_direct_broken;      // dropped since the last prune_direct
   std::set<grpc::ClientContext*> m_in_flight;
   bool m_closed = false;
 };

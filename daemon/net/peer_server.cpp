@@ -22,12 +22,25 @@ struct PeerSelfState {
   std::atomic<bool> relayed{false};
 };
 
+namespace {
+
+std::optional<NodeId> node_id_of(const std::string& bytes) {
+  return NodeId::from_bytes(std::span(reinterpret_cast<const std::uint8_t*>(bytes.data()), bytes.size()));
+}
+
+grpc::ServerUnaryReactor* refuse(grpc::ServerUnaryReactor* reactor, grpc::StatusCode code, std::string message) {
+  reactor->Finish(grpc::Status(code, std::move(message)));
+  return reactor;
+}
+
+}  // namespace
+
 // Ping touches only our id, version and reachability, so it answers on
 // gRPC's thread; handlers that touch protocol state post onto the node.
 class PeerService final : public proto::Peer::CallbackService {
  public:
-  PeerService(const NodeId& self, std::shared_ptr<PeerSelfState> state, RelayHandler& relay)
-      : m_self(self), m_state(std::move(state)), m_relay(relay) {}
+  PeerService(const NodeId& self, std::shared_ptr<PeerSelfState> state, ConnectivityHandler& connectivity)
+      : m_self(self), m_state(std::move(state)), m_connectivity(connectivity) {}
 
   grpc::ServerUnaryReactor* Ping(grpc::CallbackServerContext* context, const proto::PingRequest* request,
                                  proto::PingReply* reply) override {
@@ -50,18 +63,11 @@ class PeerService final : public proto::Peer::CallbackService {
   grpc::ServerUnaryReactor* Reserve(grpc::CallbackServerContext* context, const proto::ReserveRequest* request,
                                     proto::ReserveReply* reply) override {
     auto* reactor = context->DefaultReactor();
-    const auto& id = request->node_id();
-    auto caller = NodeId::from_bytes(std::span(reinterpret_cast<const std::uint8_t*>(id.data()), id.size()));
-    if (!caller) {
-      reactor->Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "node_id must be 20 bytes"));
-      return reactor;
-    }
+    auto caller = node_id_of(request->node_id());
+    if (!caller) return refuse(reactor, grpc::StatusCode::INVALID_ARGUMENT, "node_id must be 20 bytes");
     auto observed = host_port_from_grpc_peer(context->peer());
-    if (!observed) {
-      reactor->Finish(grpc::Status(grpc::StatusCode::FAILED_PRECONDITION, "the caller's address is not IP"));
-      return reactor;
-    }
-    m_relay.on_relay_reserve(*caller, observed->host, [reactor, reply](Result<RelayGrant> grant) {
+    if (!observed) return refuse(reactor, grpc::StatusCode::FAILED_PRECONDITION, "the caller's address is not IP");
+    m_connectivity.on_relay_reserve(*caller, observed->host, [reactor, reply](Result<RelayGrant> grant) {
       if (!grant) {
         reactor->Finish(grpc::Status(grpc::StatusCode::UNAVAILABLE, grant.error().message));
         return;
@@ -76,18 +82,13 @@ class PeerService final : public proto::Peer::CallbackService {
   grpc::ServerUnaryReactor* DialBack(grpc::CallbackServerContext* context, const proto::DialBackRequest* request,
                                      proto::DialBackReply* reply) override {
     auto* reactor = context->DefaultReactor();
-    const auto& id = request->node_id();
-    auto caller = NodeId::from_bytes(std::span(reinterpret_cast<const std::uint8_t*>(id.data()), id.size()));
+    auto caller = node_id_of(request->node_id());
     if (!caller || request->port() == 0 || request->port() > 65535) {
-      reactor->Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "node_id must be 20 bytes, port 1..65535"));
-      return reactor;
+      return refuse(reactor, grpc::StatusCode::INVALID_ARGUMENT, "node_id must be 20 bytes, port 1..65535");
     }
     // Only the caller's own IP is dialled: a peer cannot aim us at others.
     auto observed = host_port_from_grpc_peer(context->peer());
-    if (!observed) {
-      reactor->Finish(grpc::Status(grpc::StatusCode::FAILED_PRECONDITION, "the caller's address is not IP"));
-      return reactor;
-    }
+    if (!observed) return refuse(reactor, grpc::StatusCode::FAILED_PRECONDITION, "the caller's address is not IP");
     const HostPort target{observed->host, static_cast<std::uint16_t>(request->port())};
     reply->set_dialed_addr(target.to_string());
     const bool started = m_dial_backs.dial(target, *caller, [reactor, reply](bool reached, std::string error) {
@@ -99,10 +100,46 @@ class PeerService final : public proto::Peer::CallbackService {
     return reactor;
   }
 
+  grpc::ServerUnaryReactor* PunchOffer(grpc::CallbackServerContext* context, const proto::PunchOfferRequest* request,
+                                       proto::PunchOfferReply* reply) override {
+    auto* reactor = context->DefaultReactor();
+    auto caller = node_id_of(request->node_id());
+    if (!caller) return refuse(reactor, grpc::StatusCode::INVALID_ARGUMENT, "node_id must be 20 bytes");
+    // An IP address, never a name: we connect to it, and resolve nothing a peer names.
+    auto addr = parse_host_port(request->addr(), false);
+    if (!addr || addr->port == 0 || !is_ip_literal(addr->host)) {
+      return refuse(reactor, grpc::StatusCode::INVALID_ARGUMENT, "addr must be IP:PORT");
+    }
+    m_connectivity.on_punch_offer(
+        PunchOfferIn{*caller, request->punch_id(), *addr}, [reactor, reply](Result<PunchAnswerOut> answer) {
+          if (!answer) {
+            const auto code = answer.error().code == ErrorCode::unavailable ? grpc::StatusCode::RESOURCE_EXHAUSTED
+                                                                            : grpc::StatusCode::FAILED_PRECONDITION;
+            reactor->Finish(grpc::Status(code, answer.error().message));
+            return;
+          }
+          reply->set_addr(answer->addr.to_string());
+          reply->set_prepare_ms(answer->prepare_ms);
+          reactor->Finish(grpc::Status::OK);
+        });
+    return reactor;
+  }
+
+  grpc::ServerUnaryReactor* PunchGo(grpc::CallbackServerContext* context, const proto::PunchGoRequest* request,
+                                    proto::PunchGoReply* /*reply*/) override {
+    auto* reactor = context->DefaultReactor();
+    auto caller = node_id_of(request->node_id());
+    if (!caller) return refuse(reactor, grpc::StatusCode::INVALID_ARGUMENT, "node_id must be 20 bytes");
+    m_connectivity.on_punch_go(*caller, request->punch_id(), [reactor](Result<void> started) {
+      reactor->Finish(started ? grpc::Status::OK : grpc::Status(grpc::StatusCode::NOT_FOUND, started.error().message));
+    });
+    return reactor;
+  }
+
  private:
   NodeId m_self;
   std::shared_ptr<PeerSelfState> m_state;
-  RelayHandler& m_relay;
+  ConnectivityHandler& m_connectivity;
   DialBacker m_dial_backs;
 };
 
@@ -334,11 +371,11 @@ std::optional<HostPort> host_port_from_grpc_peer(std::string_view peer) {
 Result<std::unique_ptr<PeerServer>> PeerServer::start(const HostPort& listen, const NodeId& self,
                                                       const std::string& executor, ChordHandler& chord,
                                                       RaftHandler& raft, BlobHandler& blobs, JobsHandler& jobs,
-                                                      RelayHandler& relay, trace::Tracer* tracer,
+                                                      ConnectivityHandler& connectivity, trace::Tracer* tracer,
                                                       trace::Recorder* recorder) {
   std::unique_ptr<PeerServer> server(new PeerServer());
   server->m_self_state = std::make_shared<PeerSelfState>();
-  server->m_service = std::make_unique<PeerService>(self, server->m_self_state, relay);
+  server->m_service = std::make_unique<PeerService>(self, server->m_self_state, connectivity);
   server->m_chord = std::make_unique<ChordService>(self, executor, server->m_self_state, chord);
   server->m_raft = std::make_unique<RaftService>(self, raft);
   server->m_blobs = std::make_unique<BlobService>(blobs);

@@ -83,13 +83,27 @@ struct RelayGrant {
   std::string addr;    // HOST:PORT peers call to reach the caller
   std::string secret;  // relay::kSecretBytes bytes
 };
-class RelayHandler {
+// A peer that reaches us through a relay offers a direct connection
+// (peer.proto, Peer.PunchOffer / PunchGo).
+struct PunchOfferIn {
+  NodeId caller;
+  std::uint64_t punch_id = 0;
+  HostPort addr;  // an IP address: where the caller's punch port is seen
+};
+struct PunchAnswerOut {
+  HostPort addr;  // where our punch port is seen
+  std::uint32_t prepare_ms = 0;
+};
+// Getting through NATs: what peers ask of this node.
+class ConnectivityHandler {
  public:
-  virtual ~RelayHandler() = default;
-  // Called on a gRPC thread; `done` runs once, on any thread.
+  virtual ~ConnectivityHandler() = default;
+  // Called on gRPC threads; each `done` runs once, on any thread.
   // `caller_ip`: where the request came from.
   virtual void on_relay_reserve(const NodeId& caller, const std::string& caller_ip,
                                 std::function<void(Result<RelayGrant>)> done) = 0;
+  virtual void on_punch_offer(PunchOfferIn offer, std::function<void(Result<PunchAnswerOut>)> done) = 0;
+  virtual void on_punch_go(const NodeId& caller, std::uint64_t punch_id, std::function<void(Result<void>)> done) = 0;
 };
 
 // Bounded input: no single peer message may exceed this (DESIGN.md, "every
@@ -105,8 +119,8 @@ class PeerServer {
  public:
   static Result<std::unique_ptr<PeerServer>> start(const HostPort& listen, const NodeId& self,
                                                    const std::string& executor, ChordHandler& chord, RaftHandler& raft,
-                                                   BlobHandler& blobs, JobsHandler& jobs, RelayHandler& relay,
-                                                   trace::Tracer* tracer = nullptr,
+                                                   BlobHandler& blobs, JobsHandler& jobs,
+                                                   ConnectivityHandler& connectivity, trace::Tracer* tracer = nullptr,
                                                    trace::Recorder* recorder = nullptr);
   ~PeerServer();
   PeerServer(const PeerServer&) = delete;

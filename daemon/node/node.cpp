@@ -97,6 +97,9 @@ void Node::shutdown() {
       // down next, from this thread.
       m_relay_stopped = true;
       if (m_relay_link) m_relay_link->close();
+      m_punch_responses.clear();
+      for (auto& waiter : m_punch_waiters) waiter.done(make_error(ErrorCode::unavailable, "p2pd is shutting down"));
+      m_punch_waiters.clear();
       answered.set_value();
     });
     answered.get_future().wait();
@@ -164,6 +167,7 @@ void Node::on_tick() {
   probe_bootstrap_peers();
   tick_nat();
   tick_relay();
+  tick_punch();
   maybe_join();
   check_leave_done();
   update_service();

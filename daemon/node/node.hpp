@@ -32,6 +32,7 @@
 #include "daemon/exec/backend.hpp"
 #include "daemon/exec/executor_select.hpp"
 #include "daemon/nat/observed_addresses.hpp"
+#include "daemon/nat/punch_planner.hpp"
 #include "daemon/nat/reachability.hpp"
 #include "daemon/nat/stun_client.hpp"
 #include "daemon/net/bootstrap_probe.hpp"
@@ -98,6 +99,18 @@ inline constexpr std::uint64_t kJoinRelayWaitTicks = 30 * 20;
 inline constexpr std::chrono::milliseconds kRelayReserveTimeout{5000};
 inline constexpr std::uint64_t kRelayRetryTicks = 20;
 inline constexpr std::uint64_t kRelayMaxRetryTicks = 60 * 20;
+// Hole punching (node_punch.cpp): each step's deadline; how long a peer's
+// offer waits for its go; punched peers at most; p2pctl punch's wait.
+inline constexpr std::chrono::milliseconds kPunchConnectTimeout{5000};
+inline constexpr std::chrono::milliseconds kPunchPingTimeout{3000};
+inline constexpr std::chrono::milliseconds kPunchOfferTimeout{10000};
+inline constexpr std::chrono::seconds kPunchResponseLifetime{15};
+inline constexpr std::size_t kMaxPunchedPeers = 32;
+inline constexpr std::size_t kMaxPunchResponses = 4;
+inline constexpr std::size_t kMaxPunchWaiters = 16;
+inline constexpr std::chrono::seconds kPunchWaitLimit{90};
+inline constexpr std::uint64_t kPunchTickEvery = 20;
+inline constexpr std::uint64_t kPunchHealthTicks = 15 * 20;
 // A Raft peer that cannot be reached is looked up in the ring (its own id
 // leads to it) at most this often, with at most so many lookups at once.
 inline constexpr std::chrono::milliseconds kRaftResolveInterval{1000};
@@ -148,7 +161,7 @@ class Node final : public control::ControlHandler,
                    public net::RaftHandler,
                    public net::BlobHandler,
                    public net::JobsHandler,
-                   public net::RelayHandler {
+                   public net::ConnectivityHandler {
  public:
   // `args` is the command line (without argv[0]), kept for SIGHUP reloads.
   Node(NodeConfig config, std::vector<std::string> args, NodeIdentity identity, exec::ExecutorInfo executor);
@@ -177,6 +190,7 @@ class Node final : public control::ControlHandler,
   void leave(std::function<void(Result<control::LeaveView>)> done) override;
   void get_leader(std::function<void(control::LeaderView)> done) override;
   void netcheck(std::function<void(control::NetcheckView)> done) override;
+  void punch(std::string peer, std::function<void(Result<control::PunchView>)> done) override;
 
   void submit_begin(control::SubmitHeader header, std::function<void(Result<std::uint64_t>)> done) override;
   void submit_data(std::uint64_t submission, std::string data, std::function<void(Result<void>)> done) override;
@@ -258,6 +272,46 @@ class Node final : public control::ControlHandler,
   // Joins through the bootstrap peer that answered once this node knows how
   // peers reach it: directly, or (unreachable) through a relay it reserved.
   void maybe_join();
+
+  // Hole punching (node_punch.cpp).
+  struct PunchMapping {
+    std::uint16_t local_port = 0;
+    HostPort public_addr;                     // the port as a public peer sees it
+    net::PeerClient::DirectChannel observer;  // holds the NAT's mapping open
+  };
+  struct PunchAttempt {
+    std::uint64_t id = 0;
+    HostPort peer;  // its announced (relayed) address
+    NodeId peer_id;
+    PunchMapping mapping;
+    HostPort their_addr;
+    std::uint32_t rtt_ms = 0;
+    std::chrono::steady_clock::time_point started;
+  };
+  struct PunchResponse {
+    NodeId caller;
+    HostPort caller_addr;
+    PunchMapping mapping;
+    std::chrono::steady_clock::time_point expires;
+  };
+  struct PunchWaiter {
+    std::string node_id;
+    std::string addr;
+    std::chrono::steady_clock::time_point started;
+    std::chrono::steady_clock::time_point deadline;
+    std::function<void(Result<control::PunchView>)> done;
+  };
+  void on_punch_offer(net::PunchOfferIn offer, std::function<void(Result<net::PunchAnswerOut>)> done) override;
+  void on_punch_go(const NodeId& caller, std::uint64_t punch_id, std::function<void(Result<void>)> done) override;
+  void tick_punch();
+  void check_direct(const HostPort& peer);
+  [[nodiscard]] std::vector<std::string> punch_wanted() const;
+  [[nodiscard]] std::optional<HostPort> punch_helper() const;
+  void start_punch(const std::string& peer_addr, std::uint32_t attempt);
+  void learn_mapping(const HostPort& helper, std::function<void(Result<PunchMapping>)> done);
+  void connect_punched(const std::shared_ptr<PunchAttempt>& punch);
+  void finish_punch(const std::string& peer_addr, Result<void> outcome);
+  void answer_punch_waiters();
 
   // node_raft.cpp: the Raft core bound to its storage, gRPC and the job table (io thread only).
   Result<void> start_raft();
@@ -439,6 +493,11 @@ class Node final : public control::ControlHandler,
   std::uint64_t m_next_relay_tick = 0;
   std::uint32_t m_relay_failures = 0;
   std::string m_relay_error;
+  nat::PunchPlanner m_punch_planner;                         // io thread only, as all below
+  std::map<std::uint64_t, PunchResponse> m_punch_responses;  // offers answered, by punch id
+  std::size_t m_punch_preparing = 0;                         // offers still learning our mapping
+  std::map<std::string, std::uint32_t> m_punch_rtt_ms;       // the relay round trip of the last punch
+  std::vector<PunchWaiter> m_punch_waiters;
   std::size_t m_chord_calls_in_flight = 0;
   bool m_leaving = false;
   bool m_left = false;  // the hand-over is done (or timed out); stopping

@@ -241,7 +241,11 @@ void Node::get_peers(std::function<void(std::vector<control::PeerView>)> done) {
       view.connection = "direct";
       view.executor = "unknown";
       if (auto it = m_peers_seen.find(id); it != m_peers_seen.end()) {
-        if (it->second.relayed) view.connection = "relayed";
+        // The connection manager's choice: a punched path over the relay.
+        if (it->second.relayed) {
+          const auto parsed = parse_host_port(it->second.addr, false);
+          view.connection = parsed && m_peer_client && m_peer_client->has_direct(*parsed) ? "punched" : "relayed";
+        }
         if (!it->second.executor.empty()) view.executor = it->second.executor;
         view.last_seen_s = static_cast<std::uint64_t>(
             std::chrono::duration_cast<std::chrono::seconds>(now - it->second.last_seen).count());

@@ -299,6 +299,13 @@ void Node::netcheck(std::function<void(control::NetcheckView)> done) {
       service.max_rate_mib = m_config.relay_max_rate_mib;
       view.relay_service = service;
     }
+    view.punching.attempts = m_punch_planner.attempts();
+    view.punching.succeeded = m_punch_planner.successes();
+    for (const auto& addr : punch_wanted()) {
+      const auto parsed = parse_host_port(addr, false);
+      const bool direct = parsed && m_peer_client && m_peer_client->has_direct(*parsed);
+      (direct ? view.punching.direct : view.punching.relayed).push_back(addr);
+    }
     done(std::move(view));
   });
 }

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Relayed peers (tests/netns/testbed.sh): A and B behind NAT routers find
 # themselves unreachable, reserve a relay port on the public peer P and
-# announce it; every peer then reaches them through P, and a 6-shard job
-# submitted on P completes with the right product, its data crossing the
-# relay.
+# announce it; P then reaches them through its relay. A and B punch a
+# direct connection to each other where their routers allow it (home:
+# EXPECTED_CONNECTION punched) and stay on the relay where they do not
+# (symmetric: relayed). A 6-shard job submitted on P completes with the
+# right product, its data crossing the relay.
 # Usage: nat_relay_test.sh P2PD P2PCTL [home|symmetric] [EXPECTED_CONNECTION]
 set -euo pipefail
 P2PD="$1" P2PCTL="$2" KIND="${3:-symmetric}" EXPECTED="${4:-relayed}"
@@ -52,11 +54,21 @@ for n in a b; do
     fail "$n's relay: $(json_field "$n" netcheck "['relay']" || true)"
   echo "$n: private, relayed: $(json_field "$n" netcheck "['relay']")"
 done
+# A sees itself at its router's public address (testbed.sh: A's router is .21).
+tb_wait 30 "A observes its router's address" sh -c \
+  "'$P2PCTL' --socket '$TB_DIR/a/sock' --json status | grep -q '\"203.0.113.21:'" ||
+  fail "A's observed addresses: $(json_field a status "['observed_addrs']" || true)"
+echo "A: $(json_field a status "['observed_addrs']"), reachability $(json_field a status "['reachability']")"
 
-# Every pair: P and the other NATed peer reach A and B through the relay.
-for pair in "p a" "p b" "a b" "b a"; do
+# P reaches A and B through the relay; A and B reach each other as EXPECTED.
+for pair in "p a" "p b"; do
   set -- $pair
-  tb_wait 60 "$1 reaches $2 ($EXPECTED)" connected_as "$1" "$2" "$EXPECTED" ||
+  tb_wait 60 "$1 reaches $2 (relayed)" connected_as "$1" "$2" relayed ||
+    fail "$1 reaches $2 as '$(connection "$1" "$2" || true)', expected relayed"
+done
+for pair in "a b" "b a"; do
+  set -- $pair
+  tb_wait 90 "$1 reaches $2 ($EXPECTED)" connected_as "$1" "$2" "$EXPECTED" ||
     fail "$1 reaches $2 as '$(connection "$1" "$2" || true)', expected $EXPECTED"
 done
 for pair in "a p" "b p"; do
@@ -64,6 +76,16 @@ for pair in "a p" "b p"; do
   tb_wait 30 "$1 reaches P directly" connected_as "$1" "$2" direct ||
     fail "$1 reaches P as '$(connection "$1" "$2" || true)', expected direct"
 done
+if [ "$EXPECTED" = relayed ]; then
+  # Not for want of trying: a whole round of punches failed (each router
+  # gives every connection a new port), and A and B are still relayed.
+  tb_wait 90 "A has tried a round of punches" sh -c \
+    "[ \"\$('$P2PCTL' --socket '$TB_DIR/a/sock' --json netcheck | python3 -c 'import json,sys; print(json.load(sys.stdin)[\"punching\"][\"attempts\"])')\" -ge 3 ]" ||
+    fail "A did not try to punch: $(json_field a netcheck "['punching']" || true)"
+  [ "$(json_field a netcheck "['punching']['succeeded']")" = 0 ] || fail "a punch through symmetric routers worked"
+  connected_as a b relayed || fail "A reaches B as '$(connection a b || true)' after failed punches"
+  echo "A's punching: $(json_field a netcheck "['punching']")"
+fi
 echo "connections: P->A $(connection p a), P->B $(connection p b), A->B $(connection a b), B->A $(connection b a)," \
   "A->P $(connection a p), B->P $(connection b p)"
 
