@@ -165,7 +165,7 @@ const std::vector<CommandSpec>& command_specs() {
        "every relayed peer it talks to; the command is for checking a path.\n"
        "Exit 0 when the direct connection works, 1 when calls stay on the relay.\n"
        "--json fields: node_id, addr, result (punched or failed), rtt_ms,\n"
-       "elapsed_ms, error (or null).\n",
+       "elapsed_ms, attempts, error (or null).\n",
        &cmd_punch},
       {"submit", "submit gemm --a A.npy --b B.npy [--out C.npy] [--shards N] [--wait]",
        "submit C = A x B (float32 .npy) to the pool",

@@ -57,9 +57,13 @@ Json netcheck_json(const proto::NetcheckReply& r) {
 }
 
 Json punch_json(const proto::PunchReply& r) {
-  return Json{{"node_id", r.node_id()},       {"addr", r.addr()},
-              {"result", r.result()},         {"rtt_ms", r.rtt_ms()},
-              {"elapsed_ms", r.elapsed_ms()}, {"error", r.error().empty() ? Json(nullptr) : Json(r.error())}};
+  return Json{{"node_id", r.node_id()},
+              {"addr", r.addr()},
+              {"result", r.result()},
+              {"rtt_ms", r.rtt_ms()},
+              {"elapsed_ms", r.elapsed_ms()},
+              {"attempts", r.attempts()},
+              {"error", r.error().empty() ? Json(nullptr) : Json(r.error())}};
 }
 
 void print_netcheck_text(const proto::NetcheckReply& r) {
@@ -128,8 +132,9 @@ int cmd_punch(const CliArgs& args) {
   if (args.global.json) {
     print_json(punch_json(*reply));
   } else if (reply->result() == "punched") {
-    fmt::print("direct connection to {} ({}) in {} ms; relay round trip {} ms\n", reply->node_id(), reply->addr(),
-               reply->elapsed_ms(), reply->rtt_ms());
+    fmt::print("direct connection to {} ({}) in {} ms, {} attempt{}; relay round trip {} ms\n", reply->node_id(),
+               reply->addr(), reply->elapsed_ms(), reply->attempts(), reply->attempts() == 1 ? "" : "s",
+               reply->rtt_ms());
   } else {
     fmt::print("no direct connection to {} ({}) after {} ms: {}; calls stay on its relay\n", reply->node_id(),
                reply->addr(), reply->elapsed_ms(), reply->error());

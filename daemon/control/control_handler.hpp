@@ -251,6 +251,7 @@ struct PunchView {
   std::string result;  // punched | failed
   std::uint32_t rtt_ms = 0;
   std::uint32_t elapsed_ms = 0;
+  std::uint32_t attempts = 0;
   std::string error;
 };
 

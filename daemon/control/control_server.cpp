@@ -125,6 +125,7 @@ class ControlService final : public proto::Control::CallbackService {
       reply->set_rtt_ms(result->rtt_ms);
       reply->set_elapsed_ms(result->elapsed_ms);
       reply->set_error(result->error);
+      reply->set_attempts(result->attempts);
       reactor->Finish(grpc::Status::OK);
     });
     return reactor;

@@ -47,7 +47,7 @@ bool PunchPlanner::on_result(const std::string& addr, bool punched, std::string 
   end_attempt(peer);
   if (punched) {
     ++m_successes;
-    peer = Peer{State::punched, 0, 0, now, {}};
+    peer = Peer{State::punched, peer.attempt, 0, now, {}};  // the attempts it took, for p2pctl punch
     return true;
   }
   peer.last_error = std::move(detail);

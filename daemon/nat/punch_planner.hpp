@@ -29,7 +29,7 @@ class PunchPlanner {
 
   struct Peer {
     State state = State::waiting;
-    std::uint32_t attempt = 0;        // attempts made in this round
+    std::uint32_t attempt = 0;        // attempts made in this round (punched: that it took)
     std::uint32_t failed_rounds = 0;  // in a row
     std::uint64_t next_tick = 0;      // when the next attempt may start
     std::string last_error;

@@ -305,11 +305,15 @@ void Node::answer_punch_waiters() {
     view.node_id = it->node_id;
     view.addr = it->addr;
     view.elapsed_ms = ms_since(it->started);
+    if (peer != m_punch_planner.peers().end()) view.attempts = peer->second.attempt;
     if (peer != m_punch_planner.peers().end() && peer->second.state == nat::PunchPlanner::State::punched) {
       view.result = "punched";
       view.rtt_ms = m_punch_rtt_ms[it->addr];
     } else {
       view.result = "failed";
+      if (peer != m_punch_planner.peers().end() && peer->second.state == nat::PunchPlanner::State::failed) {
+        view.attempts = nat::PunchPlanner::kAttemptsPerRound;
+      }
       view.error = peer == m_punch_planner.peers().end() ? "the peer is no longer relayed"
                    : !over                               ? "no result in time"
                                                          : peer->second.last_error;
@@ -348,6 +352,8 @@ void Node::punch(std::string peer, std::function<void(Result<control::PunchView>
     m_punch_planner.request(seen->addr, m_ticks);
     m_punch_waiters.push_back(PunchWaiter{id->hex(), seen->addr, std::chrono::steady_clock::now(),
                                           std::chrono::steady_clock::now() + kPunchWaitLimit, std::move(done)});
+    // Now, not at the next punch tick.
+    for (const auto& start : m_punch_planner.tick(m_ticks, wanted)) start_punch(start.peer, start.attempt);
   });
 }
 
