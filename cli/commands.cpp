@@ -153,7 +153,7 @@ const std::vector<CommandSpec>& command_specs() {
        "port_mapping (none, upnp, natpmp), relay ({state, peer, addr, error}),\n"
        "relay_service (null when not relaying, else {reservations, circuits,\n"
        "bytes_relayed, circuits_refused, max_reservations, max_circuits,\n"
-       "max_rate_mib}), punching ({attempts, succeeded, direct (list of peer\n"
+       "max_rate_mib}), punching ({attempts, succeeded, direct_calls, direct (list of peer\n"
        "addresses reached over a punched connection), relayed (list of peer\n"
        "addresses still reached through their relay)}).\n",
        &cmd_netcheck},

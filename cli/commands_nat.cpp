@@ -51,6 +51,7 @@ Json netcheck_json(const proto::NetcheckReply& r) {
   j["punching"] = Json::object(
       {{"attempts", r.punching().attempts()},
        {"succeeded", r.punching().succeeded()},
+       {"direct_calls", r.punching().direct_calls()},
        {"direct", Json(std::vector<std::string>(r.punching().direct().begin(), r.punching().direct().end()))},
        {"relayed", Json(std::vector<std::string>(r.punching().relayed().begin(), r.punching().relayed().end()))}});
   return j;
@@ -97,7 +98,8 @@ void print_netcheck_text(const proto::NetcheckReply& r) {
     table.row("relaying", "off (--relay-max-reservations 0)");
   }
   const auto& punching = r.punching();
-  std::string punch = fmt::format("{} of {} attempts worked", punching.succeeded(), punching.attempts());
+  std::string punch = fmt::format("{} of {} attempts worked, {} calls made direct", punching.succeeded(),
+                                  punching.attempts(), punching.direct_calls());
   const std::vector<std::string> direct(punching.direct().begin(), punching.direct().end());
   const std::vector<std::string> relayed(punching.relayed().begin(), punching.relayed().end());
   if (!direct.empty()) punch += "; direct to " + join(direct, ", ");

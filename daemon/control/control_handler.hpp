@@ -240,6 +240,7 @@ struct NetcheckView {
   struct Punching {
     std::uint64_t attempts = 0;
     std::uint64_t succeeded = 0;
+    std::uint64_t direct_calls = 0;
     std::vector<std::string> direct;
     std::vector<std::string> relayed;
   } punching;

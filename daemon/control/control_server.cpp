@@ -100,6 +100,7 @@ class ControlService final : public proto::Control::CallbackService {
       auto* punching = reply->mutable_punching();
       punching->set_attempts(view.punching.attempts);
       punching->set_succeeded(view.punching.succeeded);
+      punching->set_direct_calls(view.punching.direct_calls);
       for (const auto& addr : view.punching.direct) punching->add_direct(addr);
       for (const auto& addr : view.punching.relayed) punching->add_relayed(addr);
       reactor->Finish(grpc::Status::OK);

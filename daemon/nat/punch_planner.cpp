@@ -20,10 +20,11 @@ std::vector<PunchPlanner::Start> PunchPlanner::tick(std::uint64_t now, const std
            std::find(relayed.begin(), relayed.end(), entry.first) == relayed.end();
   });
   for (const auto& addr : relayed) {
-    if (!m_peers.contains(addr)) m_peers.emplace(addr, Peer{State::waiting, 0, 0, now, {}});
+    if (!m_peers.contains(addr)) m_peers.emplace(addr, Peer{State::waiting, 0, 0, now, {}, 0, 0});
   }
   std::vector<Start> out;
   for (auto& [addr, peer] : m_peers) {
+    if (peer.state == State::punched && now - peer.punched_tick >= kStableTicks) peer.losses = 0;
     if (m_in_flight >= kMaxConcurrent) break;
     if ((peer.state != State::waiting && peer.state != State::failed) || now < peer.next_tick) continue;
     if (peer.state == State::failed) peer.attempt = 0;  // a new round
@@ -47,7 +48,8 @@ bool PunchPlanner::on_result(const std::string& addr, bool punched, std::string 
   end_attempt(peer);
   if (punched) {
     ++m_successes;
-    peer = Peer{State::punched, peer.attempt, 0, now, {}};  // the attempts it took, for p2pctl punch
+    // Keeps the attempts it took (for p2pctl punch) and the losses so far.
+    peer = Peer{State::punched, peer.attempt, 0, now, {}, peer.losses, now};
     return true;
   }
   peer.last_error = std::move(detail);
@@ -68,14 +70,18 @@ bool PunchPlanner::on_result(const std::string& addr, bool punched, std::string 
 void PunchPlanner::on_lost(const std::string& addr, std::uint64_t now) {
   auto it = m_peers.find(addr);
   if (it == m_peers.end() || it->second.state != State::punched) return;
-  it->second = Peer{State::waiting, 0, 0, now + kAfterLossTicks, "the direct connection broke"};
+  // A path that punches but keeps breaking (a middlebox, a peer that
+  // closes it) is punched again less and less often.
+  const std::uint32_t losses = it->second.losses;
+  const std::uint64_t wait = std::min(kMaxBackoffTicks, kAfterLossTicks << std::min<std::uint32_t>(losses, 10));
+  it->second = Peer{State::waiting, 0, 0, now + wait, "the direct connection broke", losses + 1, 0};
 }
 
 void PunchPlanner::request(const std::string& addr, std::uint64_t now) {
-  auto [it, inserted] = m_peers.try_emplace(addr, Peer{State::waiting, 0, 0, now, {}});
+  auto [it, inserted] = m_peers.try_emplace(addr, Peer{State::waiting, 0, 0, now, {}, 0, 0});
   if (inserted || it->second.state == State::punching) return;
   const std::uint32_t failed_rounds = it->second.failed_rounds;
-  it->second = Peer{State::waiting, 0, failed_rounds, now, {}};
+  it->second = Peer{State::waiting, 0, failed_rounds, now, {}, it->second.losses, 0};
 }
 
 }  // namespace p2pd::nat

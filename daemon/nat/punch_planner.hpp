@@ -23,7 +23,8 @@ class PunchPlanner {
   static constexpr std::uint64_t kRetryTicks = 20;                 // 1 s between attempts of a round
   static constexpr std::uint64_t kFirstBackoffTicks = 30 * 20;     // after the first failed round
   static constexpr std::uint64_t kMaxBackoffTicks = 10 * 60 * 20;  // rounds at least this often
-  static constexpr std::uint64_t kAfterLossTicks = 5 * 20;         // a punched connection broke
+  static constexpr std::uint64_t kAfterLossTicks = 5 * 20;         // a punched connection broke: doubling
+  static constexpr std::uint64_t kStableTicks = 10 * 60 * 20;      // punched this long: its losses are forgiven
 
   enum class State { waiting, punching, punched, failed };
 
@@ -33,6 +34,8 @@ class PunchPlanner {
     std::uint32_t failed_rounds = 0;  // in a row
     std::uint64_t next_tick = 0;      // when the next attempt may start
     std::string last_error;
+    std::uint32_t losses = 0;  // punched connections that broke soon after
+    std::uint64_t punched_tick = 0;
   };
 
   struct Start {

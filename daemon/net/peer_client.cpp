@@ -94,6 +94,7 @@ void PeerClient::unary(const HostPort& to, std::chrono::milliseconds timeout, st
       m_post([done = std::move(done), error = std::move(error)] { done(error); });
       return;
     }
+    if (!over && m_direct.contains(to.to_string())) ++m_direct_calls;
     channel = over ? over : channel_for(to);
     m_in_flight.insert(&call->context);
   }
@@ -101,6 +102,7 @@ void PeerClient::unary(const HostPort& to, std::chrono::milliseconds timeout, st
   call->start(channel, [this, call, to, channel = std::weak_ptr<grpc::Channel>(channel), finish = std::move(finish),
                         done = std::move(done)](grpc::Status status) mutable {
     Result<Reply> result = finish(status);
+    finish = nullptr;  // it may hold the call (and so the channel): see below
     std::lock_guard lock(m_mutex);
     m_in_flight.erase(&call->context);
     // A punched connection that fails a call is gone: it never reconnects,
@@ -127,7 +129,9 @@ void PeerClient::unary(const HostPort& to, std::chrono::milliseconds timeout, st
         done(std::move(result));
       });
     } else {
+      // `done` may hold channels too (a direct one, in its captures).
       m_retired.push_back(std::move(call));
+      m_retired.push_back(std::make_shared<std::function<void(Result<Reply>)>>(std::move(done)));
       if (broken) m_retired.push_back(std::move(broken));
     }
     if (m_in_flight.empty()) m_idle.notify_all();
@@ -200,6 +204,20 @@ void PeerClient::use_direct(const HostPort& to, DirectChannel channel) {
 bool PeerClient::drop_direct(const HostPort& to) {
   std::lock_guard lock(m_mutex);
   return m_direct.erase(to.to_string()) > 0;
+}
+
+std::vector<HostPort> PeerClient::direct_peers() const {
+  std::lock_guard lock(m_mutex);
+  std::vector<HostPort> peers;
+  for (const auto& [addr, channel] : m_direct) {
+    if (auto parsed = parse_host_port(addr, false)) peers.push_back(*parsed);
+  }
+  return peers;
+}
+
+std::uint64_t PeerClient::direct_calls() const {
+  std::lock_guard lock(m_mutex);
+  return m_direct_calls;
 }
 
 PeerClient::DirectChannel PeerClient::direct_channel(const HostPort& to) const {
@@ -486,6 +504,7 @@ void PeerClient::shutdown() {
   for (auto* context : m_in_flight) context->TryCancel();
   m_idle.wait(lock, [this] { return m_in_flight.empty(); });
   m_channels.clear();
+  m_direct.clear();  // punched connections close now, not when the node is freed
   m_retired.clear();
 }
 

@@ -115,6 +115,9 @@ class PeerClient {
   bool drop_direct(const HostPort& to);
   [[nodiscard]] bool has_direct(const HostPort& to) const;
   [[nodiscard]] DirectChannel direct_channel(const HostPort& to) const;
+  [[nodiscard]] std::vector<HostPort> direct_peers() const;
+  // Calls made over direct channels (not counting pings on them), since start.
+  [[nodiscard]] std::uint64_t direct_calls() const;
   // The direct channels that broke since the last call (a call on one
   // failed UNAVAILABLE; it is forgotten then), whose and why: calls to them
   // go to the announced address again.
@@ -192,6 +195,7 @@ class PeerClient {
   std::map<std::string, std::shared_ptr<grpc::Channel>> m_channels;
   std::map<std::string, DirectChannel> m_direct;  // announced address -> punched channel
   std::vector<BrokenDirect> m_direct_broken;      // dropped since the last prune_direct
+  std::uint64_t m_direct_calls = 0;
   std::set<grpc::ClientContext*> m_in_flight;
   bool m_closed = false;
 };

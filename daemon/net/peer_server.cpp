@@ -270,7 +270,9 @@ class TraceService final : public proto::Trace::CallbackService {
                                                     kMaxTraceEventsPerReply);
     auto events = m_recorder.events(request->job_id(), request->after_seq(), limit + 1);
     if (!events) {
-      reactor->Finish(grpc::Status(grpc::StatusCode::UNAVAILABLE, events.error().message));
+      // Not UNAVAILABLE: to a caller on a punched connection that means the
+      // connection is gone (PeerClient::unary).
+      reactor->Finish(grpc::Status(grpc::StatusCode::INTERNAL, events.error().message));
       return reactor;
     }
     // The newest `limit`, and within the message size.

@@ -98,6 +98,10 @@ void Node::shutdown() {
       m_relay_stopped = true;
       if (m_relay_link) m_relay_link->close();
       m_punch_responses.clear();
+      for (auto& [ticket, offer_done] : m_punch_preparing) {
+        offer_done(make_error(ErrorCode::unavailable, "p2pd is shutting down"));
+      }
+      m_punch_preparing.clear();
       for (auto& waiter : m_punch_waiters) waiter.done(make_error(ErrorCode::unavailable, "p2pd is shutting down"));
       m_punch_waiters.clear();
       answered.set_value();

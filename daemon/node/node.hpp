@@ -107,6 +107,8 @@ inline constexpr std::chrono::milliseconds kPunchOfferTimeout{10000};
 inline constexpr std::chrono::seconds kPunchResponseLifetime{15};
 inline constexpr std::size_t kMaxPunchedPeers = 32;
 inline constexpr std::size_t kMaxPunchResponses = 4;
+inline constexpr std::chrono::seconds kPunchOfferWindow{10};
+inline constexpr std::size_t kMaxPunchOffersPerWindow = 64;
 inline constexpr std::size_t kMaxPunchWaiters = 16;
 inline constexpr std::chrono::seconds kPunchWaitLimit{90};
 inline constexpr std::uint64_t kPunchTickEvery = 20;
@@ -304,6 +306,7 @@ class Node final : public control::ControlHandler,
   void on_punch_offer(net::PunchOfferIn offer, std::function<void(Result<net::PunchAnswerOut>)> done) override;
   void on_punch_go(const NodeId& caller, std::uint64_t punch_id, std::function<void(Result<void>)> done) override;
   void tick_punch();
+  void step_punch(bool check_health);
   void check_direct(const HostPort& peer);
   [[nodiscard]] std::vector<std::string> punch_wanted() const;
   [[nodiscard]] std::optional<HostPort> punch_helper() const;
@@ -495,8 +498,13 @@ class Node final : public control::ControlHandler,
   std::string m_relay_error;
   nat::PunchPlanner m_punch_planner;                         // io thread only, as all below
   std::map<std::uint64_t, PunchResponse> m_punch_responses;  // offers answered, by punch id
-  std::size_t m_punch_preparing = 0;                         // offers still learning our mapping
-  std::map<std::string, std::uint32_t> m_punch_rtt_ms;       // the relay round trip of the last punch
+  // Offers still learning our mapping: their answers, by ticket.
+  std::map<std::uint64_t, std::function<void(Result<net::PunchAnswerOut>)>> m_punch_preparing;
+  std::uint64_t m_punch_offer_tickets = 0;
+  std::size_t m_punch_connecting = 0;  // connects after a go, in flight
+  std::chrono::steady_clock::time_point m_punch_offer_window{};
+  std::size_t m_punch_offers_in_window = 0;
+  std::map<std::string, std::uint32_t> m_punch_rtt_ms;  // the relay round trip of the last punch
   std::vector<PunchWaiter> m_punch_waiters;
   std::size_t m_chord_calls_in_flight = 0;
   bool m_leaving = false;

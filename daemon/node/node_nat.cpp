@@ -301,6 +301,7 @@ void Node::netcheck(std::function<void(control::NetcheckView)> done) {
     }
     view.punching.attempts = m_punch_planner.attempts();
     view.punching.succeeded = m_punch_planner.successes();
+    if (m_peer_client) view.punching.direct_calls = m_peer_client->direct_calls();
     for (const auto& addr : punch_wanted()) {
       const auto parsed = parse_host_port(addr, false);
       const bool direct = parsed && m_peer_client && m_peer_client->has_direct(*parsed);

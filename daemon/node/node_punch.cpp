@@ -38,6 +38,22 @@ std::uint64_t new_punch_id() {
   return id;
 }
 
+// Where a peer may aim our punch: not this host, nor link-local, multicast
+// or unspecified addresses (private ones may be a pool's own LAN).
+bool is_punchable_address(const std::string& host) {
+  boost::system::error_code ec;
+  const auto ip = boost::asio::ip::make_address(host, ec);
+  if (ec || ip.is_loopback() || ip.is_multicast() || ip.is_unspecified()) return false;
+  if (ip.is_v4()) {
+    const auto bytes = ip.to_v4().to_bytes();
+    if (bytes[0] == 169 && bytes[1] == 254) return false;  // link-local
+    if (bytes == std::array<unsigned char, 4>{255, 255, 255, 255}) return false;
+    return true;
+  }
+  const auto v6 = ip.to_v6();
+  return !v6.is_link_local() && !v6.is_v4_mapped();
+}
+
 std::uint32_t ms_since(std::chrono::steady_clock::time_point since) {
   return static_cast<std::uint32_t>(
       std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - since).count());
@@ -73,28 +89,33 @@ std::optional<HostPort> Node::punch_helper() const {
 
 void Node::tick_punch() {
   if (m_ticks % kPunchTickEvery != 0 || !m_peer_client) return;
+  step_punch(m_ticks % kPunchHealthTicks == 0);
+}
+
+void Node::step_punch(bool check_health) {
   const auto wanted = punch_wanted();
   for (const auto& broken : m_peer_client->prune_direct()) {
+    // A report about a channel already replaced (p2pctl punch) is stale.
+    if (m_peer_client->has_direct(broken.peer)) continue;
     log::info(log::Category::net, "the direct connection to {} broke ({}); calls go through its relay again",
               broken.peer.to_string(), broken.why);
     m_punch_planner.on_lost(broken.peer.to_string(), m_ticks);
-  }
-  const bool check_health = m_ticks % kPunchHealthTicks == 0;
-  for (const auto& [addr, peer] : m_punch_planner.peers()) {
-    if (peer.state != nat::PunchPlanner::State::punched) continue;
-    const auto parsed = parse_host_port(addr, false);
-    if (!parsed) continue;
-    // Direct channels to peers no longer relayed (gone, or reachable now).
-    if (std::find(wanted.begin(), wanted.end(), addr) == wanted.end()) {
-      m_peer_client->drop_direct(*parsed);
-      continue;
-    }
-    if (check_health) check_direct(*parsed);
   }
   // Offers whose PunchGo never came.
   const auto now = std::chrono::steady_clock::now();
   std::erase_if(m_punch_responses, [&](const auto& entry) { return now > entry.second.expires; });
   for (const auto& start : m_punch_planner.tick(m_ticks, wanted)) start_punch(start.peer, start.attempt);
+  // Direct channels only to peers the planner holds as punched (relayed
+  // peers we still talk to); the others (gone, or reachable now) are dropped.
+  for (const auto& peer : m_peer_client->direct_peers()) {
+    auto planned = m_punch_planner.peers().find(peer.to_string());
+    if (planned == m_punch_planner.peers().end() || planned->second.state != nat::PunchPlanner::State::punched) {
+      m_peer_client->drop_direct(peer);
+    } else if (check_health) {
+      check_direct(peer);
+    }
+  }
+  std::erase_if(m_punch_rtt_ms, [&](const auto& entry) { return !m_punch_planner.peers().contains(entry.first); });
   answer_punch_waiters();
 }
 
@@ -105,12 +126,24 @@ void Node::check_direct(const HostPort& peer) {
   auto channel = m_peer_client->direct_channel(peer);
   if (!channel) return m_punch_planner.on_lost(peer.to_string(), m_ticks);
   m_peer_client->ping_over(channel, peer, kPunchPingTimeout, [this, peer, channel](Result<net::PingResult> pong) {
-    if (pong || m_stopping || m_peer_client->direct_channel(peer) != channel) return;
+    if (m_stopping || m_peer_client->direct_channel(peer) != channel) return;
+    // The node at the address may have changed (a peer rejoined through
+    // the same relay port): the channel must reach the one announced there.
+    std::string why;
+    if (!pong) {
+      why = pong.error().message;
+    } else {
+      auto announced = std::find_if(m_peers_seen.begin(), m_peers_seen.end(),
+                                    [&](const auto& entry) { return entry.second.addr == peer.to_string(); });
+      if (announced != m_peers_seen.end() && announced->first != pong->node_id) {
+        why = fmt::format("it reaches {}, not {}", pong->node_id.short_hex(), announced->first.short_hex());
+      }
+    }
+    if (why.empty()) return;
     m_peer_client->drop_direct(peer);
     m_punch_planner.on_lost(peer.to_string(), m_ticks);
-    log::info(log::Category::net,
-              "the direct connection to {} stopped answering ({}); calls go through its relay again", peer.to_string(),
-              pong.error().message);
+    log::info(log::Category::net, "the direct connection to {} is no good ({}); calls go through its relay again",
+              peer.to_string(), why);
   });
 }
 
@@ -239,24 +272,45 @@ void Node::on_punch_offer(net::PunchOfferIn offer, std::function<void(Result<net
     if (m_stopping || m_relay_stopped || !m_peer_client) {
       return done(make_error(ErrorCode::invalid_argument, "this node is shutting down"));
     }
-    // One offer per caller at a time, and a few callers: a peer cannot make
-    // us connect to many addresses.
-    std::erase_if(m_punch_responses, [&](const auto& entry) { return entry.second.caller == offer.caller; });
-    if (m_punch_responses.size() + m_punch_preparing >= kMaxPunchResponses) {
+    // Only a node peers reach through a relay is punched to; and a peer
+    // may not aim our connects at this host, its network's broadcast or
+    // multicast, nor anything but an address on the internet's side.
+    if (!announced_through_relay()) {
+      return done(make_error(ErrorCode::invalid_argument, "this node is not reached through a relay"));
+    }
+    if (!is_punchable_address(offer.addr.host)) {
+      return done(make_error(ErrorCode::invalid_argument, "{} is not an address to punch to", offer.addr.host));
+    }
+    // A few offers at a time, each holding a connect for a few seconds,
+    // and a few a second: a peer cannot make us connect to many addresses.
+    const auto now = std::chrono::steady_clock::now();
+    if (now - m_punch_offer_window >= kPunchOfferWindow) {
+      m_punch_offer_window = now;
+      m_punch_offers_in_window = 0;
+    }
+    if (m_punch_responses.size() + m_punch_preparing.size() + m_punch_connecting >= kMaxPunchResponses) {
       return done(make_error(ErrorCode::unavailable, "too many punches in flight"));
+    }
+    if (m_punch_offers_in_window >= kMaxPunchOffersPerWindow) {
+      return done(make_error(ErrorCode::unavailable, "too many punch offers lately"));
     }
     const auto helper = punch_helper();
     if (!helper) return done(make_error(ErrorCode::invalid_argument, "no public peer to learn our address from"));
-    ++m_punch_preparing;
-    const auto started = std::chrono::steady_clock::now();
-    learn_mapping(*helper, [this, offer, started, done = std::move(done)](Result<PunchMapping> mapping) mutable {
-      --m_punch_preparing;
-      if (!mapping) return done(make_error(ErrorCode::invalid_argument, "{}", mapping.error().message));
+    ++m_punch_offers_in_window;
+    // Answered once: here, or at shutdown (PeerServer's shutdown waits for it).
+    const std::uint64_t ticket = ++m_punch_offer_tickets;
+    m_punch_preparing.emplace(ticket, std::move(done));
+    learn_mapping(*helper, [this, offer, started = now, ticket](Result<PunchMapping> mapping) mutable {
+      auto pending = m_punch_preparing.find(ticket);
+      if (pending == m_punch_preparing.end()) return;  // answered at shutdown
+      auto answer_done = std::move(pending->second);
+      m_punch_preparing.erase(pending);
+      if (!mapping) return answer_done(make_error(ErrorCode::invalid_argument, "{}", mapping.error().message));
       net::PunchAnswerOut answer{mapping->public_addr, ms_since(started)};
       PunchResponse response{offer.caller, offer.addr, std::move(*mapping),
                              std::chrono::steady_clock::now() + kPunchResponseLifetime};
       m_punch_responses.insert_or_assign(offer.punch_id, std::move(response));
-      done(answer);
+      answer_done(answer);
     });
   });
 }
@@ -270,8 +324,10 @@ void Node::on_punch_go(const NodeId& caller, std::uint64_t punch_id, std::functi
     auto response = std::make_shared<PunchResponse>(std::move(it->second));
     m_punch_responses.erase(it);
     done({});
+    ++m_punch_connecting;
     net::connect_from(m_io, response->mapping.local_port, response->caller_addr, kPunchConnectTimeout,
                       [this, response](Result<net::ConnectedSocket> socket) {
+                        --m_punch_connecting;
                         if (!socket) {
                           log::debug(log::Category::net, "punch: no connection from {}: {}",
                                      response->caller.short_hex(), socket.error().message);
@@ -308,7 +364,7 @@ void Node::answer_punch_waiters() {
     if (peer != m_punch_planner.peers().end()) view.attempts = peer->second.attempt;
     if (peer != m_punch_planner.peers().end() && peer->second.state == nat::PunchPlanner::State::punched) {
       view.result = "punched";
-      view.rtt_ms = m_punch_rtt_ms[it->addr];
+      if (auto rtt = m_punch_rtt_ms.find(it->addr); rtt != m_punch_rtt_ms.end()) view.rtt_ms = rtt->second;
     } else {
       view.result = "failed";
       if (peer != m_punch_planner.peers().end() && peer->second.state == nat::PunchPlanner::State::failed) {
@@ -352,8 +408,7 @@ void Node::punch(std::string peer, std::function<void(Result<control::PunchView>
     m_punch_planner.request(seen->addr, m_ticks);
     m_punch_waiters.push_back(PunchWaiter{id->hex(), seen->addr, std::chrono::steady_clock::now(),
                                           std::chrono::steady_clock::now() + kPunchWaitLimit, std::move(done)});
-    // Now, not at the next punch tick.
-    for (const auto& start : m_punch_planner.tick(m_ticks, wanted)) start_punch(start.peer, start.attempt);
+    step_punch(false);  // now, not at the next punch tick
   });
 }
 

@@ -76,6 +76,15 @@ for pair in "a p" "b p"; do
   tb_wait 30 "$1 reaches P directly" connected_as "$1" "$2" direct ||
     fail "$1 reaches P as '$(connection "$1" "$2" || true)', expected direct"
 done
+if [ "$EXPECTED" = punched ]; then
+  # Calls between A and B take the punched connection, not the relay.
+  for n in a b; do
+    tb_wait 30 "$n calls over its punched connection" sh -c \
+      "[ \"\$('$P2PCTL' --socket '$TB_DIR/$n/sock' --json netcheck | python3 -c 'import json,sys; print(json.load(sys.stdin)[\"punching\"][\"direct_calls\"])')\" -gt 0 ]" ||
+      fail "$n made no call over its punched connection: $(json_field "$n" netcheck "['punching']" || true)"
+    echo "$n's punching: $(json_field "$n" netcheck "['punching']")"
+  done
+fi
 if [ "$EXPECTED" = relayed ]; then
   # Not for want of trying: a whole round of punches failed (each router
   # gives every connection a new port), and A and B are still relayed.

@@ -98,6 +98,10 @@ TEST_CASE("at most two punches run at once", "[punch]") {
   auto next = planner.tick(3, peers);
   REQUIRE(next.size() == 1);
   CHECK(next[0].peer == "10.0.0.3:1");
+  // A failed attempt frees its slot too: both retries run together.
+  CHECK_FALSE(planner.on_result(starts[1].peer, false, "timeout", 4));
+  CHECK_FALSE(planner.on_result("10.0.0.3:1", false, "timeout", 4));
+  CHECK(planner.tick(4 + Planner::kRetryTicks, peers).size() == 2);
 }
 
 TEST_CASE("a broken direct connection is punched again soon; an operator's request runs at once", "[punch]") {
@@ -108,9 +112,24 @@ TEST_CASE("a broken direct connection is punched again soon; an operator's reque
   CHECK(state_of(planner, kPeer) == State::waiting);
   CHECK(planner.tick(1000 + Planner::kAfterLossTicks - 1, kOne).empty());
   REQUIRE(planner.tick(1000 + Planner::kAfterLossTicks, kOne).size() == 1);
+  // A path that breaks again soon waits twice as long; one that held for
+  // kStableTicks is forgiven.
+  planner.on_result(kPeer, true, "", 1200);
+  planner.on_lost(kPeer, 1300);
+  CHECK(planner.tick(1300 + 2 * Planner::kAfterLossTicks - 1, kOne).empty());
+  REQUIRE(planner.tick(1300 + 2 * Planner::kAfterLossTicks, kOne).size() == 1);
+  planner.on_result(kPeer, true, "", 1600);
+  planner.tick(1600 + Planner::kStableTicks, kOne);
+  CHECK(planner.peers().at(kPeer).losses == 0);
+  planner.on_lost(kPeer, 1600 + Planner::kStableTicks);
+  REQUIRE(planner.tick(1600 + Planner::kStableTicks + Planner::kAfterLossTicks, kOne).size() == 1);
+  const std::uint64_t after_loss = 1600 + Planner::kStableTicks + Planner::kAfterLossTicks;
+  planner.on_result(kPeer, true, "", after_loss);
 
   // A failed peer deep in its backoff: a request starts a round at the next tick.
-  std::uint64_t now = fail_round(planner, kPeer, 1000 + Planner::kAfterLossTicks);
+  planner.on_lost(kPeer, after_loss + 1);
+  REQUIRE(planner.tick(after_loss + 1 + 2 * Planner::kAfterLossTicks, kOne).size() == 1);
+  std::uint64_t now = fail_round(planner, kPeer, after_loss + 1 + 2 * Planner::kAfterLossTicks);
   REQUIRE(state_of(planner, kPeer) == State::failed);
   planner.request(kPeer, now + 1);
   auto starts = planner.tick(now + 1, kOne);
@@ -171,7 +190,39 @@ TEST_CASE("connect_from shares one local port between connections, as punching n
   ::close((*two)->fd);
 }
 
-TEST_CASE("connect_from refuses names, and reports a refused or silent address", "[punch]") {
+TEST_CASE("connect_from gives up on an address that does not answer", "[punch]") {
+  // A listener whose backlog is full drops further SYNs without a word, as
+  // a home router does.
+  boost::asio::io_context io;
+  using tcp = boost::asio::ip::tcp;
+  tcp::acceptor silent(io, tcp::endpoint(boost::asio::ip::make_address("127.0.0.1"), 0));
+  silent.listen(0);
+  const auto endpoint = silent.local_endpoint();
+  // Non-blocking connects (Asio's own connect would wait for an answer).
+  std::vector<int> fillers;
+  sockaddr_in to{};
+  to.sin_family = AF_INET;
+  to.sin_port = htons(endpoint.port());
+  to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  for (int i = 0; i < 4; ++i) {
+    const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+    REQUIRE(fd >= 0);
+    (void)::connect(fd, reinterpret_cast<const sockaddr*>(&to), sizeof(to));  // in progress, or queued
+    fillers.push_back(fd);
+  }
+  std::optional<Result<net::ConnectedSocket>> result;
+  const auto started = std::chrono::steady_clock::now();
+  net::connect_from(io, 0, HostPort{"127.0.0.1", endpoint.port()}, 300ms,
+                    [&](Result<net::ConnectedSocket> socket) { result = std::move(socket); });
+  io.run_for(5s);
+  REQUIRE(result.has_value());
+  REQUIRE_FALSE(*result);
+  CHECK(result->error().code == ErrorCode::timed_out);
+  CHECK(std::chrono::steady_clock::now() - started < 3s);
+  for (const int fd : fillers) ::close(fd);
+}
+
+TEST_CASE("connect_from refuses names, and reports a refused address", "[punch]") {
   boost::asio::io_context io;
   std::vector<Result<net::ConnectedSocket>> results;
   auto keep = [&](Result<net::ConnectedSocket> socket) { results.push_back(std::move(socket)); };
