@@ -176,6 +176,11 @@ void Node::start_punch(const std::string& peer_addr, std::uint32_t attempt) {
         punch->peer, punch->id, punch->mapping.public_addr, kPunchOfferTimeout,
         [this, punch, offered](Result<net::PunchAnswer> answer) {
           if (!answer) return finish_punch(punch->peer.to_string(), answer.error());
+          if (!is_punchable_address(answer->addr.host)) {
+            return finish_punch(punch->peer.to_string(),
+                                make_error(ErrorCode::corrupt, "the peer named {} as its address, not one to punch to",
+                                           answer->addr.host));
+          }
           // The relay's round trip, without the peer's own preparation.
           const std::uint32_t elapsed = ms_since(offered);
           punch->rtt_ms = std::clamp<std::uint32_t>(elapsed - std::min(elapsed, answer->prepare_ms), 1, 5000);
