@@ -140,6 +140,16 @@ void PeerClient::unary(const HostPort& to, std::chrono::milliseconds timeout, st
 
 void PeerClient::ping(const HostPort& to, std::chrono::milliseconds timeout,
                       std::function<void(Result<PingResult>)> done) {
+  ping_on(to, nullptr, timeout, std::move(done));
+}
+
+void PeerClient::ping_over(const DirectChannel& channel, const HostPort& to, std::chrono::milliseconds timeout,
+                           std::function<void(Result<PingResult>)> done) {
+  ping_on(to, channel, timeout, std::move(done));
+}
+
+void PeerClient::ping_on(const HostPort& to, DirectChannel over, std::chrono::milliseconds timeout,
+                         std::function<void(Result<PingResult>)> done) {
   struct Call {
     grpc::ClientContext context;
     proto::PingRequest request;
@@ -153,12 +163,14 @@ void PeerClient::ping(const HostPort& to, std::chrono::milliseconds timeout,
   auto call = std::make_shared<Call>();
   call->request.set_node_id(std::string(m_self.bytes().begin(), m_self.bytes().end()));
   call->request.set_version(kVersion);
+  // wait_for_ready on a connection we made: it is still starting its HTTP/2 session.
+  if (over) call->context.set_wait_for_ready(true);
   unary<PingResult>(
       to, timeout, call,
       [call, to](const grpc::Status& status) {
         return status.ok() ? decode(to, call->reply) : Result<PingResult>(from_status(to, status));
       },
-      std::move(done));
+      std::move(done), std::move(over));
 }
 
 PeerClient::DirectChannel PeerClient::channel_over(int fd, const HostPort& to) {
@@ -167,31 +179,6 @@ PeerClient::DirectChannel PeerClient::channel_over(int fd, const HostPort& to) {
   if (m_tracer != nullptr) interceptors.push_back(make_trace_stamper(*m_tracer));
   return grpc::experimental::CreateCustomInsecureChannelWithInterceptorsFromFd(to.to_string(), fd, args,
                                                                                std::move(interceptors));
-}
-
-void PeerClient::ping_over(const DirectChannel& channel, const HostPort& to, std::chrono::milliseconds timeout,
-                           std::function<void(Result<PingResult>)> done) {
-  struct Call {
-    grpc::ClientContext context;
-    proto::PingRequest request;
-    proto::PingReply reply;
-    std::unique_ptr<proto::Peer::Stub> stub;
-    void start(const std::shared_ptr<grpc::Channel>& on, std::function<void(grpc::Status)> on_done) {
-      stub = proto::Peer::NewStub(on);
-      stub->async()->Ping(&context, &request, &reply, std::move(on_done));
-    }
-  };
-  auto call = std::make_shared<Call>();
-  call->request.set_node_id(std::string(m_self.bytes().begin(), m_self.bytes().end()));
-  call->request.set_version(kVersion);
-  // wait_for_ready: the channel is still connecting its HTTP/2 session.
-  call->context.set_wait_for_ready(true);
-  unary<PingResult>(
-      to, timeout, call,
-      [call, to](const grpc::Status& status) {
-        return status.ok() ? decode(to, call->reply) : Result<PingResult>(from_status(to, status));
-      },
-      std::move(done), channel);
 }
 
 void PeerClient::use_direct(const HostPort& to, DirectChannel channel) {

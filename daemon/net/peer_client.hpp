@@ -171,6 +171,9 @@ class PeerClient {
 
  private:
   std::shared_ptr<grpc::Channel> channel_for(const HostPort& to);
+  // Ping and ping_over: `over` null, the channel for `to`.
+  void ping_on(const HostPort& to, DirectChannel over, std::chrono::milliseconds timeout,
+               std::function<void(Result<PingResult>)> done);
   grpc::ChannelArguments channel_arguments() const;
   // The common part of every unary call: deadline, bookkeeping for
   // shutdown, and the result posted to the io thread. `start` issues the

@@ -76,6 +76,7 @@ struct ReservingNode {
           [this](std::string why) { lost.set_value(std::move(why)); });
     });
   }
+  void open_and_wait(const RelayAllocation& allocation);
   bool connected() {
     std::promise<bool> answer;
     asio::post(io, [&] { answer.set_value(link && link->connected()); });
@@ -101,6 +102,14 @@ bool wait_until(const std::function<bool()>& condition, std::chrono::millisecond
     std::this_thread::sleep_for(10ms);
   }
   return condition();
+}
+
+// Opens the control connection and waits until the relay holds it (it
+// counts the connection only once it has the greeting).
+void ReservingNode::open_and_wait(const RelayAllocation& allocation) {
+  open(allocation.addr, allocation.secret);
+  REQUIRE(wait_until([&] { return connected(); }));
+  std::this_thread::sleep_for(100ms);
 }
 
 // A caller: a blocking socket that gives up on a read after 5 s.
@@ -165,10 +174,7 @@ TEST_CASE("relay: a caller reaches the reserving node through its allocation, by
   CHECK(allocation->addr.host == "127.0.0.1");
   CHECK(allocation->addr.port != 0);
   ReservingNode reserving;
-  reserving.open(allocation->addr, allocation->secret);
-  REQUIRE(wait_until([&] { return reserving.connected(); }));
-  // The relay counts the control connection only once it has the greeting.
-  std::this_thread::sleep_for(100ms);
+  reserving.open_and_wait(*allocation);
 
   const std::string data = pattern(1 << 20);
   {
@@ -211,9 +217,7 @@ TEST_CASE("relay: callers past the circuit limit are refused", "[relay]") {
   auto allocation = reserve(server, node(1));
   REQUIRE(allocation);
   ReservingNode reserving;
-  reserving.open(allocation->addr, allocation->secret);
-  REQUIRE(wait_until([&] { return reserving.connected(); }));
-  std::this_thread::sleep_for(100ms);
+  reserving.open_and_wait(*allocation);
   Caller first(allocation->addr);
   Caller second(allocation->addr);
   CHECK(first.round_trip("first caller") == "first caller");
@@ -261,9 +265,7 @@ TEST_CASE("relay: the rate limit is shared and holds", "[relay]") {
   auto allocation = reserve(server, node(1));
   REQUIRE(allocation);
   ReservingNode reserving;
-  reserving.open(allocation->addr, allocation->secret);
-  REQUIRE(wait_until([&] { return reserving.connected(); }));
-  std::this_thread::sleep_for(100ms);
+  reserving.open_and_wait(*allocation);
   Caller caller(allocation->addr);
   // 512 KiB out and back: 1 MiB through the bucket, 0.75 MiB past its
   // burst, so at least 0.75 s at 1 MiB/s (bounded generously above).
