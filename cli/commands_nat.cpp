@@ -32,6 +32,14 @@ Json netcheck_json(const proto::NetcheckReply& r) {
   }
   j["port_mapping"] = r.port_mapping();
   auto text_or_null = [](const std::string& s) { return s.empty() ? Json(nullptr) : Json(s); };
+  const auto& mapping = r.port_mapping_state();
+  j["port_mapping_state"] = Json::object({{"enabled", mapping.enabled()},
+                                          {"addr", text_or_null(mapping.addr())},
+                                          {"gateway", text_or_null(mapping.gateway())},
+                                          {"lifetime_s", mapping.lifetime_s()},
+                                          {"renew_in_s", mapping.renew_in_s()},
+                                          {"renewals", mapping.renewals()},
+                                          {"error", text_or_null(mapping.error())}});
   j["relay"] = Json::object({{"state", r.relay().state().empty() ? "none" : r.relay().state()},
                              {"peer", text_or_null(r.relay().peer())},
                              {"addr", text_or_null(r.relay().addr())},
@@ -81,7 +89,16 @@ void print_netcheck_text(const proto::NetcheckReply& r) {
     reachability += fmt::format(", checked {} ago", format_duration(r.reachability_checked_s()));
   table.row("reachability", reachability);
   table.row("nat_mapping", r.nat_mapping());
-  table.row("port_mapping", r.port_mapping());
+  const auto& mapping = r.port_mapping_state();
+  std::string port_mapping = r.port_mapping();
+  if (!mapping.addr().empty()) {
+    port_mapping += fmt::format(
+        ": the router forwards {} ({}, renewed {} times, next in {})", mapping.addr(),
+        mapping.lifetime_s() == 0 ? std::string("until removed") : format_duration(mapping.lifetime_s()) + " lease",
+        mapping.renewals(), format_duration(mapping.renew_in_s()));
+  }
+  if (!mapping.error().empty()) port_mapping += fmt::format(" ({})", mapping.error());
+  table.row("port_mapping", port_mapping);
   std::string relay = r.relay().state().empty() ? "none" : r.relay().state();
   if (!r.relay().addr().empty())
     relay += fmt::format(": peers call {} (relayed by {})", r.relay().addr(), r.relay().peer());

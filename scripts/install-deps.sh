@@ -11,10 +11,14 @@ packages=(
   libboost-dev libboost-program-options-dev libboost-system-dev
   libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc
   libfmt-dev nlohmann-json3-dev libopenblas-dev libsystemd-dev libssl-dev
+  # port mapping (daemon/nat): UPnP-IGD and NAT-PMP clients
+  libminiupnpc-dev libnatpmp-dev
   # tests
   catch2 python3 procps
   # the NAT testbed (tests/netns): namespaces, router rules, a STUN server
   iproute2 nftables coturn
+  # ... and a router's UPnP-IGD/NAT-PMP service (the binary alone: no init script, nothing started)
+  miniupnpd-nftables
   # the package check (scripts/check-package.sh): systemd-analyze, -sysusers, -tmpfiles; dpkg-shlibdeps
   systemd dpkg-dev
   # lint (the lint:clang-format test)

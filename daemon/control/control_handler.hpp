@@ -221,6 +221,15 @@ struct NetcheckView {
   std::string nat_mapping;                              // none | endpoint-independent | endpoint-dependent | unknown
   std::vector<StunServerView> stun;
   std::string port_mapping;  // none | upnp | natpmp
+  struct PortMappingState {
+    bool enabled = false;          // this node asks its router
+    std::string addr;              // what the router forwards to us: its address, the port
+    std::string gateway;           // who granted it
+    std::uint32_t lifetime_s = 0;  // 0: until removed
+    std::uint64_t renew_in_s = 0;
+    std::uint64_t renewals = 0;
+    std::string error;  // why there is no mapping, or the last renewal failed
+  } port_mapping_state;
   struct RelayUse {
     std::string state = "none";  // none | connecting | connected
     std::string peer;

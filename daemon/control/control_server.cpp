@@ -82,6 +82,14 @@ class ControlService final : public proto::Control::CallbackService {
         out->set_error(server.error);
       }
       reply->set_port_mapping(view.port_mapping);
+      auto* mapping = reply->mutable_port_mapping_state();
+      mapping->set_enabled(view.port_mapping_state.enabled);
+      mapping->set_addr(view.port_mapping_state.addr);
+      mapping->set_gateway(view.port_mapping_state.gateway);
+      mapping->set_lifetime_s(view.port_mapping_state.lifetime_s);
+      mapping->set_renew_in_s(view.port_mapping_state.renew_in_s);
+      mapping->set_renewals(view.port_mapping_state.renewals);
+      mapping->set_error(view.port_mapping_state.error);
       auto* relay = reply->mutable_relay();
       relay->set_state(view.relay.state);
       relay->set_peer(view.relay.peer);

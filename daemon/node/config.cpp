@@ -60,7 +60,10 @@ OptionGroups make_options() {
        "connections relayed at once, all reservations together (default: 64)")
       ("relay-max-rate", po::value<std::string>()->value_name("MIB"),
        "MiB/s all relayed connections share, both directions counted; 0: no limit "
-       "(default: 16)");
+       "(default: 16)")
+      ("port-mapping", po::value<std::string>()->value_name("auto|natpmp|upnp|off"),
+       "ask the router to forward the listen port: auto tries NAT-PMP, then "
+       "UPnP-IGD; only behind a NAT, without --advertise (default: auto)");
   g.control.add_options()
       ("control-socket", po::value<std::string>()->value_name("PATH"),
        "the local gRPC unix socket p2pctl uses (default: $RUNTIME_DIRECTORY/p2pd.sock "
@@ -167,6 +170,17 @@ Result<void> apply_value(NodeConfig& config, const std::string& key, const std::
       config.executor = ExecutorChoice::cpu;
     else
       return fail(make_error(ErrorCode::invalid_argument, "'{}' is not one of auto, cuda, cpu", value));
+  } else if (key == "port-mapping") {
+    if (value == "auto")
+      config.port_mapping = PortMappingChoice::automatic;
+    else if (value == "natpmp")
+      config.port_mapping = PortMappingChoice::natpmp;
+    else if (value == "upnp")
+      config.port_mapping = PortMappingChoice::upnp;
+    else if (value == "off")
+      config.port_mapping = PortMappingChoice::off;
+    else
+      return fail(make_error(ErrorCode::invalid_argument, "'{}' is not one of auto, natpmp, upnp, off", value));
   } else if (key == "log-format") {
     auto format = log::parse_format(value);
     if (!format) return fail(make_error(ErrorCode::invalid_argument, "'{}' is not one of text, json", value));
@@ -287,6 +301,7 @@ ReloadPlan plan_reload(const NodeConfig& running, const NodeConfig& reread) {
     plan.need_restart.emplace_back("relay-max-reservations");
   }
   if (running.relay_max_circuits != reread.relay_max_circuits) plan.need_restart.emplace_back("relay-max-circuits");
+  if (running.port_mapping != reread.port_mapping) plan.need_restart.emplace_back("port-mapping");
   if (running.relay_max_rate_mib != reread.relay_max_rate_mib) plan.need_restart.emplace_back("relay-max-rate");
   if (running.control_socket != reread.control_socket) plan.need_restart.emplace_back("control-socket");
   if (running.state_dir != reread.state_dir) plan.need_restart.emplace_back("state-dir");

@@ -17,6 +17,8 @@ namespace p2pd::node {
 
 using exec::ExecutorChoice;
 
+enum class PortMappingChoice { automatic, natpmp, upnp, off };
+
 struct NodeConfig {
   std::optional<std::filesystem::path> config_file;  // the file that was read, if any
   HostPort listen{"0.0.0.0", 7420};
@@ -50,6 +52,8 @@ struct NodeConfig {
   std::uint32_t relay_max_reservations = 16;
   std::uint32_t relay_max_circuits = 64;
   std::uint32_t relay_max_rate_mib = 16;
+  // Asking the home router to forward the listen port (NAT-PMP, UPnP-IGD).
+  PortMappingChoice port_mapping = PortMappingChoice::automatic;
 
   friend bool operator==(const NodeConfig&, const NodeConfig&) = default;
 };

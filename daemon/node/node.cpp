@@ -52,6 +52,7 @@ Result<void> Node::start() {
       m_identity.id, [this](std::function<void()> fn) { boost::asio::post(m_io, std::move(fn)); }, m_tracer.get());
   // Before the io thread runs, so peer calls queued meanwhile find the overlay.
   start_chord();
+  start_port_mapping();
   start_nat();
   start_relay();
   m_transfer = std::make_unique<BlobTransfer>(
@@ -139,6 +140,11 @@ void Node::shutdown() {
   // Peers relayed through us are cut off; they reserve elsewhere.
   if (m_relay_server) m_relay_server->shutdown();
   m_relay_link.reset();
+  // A gateway call in flight finishes (a few seconds at most); then what is
+  // on the router comes off it.
+  m_gateway_thread.stop();
+  m_gateway_thread.join();
+  remove_port_mapping();
   // A kernel or a disk write still running finishes; queued ones are dropped.
   m_compute.stop();
   m_verify_pool.stop();
@@ -169,6 +175,7 @@ void Node::on_tick() {
   tick_raft();
   tick_jobs();
   probe_bootstrap_peers();
+  tick_port_mapping();
   tick_nat();
   tick_relay();
   tick_punch();

@@ -32,6 +32,7 @@
 #include "daemon/exec/backend.hpp"
 #include "daemon/exec/executor_select.hpp"
 #include "daemon/nat/observed_addresses.hpp"
+#include "daemon/nat/port_mapper.hpp"
 #include "daemon/nat/punch_planner.hpp"
 #include "daemon/nat/reachability.hpp"
 #include "daemon/nat/stun_client.hpp"
@@ -275,6 +276,15 @@ class Node final : public control::ControlHandler,
   // peers reach it: directly, or (unreachable) through a relay it reserved.
   void maybe_join();
 
+  // Port mapping (node_port_mapping.cpp).
+  void start_port_mapping();
+  void tick_port_mapping();
+  void note_port_mapping();
+  // At shutdown, once the gateway thread is idle: removes what it made.
+  void remove_port_mapping();
+  // Reachable through a port the router forwards (and announced there).
+  [[nodiscard]] bool announced_through_mapping() const;
+
   // Hole punching (node_punch.cpp).
   struct PunchMapping {
     std::uint16_t local_port = 0;
@@ -496,6 +506,21 @@ class Node final : public control::ControlHandler,
   std::uint64_t m_next_relay_tick = 0;
   std::uint32_t m_relay_failures = 0;
   std::string m_relay_error;
+  // Port mapping (node_port_mapping.cpp; io thread only, but for
+  // m_mapping_made). Gateway calls block for seconds: they get a thread of
+  // their own.
+  std::unique_ptr<nat::PortMapper> m_port_mapper;
+  std::string m_port_mapping_off;  // why mapping is not tried (empty: it is)
+  std::uint64_t m_mapping_generation = 0;
+  std::string m_logged_mapping_error;
+  boost::asio::thread_pool m_gateway_thread{1};
+  // What the gateway thread has made on the router and not removed: the
+  // truth for shutdown, even when its answer never reached the core.
+  struct MappingMade {
+    std::mutex mutex;
+    std::optional<nat::MappingRequest> removal;
+  };
+  std::shared_ptr<MappingMade> m_mapping_made = std::make_shared<MappingMade>();
   nat::PunchPlanner m_punch_planner;                         // io thread only, as all below
   std::map<std::uint64_t, PunchResponse> m_punch_responses;  // offers answered, by punch id
   // Offers still learning our mapping: their answers, by ticket.

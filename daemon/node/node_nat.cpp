@@ -195,8 +195,10 @@ std::vector<HostPort> Node::reachability_helpers() const {
 }
 
 std::uint16_t Node::advertised_port() const {
-  // The direct one: a relay's allocation is not where a dial-back or an
-  // observed address should point.
+  // The port the router forwards to us, when it does; else the direct one:
+  // a relay's allocation is not where a dial-back or an observed address
+  // should point.
+  if (m_port_mapper && m_port_mapper->mapping()) return m_port_mapper->mapping()->external.port;
   return m_direct_addr.port != 0 ? m_direct_addr.port : m_listen.port;
 }
 
@@ -225,6 +227,9 @@ void Node::tick_nat() {
     }
   }
 
+  // A mapping being asked for decides which port a dial-back should try:
+  // wait for the answer (seconds).
+  if (m_port_mapper && !m_port_mapper->settled()) return;
   for (const auto& request : m_reachability.tick(m_ticks, helpers, advertised_port())) {
     log::debug(log::Category::net, "asking {} to dial us back at port {}", request.helper.to_string(), request.port);
     m_peer_client->dial_back(request.helper, request.port, kDialBackCallTimeout,
@@ -281,6 +286,19 @@ void Node::netcheck(std::function<void(control::NetcheckView)> done) {
       }
     }
     view.port_mapping = "none";
+    if (m_port_mapper) {
+      auto& state = view.port_mapping_state;
+      state.enabled = m_port_mapper->enabled();
+      state.error = m_port_mapping_off.empty() ? m_port_mapper->error() : m_port_mapping_off;
+      state.renewals = m_port_mapper->renewals();
+      if (const auto& mapping = m_port_mapper->mapping()) {
+        view.port_mapping = std::string(nat::to_string(mapping->protocol));
+        state.addr = mapping->external.to_string();
+        state.gateway = mapping->gateway;
+        state.lifetime_s = mapping->lifetime_s;
+        state.renew_in_s = m_port_mapper->renew_in(m_ticks) * kTickInterval.count() / 1000;
+      }
+    }
     if (m_relay_link) {
       view.relay.state = m_relay_link->connected() ? "connected" : "connecting";
       view.relay.addr = m_relay_link->allocation().to_string();

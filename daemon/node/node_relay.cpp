@@ -43,6 +43,11 @@ void Node::on_relay_reserve(const NodeId& caller, const std::string& caller_ip,
       done(make_error(ErrorCode::unavailable, "this node is not reachable itself"));
       return;
     }
+    // Its allocations would be ports the router does not forward.
+    if (m_port_mapper && m_port_mapper->mapping()) {
+      done(make_error(ErrorCode::unavailable, "this node is reachable only through one forwarded port"));
+      return;
+    }
     // The host peers call: --advertise's, else the address peers agree they
     // see us at, else the announced one.
     std::string host = m_direct_addr.host;
@@ -176,6 +181,13 @@ void Node::maybe_join() {
   const std::uint64_t waited = m_ticks - m_join_wait_since;
   // An operator's --advertise is believed; otherwise wait for a verdict.
   if (!m_config.advertise && reachability == nat::Reachability::unknown && waited < kJoinVerdictWaitTicks) return;
+  if (!m_config.advertise && reachability == nat::Reachability::public_ && m_port_mapper && m_port_mapper->mapping()) {
+    // Reachable through the port the router forwards (the dial-back went
+    // there): announce the router's address with it.
+    m_chord_self.addr = m_port_mapper->mapping()->external.to_string();
+    m_overlay = std::make_unique<chord::Overlay>(m_chord_self, chord::OverlayConfig{});
+    log::info(log::Category::chord, "reachable through the port mapping: announcing {}", m_chord_self.addr);
+  }
   if (!m_config.advertise && reachability == nat::Reachability::private_) {
     if (!m_relay_addr) {
       if (waited < kJoinRelayWaitTicks) return;

@@ -15,13 +15,6 @@ testbed_p2pd p pub --listen 203.0.113.10:7420
 testbed_p2pd a a --listen 0.0.0.0:7420 --bootstrap 203.0.113.10:7420
 testbed_p2pd b b --listen 0.0.0.0:7420 --bootstrap 203.0.113.10:7420
 
-json_field() {  # NAME COMMAND FIELD: prints FIELD of `p2pctl --json COMMAND`
-  tb_ctl "$1" --json "$2" | python3 -c "import json,sys; v=json.load(sys.stdin)$3; print(v if isinstance(v,str) else json.dumps(v))"
-}
-is() {  # NAME COMMAND FIELD EXPECTED
-  [ "$(json_field "$1" "$2" "$3")" = "$4" ]
-}
-
 expected_mapping=endpoint-independent
 [ "$KIND" = symmetric ] && expected_mapping=endpoint-dependent
 
@@ -34,20 +27,20 @@ fail() {
 
 for pair in "a 203.0.113.21" "b 203.0.113.22"; do
   set -- $pair
-  tb_wait 30 "$1 adopts its router's address" is "$1" status "['observed_addrs']" "[\"$2:7420\"]" ||
-    fail "$1's observed_addrs: $(json_field "$1" status "['observed_addrs']" || true)"
-  tb_wait 30 "$1 is private" is "$1" status "['reachability']" private ||
-    fail "$1's reachability: $(json_field "$1" status "['reachability']" || true)"
-  tb_wait 20 "$1's mapping is $expected_mapping" is "$1" netcheck "['nat_mapping']" "$expected_mapping" ||
-    fail "$1's nat_mapping: $(json_field "$1" netcheck "['nat_mapping']" || true)"
-  echo "$1: observed $(json_field "$1" status "['observed_addrs']"), reachability private," \
-    "mapping $expected_mapping: $(json_field "$1" netcheck "['reachability_detail']")"
+  tb_wait 30 "$1 adopts its router's address" tb_is "$1" status "['observed_addrs']" "[\"$2:7420\"]" ||
+    fail "$1's observed_addrs: $(tb_json "$1" status "['observed_addrs']" || true)"
+  tb_wait 30 "$1 is private" tb_is "$1" status "['reachability']" private ||
+    fail "$1's reachability: $(tb_json "$1" status "['reachability']" || true)"
+  tb_wait 20 "$1's mapping is $expected_mapping" tb_is "$1" netcheck "['nat_mapping']" "$expected_mapping" ||
+    fail "$1's nat_mapping: $(tb_json "$1" netcheck "['nat_mapping']" || true)"
+  echo "$1: observed $(tb_json "$1" status "['observed_addrs']"), reachability private," \
+    "mapping $expected_mapping: $(tb_json "$1" netcheck "['reachability_detail']")"
 done
 # P's STUN answers name its own address: no NAT. (Whether P is reachable
 # needs a peer that P can call to dial it back; A and B cannot be called
 # from outside their routers, so here it stays unknown.)
-tb_wait 20 "P sees no NAT" is p netcheck "['nat_mapping']" none || fail "P's nat_mapping"
-tb_wait 20 "P adopts its own address" is p status "['observed_addrs']" '["203.0.113.10:7420"]' ||
+tb_wait 20 "P sees no NAT" tb_is p netcheck "['nat_mapping']" none || fail "P's nat_mapping"
+tb_wait 20 "P adopts its own address" tb_is p status "['observed_addrs']" '["203.0.113.10:7420"]' ||
   fail "P's observed_addrs"
-echo "P: observed $(json_field p status "['observed_addrs']"), no NAT"
+echo "P: observed $(tb_json p status "['observed_addrs']"), no NAT"
 echo "PASS ($KIND routers)"

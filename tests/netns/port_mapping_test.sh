@@ -1,0 +1,87 @@
+#!/usr/bin/env bash
+# Port mapping (tests/netns/testbed.sh, "upnp" routers: home routers running
+# miniupnpd). A's router answers NAT-PMP, B's only UPnP-IGD. Each asks its
+# router to forward its listen port, a dial-back through the mapping finds
+# it public, and it joins announcing the router's address: P, A and B all
+# reach each other directly, with no relay. A asks for 6-second mappings
+# (a test hook) and renews them on the router, keeping the same address. A
+# 6-shard job completes. When A and B stop, their mappings are gone from
+# the routers' rules.
+# Usage: port_mapping_test.sh P2PD P2PCTL
+set -euo pipefail
+P2PD="$1" P2PCTL="$2"
+HERE="$(cd "$(dirname "$0")" && pwd)"
+# miniupnpd maps nothing behind a documentation (TEST-NET) address.
+TB_NET=11.0.0
+TB_NEEDS_MINIUPNPD=1
+source "$HERE/testbed.sh"
+testbed_require
+testbed_up upnp
+
+testbed_p2pd p pub --listen "$TB_NET.10:7420" --cpu-threads 1
+P2PD_TEST_PORT_MAPPING_LIFETIME_S=6 testbed_p2pd a a --listen 0.0.0.0:7420 --bootstrap "$TB_NET.10:7420" --cpu-threads 1
+A_PID="${TB_PIDS[-1]}"
+testbed_p2pd b b --listen 0.0.0.0:7420 --bootstrap "$TB_NET.10:7420" --cpu-threads 1
+B_PID="${TB_PIDS[-1]}"
+
+fail() {
+  echo "FAIL: $*" >&2
+  for n in p a b; do
+    echo "---- netcheck $n"
+    tb_ctl "$n" netcheck || true
+    echo "---- peers $n"
+    tb_ctl "$n" peers || true
+  done
+  for r in ra rb; do
+    echo "---- router $r"
+    ip netns exec "${TB}$r" nft list table inet p2pd_router || true
+  done
+  tb_dump_logs
+  exit 1
+}
+# forwarded ROUTER: the DNAT rules miniupnpd keeps on that router.
+forwarded() { ip netns exec "${TB}$1" nft list chain inet p2pd_router miniupnpd_prerouting | grep dnat || true; }
+
+for spec in "a natpmp 21" "b upnp 22"; do
+  set -- $spec
+  tb_wait 30 "$1 maps its port by $2" tb_is "$1" netcheck "['port_mapping']" "$2" ||
+    fail "$1's port mapping: $(tb_json "$1" netcheck "['port_mapping_state']" || true)"
+  tb_is "$1" netcheck "['port_mapping_state']['addr']" "$TB_NET.$3:7420" ||
+    fail "$1's mapping is not its router's address and port: $(tb_json "$1" netcheck "['port_mapping_state']")"
+  tb_wait 40 "$1 is public" tb_is "$1" status "['reachability']" public ||
+    fail "$1's reachability: $(tb_json "$1" netcheck "['reachability_detail']" || true)"
+  [ "$(tb_json "$1" netcheck "['relay']['state']")" = none ] || fail "$1 reserved a relay"
+  echo "$1: $2 mapping $(tb_json "$1" netcheck "['port_mapping_state']['addr']"), reachability" \
+    "$(tb_json "$1" status "['reachability']") ($(tb_json "$1" netcheck "['reachability_detail']"))"
+done
+echo "router A forwards: $(forwarded ra)"
+echo "router B forwards: $(forwarded rb)"
+
+# Everyone calls everyone directly: A and B are announced at their routers.
+for pair in "p a" "p b" "a b" "b a" "a p" "b p"; do
+  set -- $pair
+  tb_wait 60 "$1 reaches $2 directly" tb_connected_as "$1" "$2" direct ||
+    fail "$1 reaches $2 as '$(tb_connection "$1" "$2" || true)', expected direct"
+done
+tb_ctl p peers
+
+# A's 6-second mapping is renewed on the router (every 3 s), same address.
+tb_wait 30 "A renews its mapping" sh -c \
+  "[ \"\$('$P2PCTL' --socket '$TB_DIR/a/sock' --json netcheck | python3 -c 'import json,sys; print(json.load(sys.stdin)[\"port_mapping_state\"][\"renewals\"])')\" -ge 3 ]" ||
+  fail "A's mapping was not renewed: $(tb_json a netcheck "['port_mapping_state']" || true)"
+tb_is a netcheck "['port_mapping_state']['addr']" "$TB_NET.21:7420" || fail "A's mapping moved"
+# Past the first lease's end: the router keeps the rule only if renewals reached it.
+[ -n "$(forwarded ra)" ] || fail "router A dropped A's mapping: renewals did not reach it"
+echo "A: $(tb_json a netcheck "['port_mapping_state']")"
+
+tb_gemm_job p a b || fail "the job on P"
+
+# Stopping removes the mappings from the routers.
+kill -TERM "$A_PID" "$B_PID"
+for pid in "$A_PID" "$B_PID"; do
+  tb_wait 30 "p2pd $pid exits" sh -c "! kill -0 $pid" || fail "p2pd $pid did not stop"
+done
+[ -z "$(forwarded ra)" ] || fail "router A still forwards: $(forwarded ra)"
+[ -z "$(forwarded rb)" ] || fail "router B still forwards: $(forwarded rb)"
+grep -h "port mapping removed" "$TB_DIR/a/log" "$TB_DIR/b/log" | sed 's/^/removed: /'
+echo "PASS (port mapping: A by NAT-PMP, B by UPnP-IGD)"
