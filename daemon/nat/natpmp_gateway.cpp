@@ -7,8 +7,11 @@
 #include <natpmp.h>
 #include <poll.h>
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <chrono>
+#include <functional>
 
 #include "daemon/nat/gateway.hpp"
 
@@ -38,9 +41,16 @@ std::string describe(int code) {
 // One NAT-PMP session with the default gateway: a connected UDP socket.
 class Session {
  public:
-  Session() : m_status(initnatpmp(&m_natpmp, 0, 0)) {}
+  Session() {
+    m_natpmp.s = -1;
+    m_status = initnatpmp(&m_natpmp, 0, 0);
+  }
   ~Session() {
-    if (m_status == 0) closenatpmp(&m_natpmp);
+    if (m_status == 0) {
+      closenatpmp(&m_natpmp);
+    } else if (m_natpmp.s >= 0) {
+      ::close(m_natpmp.s);  // initnatpmp leaves it open when it fails after socket()
+    }
   }
   Session(const Session&) = delete;
   Session& operator=(const Session&) = delete;
@@ -57,16 +67,27 @@ class Session {
     return text;
   }
 
-  // Waits for the answer to the request just sent, retransmitting on the
-  // library's schedule until the deadline.
-  Result<natpmpresp_t> answer(int sent) {
-    if (sent < 0) return make_error(ErrorCode::unavailable, "NAT-PMP: {}", describe(sent));
+  // Sends a request (`send` queues it in the session) and waits for its
+  // answer, retransmitting on the library's schedule until the deadline.
+  // An answer of another type or for another port (a late duplicate of an
+  // earlier exchange) is skipped: the request is sent again.
+  Result<natpmpresp_t> exchange(const std::function<int(natpmp_t*)>& send, std::uint16_t type,
+                                std::uint16_t private_port) {
+    if (const int sent = send(&m_natpmp); sent < 0) {
+      return make_error(ErrorCode::unavailable, "NAT-PMP: {}", describe(sent));
+    }
     const auto deadline = std::chrono::steady_clock::now() + kDeadline;
     for (;;) {
       natpmpresp_t response{};
       const int read = readnatpmpresponseorretry(&m_natpmp, &response);
-      if (read == 0) return response;
-      if (read != NATPMP_TRYAGAIN) {
+      if (read == 0) {
+        const bool expected = response.type == type && (type == NATPMP_RESPTYPE_PUBLICADDRESS ||
+                                                        response.pnu.newportmapping.privateport == private_port);
+        if (expected) return response;
+        if (const int sent = send(&m_natpmp); sent < 0) {
+          return make_error(ErrorCode::unavailable, "NAT-PMP: {}", describe(sent));
+        }
+      } else if (read != NATPMP_TRYAGAIN) {
         return make_error(ErrorCode::unavailable, "NAT-PMP gateway {}: {}", gateway(), describe(read));
       }
       const auto left =
@@ -85,11 +106,9 @@ class Session {
     }
   }
 
-  natpmp_t* get() { return &m_natpmp; }
-
  private:
   natpmp_t m_natpmp{};
-  int m_status;
+  int m_status = 0;
 };
 
 }  // namespace
@@ -97,18 +116,19 @@ class Session {
 Result<MappingGrant> natpmp_map(const MappingRequest& request) {
   Session session;
   if (auto opened = session.opened(); !opened) return opened.error();
-  auto address = session.answer(sendpublicaddressrequest(session.get()));
+  auto address =
+      session.exchange([](natpmp_t* p) { return sendpublicaddressrequest(p); }, NATPMP_RESPTYPE_PUBLICADDRESS, 0);
   if (!address) return address.error();
   char ip[INET_ADDRSTRLEN] = {};
   ::inet_ntop(AF_INET, &address->pnu.publicaddress.addr, ip, sizeof ip);
 
-  auto mapped = session.answer(sendnewportmappingrequest(session.get(), NATPMP_PROTOCOL_TCP, request.internal_port,
-                                                         request.external_port, request.lifetime_s));
+  auto mapped = session.exchange(
+      [&request](natpmp_t* p) {
+        return sendnewportmappingrequest(p, NATPMP_PROTOCOL_TCP, request.internal_port, request.external_port,
+                                         request.lifetime_s);
+      },
+      NATPMP_RESPTYPE_TCPPORTMAPPING, request.internal_port);
   if (!mapped) return mapped.error();
-  if (mapped->type != NATPMP_RESPTYPE_TCPPORTMAPPING ||
-      mapped->pnu.newportmapping.privateport != request.internal_port) {
-    return make_error(ErrorCode::corrupt, "NAT-PMP gateway {}: the answer is for another mapping", session.gateway());
-  }
   MappingGrant grant;
   grant.protocol = MappingProtocol::natpmp;
   grant.external = HostPort{ip, mapped->pnu.newportmapping.mappedpublicport};
@@ -125,8 +145,11 @@ Result<void> natpmp_unmap(const MappingRequest& request) {
   Session session;
   if (auto opened = session.opened(); !opened) return opened.error();
   // RFC 6886 §3.4: a request with lifetime 0 and suggested port 0 deletes.
-  auto answer =
-      session.answer(sendnewportmappingrequest(session.get(), NATPMP_PROTOCOL_TCP, request.internal_port, 0, 0));
+  auto answer = session.exchange(
+      [&request](natpmp_t* p) {
+        return sendnewportmappingrequest(p, NATPMP_PROTOCOL_TCP, request.internal_port, 0, 0);
+      },
+      NATPMP_RESPTYPE_TCPPORTMAPPING, request.internal_port);
   if (!answer) return answer.error();
   return {};
 }

@@ -63,12 +63,14 @@ std::optional<MappingRequest> PortMapper::tick(std::uint64_t now) {
   request.kind = MappingRequest::Kind::map;
   request.internal_port = m_internal_port;
   request.lifetime_s = m_lifetime_s;
-  if (m_mapping && now >= m_expiry_tick) lose(now);  // every renewal failed
   if (m_mapping) {
+    // Renewals go on past the expiry until one fails there (on_failed): a
+    // grant too short to renew before it ends does not flap.
     if (now < m_renew_tick) return std::nullopt;
     request.protocol = m_mapping->protocol;
     request.external_port = m_mapping->external.port;
     request.gateway = m_mapping->gateway;
+    request.session = m_mapping->session;
   } else {
     if (now < m_retry_tick) return std::nullopt;
     request.protocol = m_protocols[m_next];
@@ -97,12 +99,23 @@ void PortMapper::on_mapped(MappingGrant grant, std::uint64_t now) {
       unmap.internal_port = m_internal_port;
       unmap.external_port = grant.external.port;
       unmap.gateway = grant.gateway;
+      unmap.session = grant.session;
       m_unmap_due = unmap;
+    }
+    if (m_mapping) {
+      // A renewal: removing the grant removes the mapping it renewed too
+      // (NAT-PMP removes by internal port), so it is lost now.
+      m_error = fmt::format("renewing the {} mapping: {}", to_string(request.protocol), refused);
+      lose(now);
+      return;
     }
     m_in_flight = request;  // on_failed reads what was asked
     on_failed(std::move(refused), now);
     return;
   }
+  // No more than was asked: a bogus answer must not pin a mapping for
+  // years without renewals. (0 from UPnP: a permanent lease, rechecked.)
+  if (request.lifetime_s != 0 && grant.lifetime_s > request.lifetime_s) grant.lifetime_s = request.lifetime_s;
   const bool renewal = m_mapping.has_value();
   const bool moved = !m_mapping || m_mapping->external != grant.external;
   const std::uint64_t lifetime = grant.lifetime_s;
@@ -156,6 +169,7 @@ std::optional<MappingRequest> PortMapper::release() {
   unmap.internal_port = m_internal_port;
   unmap.external_port = m_mapping->external.port;
   unmap.gateway = m_mapping->gateway;
+  unmap.session = m_mapping->session;
   m_mapping.reset();
   ++m_generation;
   return unmap;

@@ -31,6 +31,9 @@ struct MappingGrant {
   HostPort external;             // the router's public address and the port it forwards to us
   std::uint32_t lifetime_s = 0;  // 0: until removed (a UPnP permanent lease)
   std::string gateway;           // who granted it: an IP, or a UPnP control URL
+  // Opaque to the core: what the driver needs to renew or remove it without
+  // discovering the gateway again (UPnP: the service type, our LAN address).
+  std::string session;
 };
 
 // One call for the driver to make.
@@ -41,7 +44,8 @@ struct MappingRequest {
   std::uint16_t internal_port = 0;
   std::uint16_t external_port = 0;  // map: the port wanted; unmap: the port to remove
   std::uint32_t lifetime_s = 0;
-  std::string gateway;  // unmap: who granted it
+  std::string gateway;  // renewal, unmap: who granted it (MappingGrant::gateway)
+  std::string session;  // renewal, unmap: MappingGrant::session
 };
 
 // A public address is one a peer anywhere could reach: not RFC 1918,

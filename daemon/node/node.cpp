@@ -140,11 +140,8 @@ void Node::shutdown() {
   // Peers relayed through us are cut off; they reserve elsewhere.
   if (m_relay_server) m_relay_server->shutdown();
   m_relay_link.reset();
-  // A gateway call in flight finishes (a few seconds at most); then what is
-  // on the router comes off it.
-  m_gateway_thread.stop();
-  m_gateway_thread.join();
-  remove_port_mapping();
+  // What is on the router comes off it.
+  stop_port_mapping();
   // A kernel or a disk write still running finishes; queued ones are dropped.
   m_compute.stop();
   m_verify_pool.stop();

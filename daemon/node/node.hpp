@@ -68,6 +68,9 @@ inline constexpr std::chrono::milliseconds kTickInterval{50};
 inline constexpr std::chrono::milliseconds kBootstrapPingTimeout{3000};
 // How long calls in flight may finish at shutdown before they are cancelled.
 inline constexpr std::chrono::milliseconds kShutdownGrace{2000};
+// At shutdown, how long a port mapping gateway may take to finish the call
+// in flight, and then to remove the mapping.
+inline constexpr std::chrono::milliseconds kGatewayShutdownWait{5000};
 // Deadline of one Chord RPC; the core's own timeouts (in ticks) decide what
 // a missing answer means.
 inline constexpr std::chrono::milliseconds kChordCallTimeout{2000};
@@ -275,13 +278,16 @@ class Node final : public control::ControlHandler,
   // Joins through the bootstrap peer that answered once this node knows how
   // peers reach it: directly, or (unreachable) through a relay it reserved.
   void maybe_join();
+  // Before joining: peers will know this node at `addr`.
+  void announce_as(std::string addr);
 
   // Port mapping (node_port_mapping.cpp).
   void start_port_mapping();
   void tick_port_mapping();
   void note_port_mapping();
-  // At shutdown, once the gateway thread is idle: removes what it made.
-  void remove_port_mapping();
+  // At shutdown, after the io thread: removes from the router what the
+  // gateway calls made, waiting for the gateway kGatewayShutdownWait at most.
+  void stop_port_mapping();
   // Reachable through a port the router forwards (and announced there).
   [[nodiscard]] bool announced_through_mapping() const;
 
@@ -507,20 +513,23 @@ class Node final : public control::ControlHandler,
   std::uint32_t m_relay_failures = 0;
   std::string m_relay_error;
   // Port mapping (node_port_mapping.cpp; io thread only, but for
-  // m_mapping_made). Gateway calls block for seconds: they get a thread of
-  // their own.
+  // m_gateway). Gateway calls block for seconds, and a gateway that dawdles
+  // must not hold shutdown: each runs on a detached thread of its own,
+  // sharing only this with the node.
+  struct GatewayWork {
+    std::mutex mutex;
+    std::condition_variable idle;
+    bool busy = false;    // a call is running
+    bool closed = false;  // the node is shutting down: answers are dropped
+    // What gateway calls made on routers and did not remove: the truth for
+    // shutdown, even when an answer never reached the core.
+    std::vector<nat::MappingRequest> removals;
+  };
   std::unique_ptr<nat::PortMapper> m_port_mapper;
   std::string m_port_mapping_off;  // why mapping is not tried (empty: it is)
   std::uint64_t m_mapping_generation = 0;
   std::string m_logged_mapping_error;
-  boost::asio::thread_pool m_gateway_thread{1};
-  // What the gateway thread has made on the router and not removed: the
-  // truth for shutdown, even when its answer never reached the core.
-  struct MappingMade {
-    std::mutex mutex;
-    std::optional<nat::MappingRequest> removal;
-  };
-  std::shared_ptr<MappingMade> m_mapping_made = std::make_shared<MappingMade>();
+  std::shared_ptr<GatewayWork> m_gateway = std::make_shared<GatewayWork>();
   nat::PunchPlanner m_punch_planner;                         // io thread only, as all below
   std::map<std::uint64_t, PunchResponse> m_punch_responses;  // offers answered, by punch id
   // Offers still learning our mapping: their answers, by ticket.

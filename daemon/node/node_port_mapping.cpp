@@ -9,6 +9,9 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <future>
+#include <system_error>
+#include <thread>
 
 #include <boost/asio/ip/address.hpp>
 #include <boost/asio/post.hpp>
@@ -51,34 +54,62 @@ void Node::start_port_mapping() {
   m_port_mapper = std::make_unique<nat::PortMapper>(m_listen.port, std::move(protocols), lifetime);
 }
 
+namespace {
+
+// Records what a gateway call changed on the router (caller holds the lock).
+void note_on_router(std::vector<nat::MappingRequest>& removals, const nat::MappingRequest& request,
+                    const Result<nat::MappingGrant>* grant) {
+  auto same = [](const nat::MappingRequest& a, nat::MappingProtocol protocol, std::uint16_t port) {
+    return a.protocol == protocol && a.external_port == port;
+  };
+  if (request.kind == nat::MappingRequest::Kind::unmap) {
+    std::erase_if(removals, [&](const auto& r) { return same(r, request.protocol, request.external_port); });
+    return;
+  }
+  if (grant == nullptr || !*grant) return;
+  const auto& made = **grant;
+  if (std::any_of(removals.begin(), removals.end(),
+                  [&](const auto& r) { return same(r, made.protocol, made.external.port); })) {
+    return;
+  }
+  nat::MappingRequest removal;
+  removal.kind = nat::MappingRequest::Kind::unmap;
+  removal.protocol = made.protocol;
+  removal.internal_port = request.internal_port;
+  removal.external_port = made.external.port;
+  removal.gateway = made.gateway;
+  removal.session = made.session;
+  removals.push_back(std::move(removal));
+}
+
+}  // namespace
+
 void Node::tick_port_mapping() {
   if (!m_port_mapper || m_stopping) return;
   auto request = m_port_mapper->tick(m_ticks);
   if (!request) return;
-  boost::asio::post(m_gateway_thread, [this, request = *request, made = m_mapping_made] {
+  {
+    std::lock_guard lock(m_gateway->mutex);
+    m_gateway->busy = true;
+  }
+  auto call = [this, request = *request, work = m_gateway] {
     if (request.kind == nat::MappingRequest::Kind::unmap) {
       auto removed = nat::gateway_unmap(request);
+      std::lock_guard lock(work->mutex);
+      if (removed) note_on_router(work->removals, request, nullptr);
+      work->busy = false;
+      work->idle.notify_all();
+      if (work->closed) return;  // the node is gone, or going
       if (!removed) log::debug(log::Category::net, "port mapping: {}", removed.error().message);
-      {
-        std::lock_guard lock(made->mutex);
-        if (made->removal && made->removal->external_port == request.external_port) made->removal.reset();
-      }
-      boost::asio::post(m_io, [this] {
-        if (!m_stopping) m_port_mapper->on_unmapped();
-      });
+      boost::asio::post(m_io, [this] { m_port_mapper->on_unmapped(); });
       return;
     }
     auto grant = nat::gateway_map(request);
-    if (grant) {
-      nat::MappingRequest removal;
-      removal.kind = nat::MappingRequest::Kind::unmap;
-      removal.protocol = grant->protocol;
-      removal.internal_port = request.internal_port;
-      removal.external_port = grant->external.port;
-      removal.gateway = grant->gateway;
-      std::lock_guard lock(made->mutex);
-      made->removal = std::move(removal);
-    }
+    std::lock_guard lock(work->mutex);
+    note_on_router(work->removals, request, &grant);
+    work->busy = false;
+    work->idle.notify_all();
+    if (work->closed) return;
     boost::asio::post(m_io, [this, grant = std::move(grant)]() mutable {
       if (m_stopping) return;
       if (grant) {
@@ -88,7 +119,20 @@ void Node::tick_port_mapping() {
       }
       note_port_mapping();
     });
-  });
+  };
+  try {
+    std::thread(std::move(call)).detach();
+  } catch (const std::system_error& e) {
+    {
+      std::lock_guard lock(m_gateway->mutex);
+      m_gateway->busy = false;
+    }
+    if (request->kind == nat::MappingRequest::Kind::unmap) {
+      m_port_mapper->on_unmapped();
+    } else {
+      m_port_mapper->on_failed(fmt::format("cannot start a thread: {}", e.what()), m_ticks);
+    }
+  }
 }
 
 void Node::note_port_mapping() {
@@ -123,23 +167,55 @@ void Node::note_port_mapping() {
 
 bool Node::announced_through_mapping() const {
   if (!m_port_mapper || !m_port_mapper->mapping()) return false;
-  return m_chord_self.addr == m_port_mapper->mapping()->external.to_string();
+  const auto announced = parse_host_port(m_chord_self.addr, false);
+  return announced && !announced_through_relay() && announced->port == m_port_mapper->mapping()->external.port &&
+         *announced != m_direct_addr;
 }
 
-void Node::remove_port_mapping() {
-  std::optional<nat::MappingRequest> removal;
+void Node::stop_port_mapping() {
+  std::vector<nat::MappingRequest> removals;
   {
-    std::lock_guard lock(m_mapping_made->mutex);
-    removal = std::exchange(m_mapping_made->removal, std::nullopt);
+    std::unique_lock lock(m_gateway->mutex);
+    const bool idle = m_gateway->idle.wait_for(lock, kGatewayShutdownWait, [this] { return !m_gateway->busy; });
+    m_gateway->closed = true;
+    if (!idle) {
+      log::warn(log::Category::net,
+                "port mapping: the gateway has not answered in {} s; not removing the mapping "
+                "(the router drops it when it expires)",
+                kGatewayShutdownWait.count() / 1000);
+      return;
+    }
+    removals = std::move(m_gateway->removals);
   }
-  if (!removal) return;
-  const std::string external = fmt::format("port {} ({})", removal->external_port, nat::to_string(removal->protocol));
-  if (auto removed = nat::gateway_unmap(*removal); removed) {
-    log::info(log::Category::net, "port mapping removed: {}", external);
-  } else {
-    log::warn(log::Category::net, "port mapping {} not removed: {}; the router drops it when it expires", external,
-              removed.error().message);
+  if (removals.empty()) return;
+  // On a thread of its own too, waited for a bounded time: shutdown goes on
+  // even if the gateway does not answer. The thread logs nothing once we
+  // stop waiting for it (the logger may be gone by then).
+  auto outcome = std::make_shared<std::promise<std::vector<std::string>>>();
+  auto lines = outcome->get_future();
+  try {
+    std::thread([removals = std::move(removals), outcome] {
+      std::vector<std::string> out;
+      for (const auto& removal : removals) {
+        const auto removed = nat::gateway_unmap(removal);
+        out.push_back(removed ? fmt::format("port mapping removed: port {} ({})", removal.external_port,
+                                            nat::to_string(removal.protocol))
+                              : fmt::format("port mapping of port {} not removed: {}; the router drops it when it "
+                                            "expires",
+                                            removal.external_port, removed.error().message));
+      }
+      outcome->set_value(std::move(out));
+    }).detach();
+  } catch (const std::system_error& e) {
+    log::warn(log::Category::net, "port mapping not removed: cannot start a thread: {}", e.what());
+    return;
   }
+  if (lines.wait_for(kGatewayShutdownWait) != std::future_status::ready) {
+    log::warn(log::Category::net, "port mapping: the gateway has not confirmed the removal in {} s; going on",
+              kGatewayShutdownWait.count() / 1000);
+    return;
+  }
+  for (const auto& line : lines.get()) log::info(log::Category::net, "{}", line);
 }
 
 }  // namespace p2pd::node

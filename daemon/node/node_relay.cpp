@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <utility>
 
 #include "common/log.hpp"
 #include "daemon/node/node.hpp"
@@ -175,6 +176,22 @@ void Node::on_relay_lost(std::string why) {
   m_next_relay_tick = m_ticks + kRelayRetryTicks;
 }
 
+void Node::announce_as(std::string addr) {
+  // The overlay is rebuilt with the new address (nothing has been sent yet:
+  // we are not in a ring). Operations asked of the old one (a p2pctl lookup
+  // before the join) would never finish: they are answered now.
+  m_chord_self.addr = std::move(addr);
+  m_overlay = std::make_unique<chord::Overlay>(m_chord_self, chord::OverlayConfig{});
+  auto pending = std::exchange(m_operations, {});
+  for (auto& [id, done] : pending) {
+    chord::OperationResult result;
+    result.operation_id = id;
+    result.error_code = ErrorCode::unavailable;
+    result.error = "this node is joining the pool; try again";
+    done(std::move(result));
+  }
+}
+
 void Node::maybe_join() {
   if (!m_join_through || m_ring_started || m_leaving || !m_overlay) return;
   const nat::Reachability reachability = m_reachability.state();
@@ -182,10 +199,12 @@ void Node::maybe_join() {
   // An operator's --advertise is believed; otherwise wait for a verdict.
   if (!m_config.advertise && reachability == nat::Reachability::unknown && waited < kJoinVerdictWaitTicks) return;
   if (!m_config.advertise && reachability == nat::Reachability::public_ && m_port_mapper && m_port_mapper->mapping()) {
-    // Reachable through the port the router forwards (the dial-back went
-    // there): announce the router's address with it.
-    m_chord_self.addr = m_port_mapper->mapping()->external.to_string();
-    m_overlay = std::make_unique<chord::Overlay>(m_chord_self, chord::OverlayConfig{});
+    // Reachable through the port the router forwards: announce what the
+    // dial-back reached, the address peers see us at with that port (not
+    // the address the gateway claims: any LAN host can answer for it).
+    const auto adopted = m_observed.adopted(m_ticks);
+    const HostPort& mapped = m_port_mapper->mapping()->external;
+    announce_as(HostPort{adopted.empty() ? mapped.host : adopted.front(), mapped.port}.to_string());
     log::info(log::Category::chord, "reachable through the port mapping: announcing {}", m_chord_self.addr);
   }
   if (!m_config.advertise && reachability == nat::Reachability::private_) {
@@ -195,10 +214,7 @@ void Node::maybe_join() {
                 "joining without a relay: no peer would relay for us ({}); peers cannot call this node",
                 m_relay_error.empty() ? "no peer asked yet" : m_relay_error);
     } else {
-      // Announce the allocation: the overlay is rebuilt with it (nothing
-      // has been sent yet: we are not in a ring).
-      m_chord_self.addr = m_relay_addr->to_string();
-      m_overlay = std::make_unique<chord::Overlay>(m_chord_self, chord::OverlayConfig{});
+      announce_as(m_relay_addr->to_string());
       if (m_peer_server) m_peer_server->set_relayed(true);
       log::info(log::Category::chord, "unreachable directly: announcing the relay address {}", m_chord_self.addr);
     }

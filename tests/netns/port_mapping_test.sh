@@ -3,9 +3,9 @@
 # miniupnpd). A's router answers NAT-PMP, B's only UPnP-IGD. Each asks its
 # router to forward its listen port, a dial-back through the mapping finds
 # it public, and it joins announcing the router's address: P, A and B all
-# reach each other directly, with no relay. A asks for 6-second mappings
-# (a test hook) and renews them on the router, keeping the same address. A
-# 6-shard job completes. When A and B stop, their mappings are gone from
+# reach each other directly, with no relay. Both ask for 6-second mappings
+# (a test hook) and renew them on their routers, keeping the same address.
+# A 6-shard job completes. When A and B stop, their mappings are gone from
 # the routers' rules.
 # Usage: port_mapping_test.sh P2PD P2PCTL
 set -euo pipefail
@@ -21,7 +21,7 @@ testbed_up upnp
 testbed_p2pd p pub --listen "$TB_NET.10:7420" --cpu-threads 1
 P2PD_TEST_PORT_MAPPING_LIFETIME_S=6 testbed_p2pd a a --listen 0.0.0.0:7420 --bootstrap "$TB_NET.10:7420" --cpu-threads 1
 A_PID="${TB_PIDS[-1]}"
-testbed_p2pd b b --listen 0.0.0.0:7420 --bootstrap "$TB_NET.10:7420" --cpu-threads 1
+P2PD_TEST_PORT_MAPPING_LIFETIME_S=6 testbed_p2pd b b --listen 0.0.0.0:7420 --bootstrap "$TB_NET.10:7420" --cpu-threads 1
 B_PID="${TB_PIDS[-1]}"
 
 fail() {
@@ -65,23 +65,31 @@ for pair in "p a" "p b" "a b" "b a" "a p" "b p"; do
 done
 tb_ctl p peers
 
-# A's 6-second mapping is renewed on the router (every 3 s), same address.
-tb_wait 30 "A renews its mapping" sh -c \
-  "[ \"\$('$P2PCTL' --socket '$TB_DIR/a/sock' --json netcheck | python3 -c 'import json,sys; print(json.load(sys.stdin)[\"port_mapping_state\"][\"renewals\"])')\" -ge 3 ]" ||
-  fail "A's mapping was not renewed: $(tb_json a netcheck "['port_mapping_state']" || true)"
-tb_is a netcheck "['port_mapping_state']['addr']" "$TB_NET.21:7420" || fail "A's mapping moved"
-# Past the first lease's end: the router keeps the rule only if renewals reached it.
-[ -n "$(forwarded ra)" ] || fail "router A dropped A's mapping: renewals did not reach it"
-echo "A: $(tb_json a netcheck "['port_mapping_state']")"
+# The 6-second mappings are renewed on the routers (every 3 s), at the same
+# address; past the first lease's end the routers still forward only if
+# the renewals reached them.
+renewed() {  # NAME N: NAME's mapping was renewed at least N times
+  [ "$(tb_json "$1" netcheck "['port_mapping_state']['renewals']")" -ge "$2" ]
+}
+for spec in "a ra 21" "b rb 22"; do
+  set -- $spec
+  tb_wait 30 "$1 renews its mapping" renewed "$1" 3 ||
+    fail "$1's mapping was not renewed: $(tb_json "$1" netcheck "['port_mapping_state']" || true)"
+  tb_is "$1" netcheck "['port_mapping_state']['addr']" "$TB_NET.$3:7420" || fail "$1's mapping moved"
+  [ -n "$(forwarded "$2")" ] || fail "$1's router dropped its mapping: renewals did not reach it"
+  echo "$1: $(tb_json "$1" netcheck "['port_mapping_state']")"
+done
 
 tb_gemm_job p a b || fail "the job on P"
 
-# Stopping removes the mappings from the routers.
-kill -TERM "$A_PID" "$B_PID"
-for pid in "$A_PID" "$B_PID"; do
-  tb_wait 30 "p2pd $pid exits" sh -c "! kill -0 $pid" || fail "p2pd $pid did not stop"
+# Stopping removes the mappings from the routers, each node its own (B's
+# first: A's 6-second lease would also end on its own if A were slow).
+for spec in "b rb $B_PID upnp" "a ra $A_PID natpmp"; do
+  set -- $spec
+  kill -TERM "$3"
+  tb_wait 30 "$1 exits" sh -c "! kill -0 $3" || fail "$1's p2pd did not stop"
+  [ -z "$(forwarded "$2")" ] || fail "$1's router still forwards: $(forwarded "$2")"
+  grep -q "port mapping removed: port 7420 ($4)" "$TB_DIR/$1/log" || fail "$1 did not remove its mapping"
+  echo "$1 stopped: $(grep -o "port mapping removed: .*" "$TB_DIR/$1/log"); its router forwards nothing"
 done
-[ -z "$(forwarded ra)" ] || fail "router A still forwards: $(forwarded ra)"
-[ -z "$(forwarded rb)" ] || fail "router B still forwards: $(forwarded rb)"
-grep -h "port mapping removed" "$TB_DIR/a/log" "$TB_DIR/b/log" | sed 's/^/removed: /'
 echo "PASS (port mapping: A by NAT-PMP, B by UPnP-IGD)"

@@ -150,6 +150,13 @@ CONF
   ip netns exec "$ns" miniupnpd -f "$conf" -d -P "$TB_DIR/miniupnpd-$1.pid" >"$TB_DIR/miniupnpd-$1.log" 2>&1 &
   TB_PIDS+=($!)
   disown $!
+  # Serving before any node asks: SSDP, HTTP and (when on) NAT-PMP bound.
+  local ready="[ -n \"\$(ss -Hlun 'sport = :1900')\" ] && [ -n \"\$(ss -Hltn)\" ]"
+  [ "$2" = yes ] && ready="$ready && [ -n \"\$(ss -Hlun 'sport = :5351')\" ]"
+  tb_wait 10 "miniupnpd serves on $ns" ip netns exec "$ns" sh -c "$ready" || {
+    cat "$TB_DIR/miniupnpd-$1.log" >&2
+    exit 1
+  }
 }
 
 # testbed_up KIND: the topology above, both routers of KIND.

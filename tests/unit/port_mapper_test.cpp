@@ -24,6 +24,7 @@ nat::MappingGrant grant(MappingProtocol protocol, std::string host, std::uint16_
   g.external = HostPort{std::move(host), port};
   g.lifetime_s = lifetime_s;
   g.gateway = "10.0.1.1";
+  g.session = "urn:schemas-upnp-org:service:WANIPConnection:1 10.0.1.2";
   return g;
 }
 
@@ -125,29 +126,26 @@ TEST_CASE("port mapper: failed renewals are retried until the mapping expires, t
   // Halfway to the expiry each time, at least a second apart.
   CHECK_FALSE(mapper.tick(now + 25 * kSecond - 1));
   int retries = 0;
-  std::optional<MappingRequest> again;
-  while (retries < 20 && now < 200 * kSecond) {
+  while (mapper.mapping() && retries < 20 && now < 200 * kSecond) {
     auto next = mapper.tick(now);
     if (!next) {
       ++now;
       continue;
     }
-    if (!mapper.mapping()) {  // expired at this tick
-      again = next;
-      break;
-    }
     CHECK(next->protocol == MappingProtocol::upnp);
+    CHECK(next->gateway == "10.0.1.1");  // the gateway that granted it
     ++retries;
     mapper.on_failed("HTTP error", now);
   }
   CHECK(retries > 3);
   CHECK(retries < 20);
+  CHECK_FALSE(mapper.mapping());  // the renewal at or after the expiry failed too
   CHECK(mapper.generation() == generation + 1);
   CHECK(now >= 100 * kSecond);
   // The search starts over at once, from NAT-PMP, asking for the old port.
-  REQUIRE(again);
-  CHECK(again->protocol == MappingProtocol::natpmp);
-  CHECK(again->external_port == 40000);
+  auto again = due(mapper, now);
+  CHECK(again.protocol == MappingProtocol::natpmp);
+  CHECK(again.external_port == 40000);
 }
 
 TEST_CASE("port mapper: a mapping behind another NAT is refused and removed", "[port_mapping]") {
@@ -167,6 +165,48 @@ TEST_CASE("port mapper: a mapping behind another NAT is refused and removed", "[
   mapper.on_failed("silent", 5);
   CHECK(mapper.settled());
   CHECK(mapper.error().find("natpmp: the gateway's own address 100.64.3.4 is not public") != std::string::npos);
+}
+
+TEST_CASE("port mapper: a renewal refused (the gateway's address went private) loses the mapping and removes it",
+          "[port_mapping]") {
+  PortMapper mapper(7420, kBoth);
+  due(mapper, 0);
+  mapper.on_mapped(grant(MappingProtocol::natpmp, "11.0.0.21", 7420, 60), 0);
+  const auto generation = mapper.generation();
+  due(mapper, 30 * kSecond);
+  mapper.on_mapped(grant(MappingProtocol::natpmp, "192.168.0.2", 7420, 60), 30 * kSecond);
+  CHECK_FALSE(mapper.mapping());
+  CHECK(mapper.generation() == generation + 1);
+  CHECK(mapper.error().find("renewing the natpmp mapping: the gateway's own address 192.168.0.2") == 0);
+  auto removal = mapper.tick(30 * kSecond);
+  REQUIRE(removal);
+  CHECK(removal->kind == MappingRequest::Kind::unmap);
+  mapper.on_unmapped();
+  CHECK(due(mapper, 30 * kSecond).protocol == MappingProtocol::natpmp);  // sought again
+}
+
+TEST_CASE("port mapper: a grant longer than asked is cut to what was asked; a short one renews without flapping",
+          "[port_mapping]") {
+  PortMapper mapper(7420, kBoth, 60);
+  due(mapper, 0);
+  mapper.on_mapped(grant(MappingProtocol::natpmp, "11.0.0.21", 7420, 0xFFFFFFFF), 0);
+  REQUIRE(mapper.mapping());
+  CHECK(mapper.mapping()->lifetime_s == 60);
+  CHECK(mapper.renew_in(0) == 30 * kSecond);
+
+  // A 1-second grant: renewed each second, never dropped in between.
+  std::uint64_t now = 30 * kSecond;
+  const auto generation = mapper.generation();
+  for (int i = 0; i < 10; ++i) {
+    auto renew = due(mapper, now);
+    CHECK(renew.external_port == 7420);
+    mapper.on_mapped(grant(MappingProtocol::natpmp, "11.0.0.21", 7420, 1), now);
+    REQUIRE(mapper.mapping());
+    CHECK_FALSE(mapper.tick(now + kSecond - 1));
+    now += kSecond;
+  }
+  CHECK(mapper.generation() == generation);
+  CHECK(mapper.renewals() == 10);
 }
 
 TEST_CASE("port mapper: a permanent UPnP lease is added again every 20 minutes", "[port_mapping]") {
@@ -199,6 +239,7 @@ TEST_CASE("port mapper: off asks nothing; release removes what is held", "[port_
   CHECK(removal->internal_port == 7420);
   CHECK(removal->external_port == 7421);
   CHECK(removal->gateway == "10.0.1.1");
+  CHECK(removal->session == "urn:schemas-upnp-org:service:WANIPConnection:1 10.0.1.2");
   CHECK_FALSE(mapper.mapping());
   CHECK_FALSE(mapper.release());
 }
