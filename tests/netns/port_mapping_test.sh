@@ -24,33 +24,18 @@ A_PID="${TB_PIDS[-1]}"
 P2PD_TEST_PORT_MAPPING_LIFETIME_S=6 testbed_p2pd b b --listen 0.0.0.0:7420 --bootstrap "$TB_NET.10:7420" --cpu-threads 1
 B_PID="${TB_PIDS[-1]}"
 
-fail() {
-  echo "FAIL: $*" >&2
-  for n in p a b; do
-    echo "---- netcheck $n"
-    tb_ctl "$n" netcheck || true
-    echo "---- peers $n"
-    tb_ctl "$n" peers || true
-  done
-  for r in ra rb; do
-    echo "---- router $r"
-    ip netns exec "${TB}$r" nft list table inet p2pd_router || true
-  done
-  tb_dump_logs
-  exit 1
-}
 # forwarded ROUTER: the DNAT rules miniupnpd keeps on that router.
 forwarded() { ip netns exec "${TB}$1" nft list chain inet p2pd_router miniupnpd_prerouting | grep dnat || true; }
 
 for spec in "a natpmp 21" "b upnp 22"; do
   set -- $spec
   tb_wait 30 "$1 maps its port by $2" tb_is "$1" netcheck "['port_mapping']" "$2" ||
-    fail "$1's port mapping: $(tb_json "$1" netcheck "['port_mapping_state']" || true)"
+    tb_fail "$1's port mapping: $(tb_json "$1" netcheck "['port_mapping_state']" || true)"
   tb_is "$1" netcheck "['port_mapping_state']['addr']" "$TB_NET.$3:7420" ||
-    fail "$1's mapping is not its router's address and port: $(tb_json "$1" netcheck "['port_mapping_state']")"
+    tb_fail "$1's mapping is not its router's address and port: $(tb_json "$1" netcheck "['port_mapping_state']")"
   tb_wait 40 "$1 is public" tb_is "$1" status "['reachability']" public ||
-    fail "$1's reachability: $(tb_json "$1" netcheck "['reachability_detail']" || true)"
-  [ "$(tb_json "$1" netcheck "['relay']['state']")" = none ] || fail "$1 reserved a relay"
+    tb_fail "$1's reachability: $(tb_json "$1" netcheck "['reachability_detail']" || true)"
+  [ "$(tb_json "$1" netcheck "['relay']['state']")" = none ] || tb_fail "$1 reserved a relay"
   echo "$1: $2 mapping $(tb_json "$1" netcheck "['port_mapping_state']['addr']"), reachability" \
     "$(tb_json "$1" status "['reachability']") ($(tb_json "$1" netcheck "['reachability_detail']"))"
 done
@@ -61,7 +46,7 @@ echo "router B forwards: $(forwarded rb)"
 for pair in "p a" "p b" "a b" "b a" "a p" "b p"; do
   set -- $pair
   tb_wait 60 "$1 reaches $2 directly" tb_connected_as "$1" "$2" direct ||
-    fail "$1 reaches $2 as '$(tb_connection "$1" "$2" || true)', expected direct"
+    tb_fail "$1 reaches $2 as '$(tb_connection "$1" "$2" || true)', expected direct"
 done
 tb_ctl p peers
 
@@ -74,22 +59,22 @@ renewed() {  # NAME N: NAME's mapping was renewed at least N times
 for spec in "a ra 21" "b rb 22"; do
   set -- $spec
   tb_wait 30 "$1 renews its mapping" renewed "$1" 3 ||
-    fail "$1's mapping was not renewed: $(tb_json "$1" netcheck "['port_mapping_state']" || true)"
-  tb_is "$1" netcheck "['port_mapping_state']['addr']" "$TB_NET.$3:7420" || fail "$1's mapping moved"
-  [ -n "$(forwarded "$2")" ] || fail "$1's router dropped its mapping: renewals did not reach it"
+    tb_fail "$1's mapping was not renewed: $(tb_json "$1" netcheck "['port_mapping_state']" || true)"
+  tb_is "$1" netcheck "['port_mapping_state']['addr']" "$TB_NET.$3:7420" || tb_fail "$1's mapping moved"
+  [ -n "$(forwarded "$2")" ] || tb_fail "$1's router dropped its mapping: renewals did not reach it"
   echo "$1: $(tb_json "$1" netcheck "['port_mapping_state']")"
 done
 
-tb_gemm_job p a b || fail "the job on P"
+tb_gemm_job p a b || tb_fail "the job on P"
 
 # Stopping removes the mappings from the routers, each node its own (B's
 # first: A's 6-second lease would also end on its own if A were slow).
 for spec in "b rb $B_PID upnp" "a ra $A_PID natpmp"; do
   set -- $spec
   kill -TERM "$3"
-  tb_wait 30 "$1 exits" sh -c "! kill -0 $3" || fail "$1's p2pd did not stop"
-  [ -z "$(forwarded "$2")" ] || fail "$1's router still forwards: $(forwarded "$2")"
-  grep -q "port mapping removed: port 7420 ($4)" "$TB_DIR/$1/log" || fail "$1 did not remove its mapping"
+  tb_wait 30 "$1 exits" sh -c "! kill -0 $3" || tb_fail "$1's p2pd did not stop"
+  [ -z "$(forwarded "$2")" ] || tb_fail "$1's router still forwards: $(forwarded "$2")"
+  grep -q "port mapping removed: port 7420 ($4)" "$TB_DIR/$1/log" || tb_fail "$1 did not remove its mapping"
   echo "$1 stopped: $(grep -o "port mapping removed: .*" "$TB_DIR/$1/log"); its router forwards nothing"
 done
 echo "PASS (port mapping: A by NAT-PMP, B by UPnP-IGD)"

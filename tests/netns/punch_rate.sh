@@ -17,24 +17,15 @@ testbed_p2pd p pub --listen 203.0.113.10:7420 --cpu-threads 1
 testbed_p2pd a a --listen 0.0.0.0:7420 --bootstrap 203.0.113.10:7420 --cpu-threads 1
 testbed_p2pd b b --listen 0.0.0.0:7420 --bootstrap 203.0.113.10:7420 --cpu-threads 1
 
-fail() {
-  echo "FAIL: $*" >&2
-  for n in a b; do
-    echo "---- netcheck $n"
-    tb_ctl "$n" netcheck || true
-  done
-  tb_dump_logs
-  exit 1
-}
 node_id() { tb_ctl "$1" --json status | python3 -c 'import json,sys; print(json.load(sys.stdin)["node_id"])'; }
 a_reaches_b_as() {
   [ "$(tb_ctl a --json peers | python3 -c "import json,sys; print(next((p['connection'] for p in json.load(sys.stdin)['peers'] if p['node_id']=='$B_ID'), 'absent'))")" = "$1" ]
 }
 
-tb_wait 40 "B answers" tb_ctl b status >/dev/null || fail "B's p2pd did not start"
+tb_wait 40 "B answers" tb_ctl b status >/dev/null || tb_fail "B's p2pd did not start"
 B_ID="$(node_id b)"
 tb_wait 90 "A reaches B through a punched connection" a_reaches_b_as punched ||
-  fail "A never punched through to B"
+  tb_fail "A never punched through to B"
 
 ok=0
 first=0
@@ -52,6 +43,6 @@ for i in $(seq 1 "$TRIES"); do
 done
 median="$(printf '%s\n' "${elapsed[@]}" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')"
 echo "punch success: $ok/$TRIES ($first at the first attempt; median round $median ms)"
-a_reaches_b_as punched || fail "A does not reach B directly after the tries"
-[ "$ok" -ge "$MIN_SUCCESSES" ] || fail "$ok of $TRIES punches worked, fewer than $MIN_SUCCESSES"
+a_reaches_b_as punched || tb_fail "A does not reach B directly after the tries"
+[ "$ok" -ge "$MIN_SUCCESSES" ] || tb_fail "$ok of $TRIES punches worked, fewer than $MIN_SUCCESSES"
 echo PASS

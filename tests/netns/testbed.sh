@@ -33,6 +33,7 @@ TB_NET="${TB_NET:-203.0.113}"
 TB_DIR=""
 TB_PIDS=()
 TB_NAMESPACES=()
+TB_NODES=()  # the names testbed_p2pd started
 # A run never takes longer than this (ctest's own timeout kills with
 # SIGKILL, which no trap sees): then it cleans up and fails.
 TB_DEADLINE_S="${TB_DEADLINE_S:-220}"
@@ -218,6 +219,7 @@ testbed_p2pd() {
   local name="$1" ns="$2"
   shift 2
   mkdir -p "$TB_DIR/$name"
+  TB_NODES+=("$name")
   ip netns exec "${TB}$ns" "$P2PD" --state-dir "$TB_DIR/$name/state" --control-socket "$TB_DIR/$name/sock" \
     --stun "$TB_NET.3:3478" --stun "$TB_NET.4:3478" --raft-election-timeout 500 --raft-heartbeat 50 "$@" \
     >"$TB_DIR/$name/log" 2>&1 &
@@ -302,4 +304,23 @@ print("job %s: %s, %d shards; ran on %s" % (job["job_id"], job["state"], len(job
       ", ".join("%s %s" % (k, v) for k, v in sorted(ran.items()))))
 sys.exit(0 if job["state"] == "done" and len(job["shards"]) == 6 else 1)
 PY
+}
+
+# tb_fail MESSAGE: prints what every node knows of its connectivity and
+# peers, the routers' rules and the logs; exits 1.
+tb_fail() {
+  local n
+  echo "FAIL: $*" >&2
+  for n in ${TB_NODES[@]+"${TB_NODES[@]}"}; do
+    echo "---- netcheck $n"
+    tb_ctl "$n" netcheck || true
+    echo "---- peers $n"
+    tb_ctl "$n" peers || true
+  done
+  for n in ra rb; do
+    echo "---- router $n"
+    ip netns exec "${TB}$n" nft list ruleset || true
+  done
+  tb_dump_logs
+  exit 1
 }
