@@ -92,7 +92,11 @@ Result<CliArgs> parse_cli_args(const std::vector<std::string>& args) {
       out.arguments.push_back(arg);  // the command's options end here too
       continue;
     }
-    auto [name, inline_value] = split_option(arg);
+    // Named, not a structured binding: lambdas capture those only from
+    // clang 16 (the fuzz preset builds with clang 14).
+    const auto split = split_option(arg);
+    const std::string& name = split.first;
+    const std::optional<std::string>& inline_value = split.second;
     auto take_value = [&]() -> Result<std::string> {
       if (inline_value) return *inline_value;
       if (i + 1 >= args.size()) return make_error(ErrorCode::invalid_argument, "{} needs a value", name);

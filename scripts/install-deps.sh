@@ -23,6 +23,8 @@ packages=(
   systemd dpkg-dev
   # lint (the lint:clang-format test)
   clang-format
+  # fuzzing (scripts/fuzz.sh): clang and its libFuzzer runtime
+  clang libclang-rt-dev
 )
 
 missing=()

@@ -399,6 +399,15 @@ Result<std::unique_ptr<PeerServer>> PeerServer::start(const HostPort& listen, co
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   // Room for a trace stamp (trace::kMaxStampBytes, base64) beside gRPC's own headers.
   builder.AddChannelArgument(GRPC_ARG_MAX_METADATA_SIZE, 32 << 10);
+  // Anyone can connect to the peer port. A connection that has not sent
+  // the HTTP/2 preface (a gRPC client sends it at once) is closed after
+  // kPeerHandshakeTimeout; one that carries no call for kPeerIdleTimeout is
+  // told to go away (peers reconnect when they next call; punched and
+  // relayed connections carry a health ping more often than that); and a
+  // connection carries at most kMaxPeerStreams calls at once.
+  builder.AddChannelArgument(GRPC_ARG_SERVER_HANDSHAKE_TIMEOUT_MS, static_cast<int>(kPeerHandshakeTimeout.count()));
+  builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_IDLE_MS, static_cast<int>(kPeerIdleTimeout.count()));
+  builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS, kMaxPeerStreams);
   if (tracer != nullptr) {
     std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> interceptors;
     interceptors.push_back(make_trace_reader(*tracer));

@@ -109,6 +109,10 @@ class ConnectivityHandler {
 // Bounded input: no single peer message may exceed this (DESIGN.md, "every
 // peer input is validated with size limits").
 inline constexpr int kMaxPeerMessageBytes = 4 << 20;
+// Connection limits on the peer port (see PeerServer::start).
+inline constexpr std::chrono::milliseconds kPeerHandshakeTimeout{10'000};
+inline constexpr std::chrono::milliseconds kPeerIdleTimeout{5 * 60'000};
+inline constexpr int kMaxPeerStreams = 128;
 // A trace reply holds at most this many events, and stops past this many bytes.
 inline constexpr std::size_t kMaxTraceEventsPerReply = 10000;
 inline constexpr std::size_t kMaxTraceReplyBytes = 3u << 20;

@@ -1,15 +1,24 @@
-// What a local user or a crashing p2pctl can throw at the control socket must
-// not hurt the daemon.
+// What a local user or a crashing p2pctl can throw at the control socket,
+// and what anyone can throw at the peer port, must not hurt the daemon.
 #include <catch2/catch.hpp>
 
+#include <netinet/in.h>
+#include <poll.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cstdlib>
+#include <filesystem>
+#include <random>
 #include <thread>
+
+#include "common/host_port.hpp"
+#include "tests/support/process.hpp"
 
 #include "tests/support/temp_dir.hpp"
 #include "tests/support/test_daemon.hpp"
@@ -36,6 +45,39 @@ void send_all(int fd, std::string_view data) {
     const ssize_t n = ::send(fd, data.data(), data.size(), MSG_NOSIGNAL);
     if (n <= 0) return;
     data.remove_prefix(static_cast<std::size_t>(n));
+  }
+}
+
+int connect_tcp(std::uint16_t port) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(port);
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+    ::close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+std::size_t open_fds(pid_t pid) {
+  std::error_code ec;
+  const std::filesystem::directory_iterator fds("/proc/" + std::to_string(pid) + "/fd", ec);
+  return ec ? 0 : static_cast<std::size_t>(std::distance(fds, std::filesystem::directory_iterator{}));
+}
+
+// The peer closed this connection (EOF or reset) by `deadline`; what it
+// sent first (a gRPC server's SETTINGS) is read and dropped.
+bool closed_by_peer(int fd, std::chrono::steady_clock::time_point deadline) {
+  for (;;) {
+    const auto left =
+        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    pollfd p{fd, POLLIN, 0};
+    if (left.count() <= 0 || ::poll(&p, 1, static_cast<int>(left.count())) <= 0) return false;
+    char buffer[4096];
+    const ssize_t n = ::recv(fd, buffer, sizeof buffer, MSG_DONTWAIT);
+    if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) return true;
   }
 }
 
@@ -151,4 +193,84 @@ TEST_CASE("1000 status calls in a row are all answered with RSS flat", "[integra
   CHECK(growth < kMaxGrowthKib);
   CHECK(daemon.process().running());
   CHECK(daemon.stop().exited_with(0));
+}
+
+TEST_CASE(
+    "300 connections of random bytes and 200 silent ones on the peer port: the daemon answers, closes the silent "
+    "ones and stays bounded",
+    "[integration]") {
+  TempDir dir;
+  TestDaemon daemon(dir.path(), "a");
+  REQUIRE(daemon.start());
+  const pid_t pid = daemon.process().pid();
+  const auto listen = p2pd::parse_host_port(daemon.status_json()["listen"].get<std::string>(), false);
+  REQUIRE(listen);
+  const std::size_t fds_before = open_fds(pid);
+  const long rss_before = p2pd::test::rss_kib(pid).value_or(0);
+
+  std::vector<int> silent;
+  for (int i = 0; i < 200; ++i) {
+    const int fd = connect_tcp(listen->port);
+    REQUIRE(fd >= 0);
+    silent.push_back(fd);
+  }
+  std::mt19937 random(7);
+  for (int i = 0; i < 300; ++i) {
+    const int fd = connect_tcp(listen->port);
+    REQUIRE(fd >= 0);
+    std::string junk(1 + random() % 65536, '\0');
+    for (auto& c : junk) c = static_cast<char>(random());
+    send_all(fd, junk);
+    ::close(fd);
+  }
+  // Answering all along.
+  for (int i = 0; i < 3; ++i) CHECK(daemon.ctl({"status"}).status.exited_with(0));
+  const std::size_t fds_during = open_fds(pid);
+  INFO("daemon fds: " << fds_before << " before, " << fds_during << " with 200 silent connections open");
+  CHECK(fds_during >= fds_before + 150);  // they did reach the daemon
+
+  // The silent ones never sent the HTTP/2 preface: the daemon closes them.
+  int closed = 0;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(40);
+  for (int fd : silent) {
+    if (closed_by_peer(fd, deadline)) ++closed;
+    ::close(fd);
+  }
+  CHECK(closed == 200);
+  // Its own ends close as gRPC lets them go (soon, not at once).
+  std::size_t fds_after = open_fds(pid);
+  for (int i = 0; i < 100 && fds_after > fds_before + 5; ++i) {
+    std::this_thread::sleep_for(100ms);
+    fds_after = open_fds(pid);
+  }
+  const long rss_after = p2pd::test::rss_kib(pid).value_or(0);
+  INFO("daemon fds after: " << fds_after << "; RSS " << rss_before / 1024 << " MiB before, " << rss_after / 1024
+                            << " MiB after");
+  CHECK(fds_after <= fds_before + 5);
+  CHECK(rss_after - rss_before < 128 * 1024);
+  CHECK(daemon.ctl({"status"}).status.exited_with(0));
+  CHECK(daemon.stop().exited_with(0));
+}
+
+TEST_CASE("other local users cannot use the control socket", "[integration]") {
+  if (::geteuid() != 0) {
+    WARN("skipped: needs root to act as another user");
+    return;
+  }
+  TempDir dir;
+  TestDaemon daemon(dir.path(), "a");
+  REQUIRE(daemon.start());
+  // A child that becomes nobody (65534) and tries to connect.
+  const pid_t child = ::fork();
+  REQUIRE(child >= 0);
+  if (child == 0) {
+    if (::setgid(65534) != 0 || ::setuid(65534) != 0) ::_exit(2);
+    const int fd = connect_unix(daemon.socket());
+    ::_exit(fd >= 0 ? 0 : (errno == EACCES ? 1 : 3));
+  }
+  int status = 0;
+  REQUIRE(::waitpid(child, &status, 0) == child);
+  REQUIRE(WIFEXITED(status));
+  CHECK(WEXITSTATUS(status) == 1);  // EACCES: refused by the file mode
+  CHECK(daemon.ctl({"status"}).status.exited_with(0));
 }
