@@ -503,6 +503,25 @@ TEST_CASE("bad job inputs are refused by p2pctl before sending, and by p2pd too"
   CHECK(missing.status.code == 1);
   CHECK(one_line(missing));
 
+  // Not a .npy at all, empty, and a header claiming an absurd shape.
+  std::ofstream(dir / "text.npy", std::ios::binary) << "hello, this is not a numpy file";
+  std::ofstream(dir / "empty.npy", std::ios::binary).flush();
+  {
+    std::string header = "{'descr': '<f4', 'fortran_order': False, 'shape': (100000000000, 100000000000), }";
+    header += std::string(64 - (10 + header.size() + 1) % 64, ' ') + "\n";
+    std::ofstream(dir / "huge.npy", std::ios::binary)
+        << std::string("\x93NUMPY\x01\x00", 8) + char(header.size() & 0xff) + char(header.size() >> 8) + header;
+  }
+  for (const char* name : {"text.npy", "empty.npy", "huge.npy"}) {
+    INFO(name);
+    auto bad = run({"--a", (dir / name).string(), "--b", (dir / "b.npy").string()});
+    CHECK(bad.status.code == 1);
+    CHECK(one_line(bad));
+    CHECK_THAT(bad.err, Catch::Contains(name));
+  }
+  // None of it reached or hurt the daemon.
+  CHECK(d.ctl({"status"}).status.exited_with(0));
+
   CHECK(run({"--a", (dir / "a.npy").string()}).status.code == 2);
   CHECK(d.ctl({"submit", "conv", "--a", "x", "--b", "y"}).status.code == 2);
   CHECK(d.ctl({"job", "zz"}).status.code == 1);
