@@ -160,9 +160,8 @@ CONF
   }
 }
 
-# testbed_up KIND: the topology above, both routers of KIND.
-testbed_up() {
-  local kind="$1" ns
+# tb_begin: a run's directory, its cleanup on exit, and its deadline.
+tb_begin() {
   TB_DIR="$(mktemp -d /tmp/p2pd-netns.XXXXXX)"
   trap testbed_cleanup EXIT
   trap 'echo "FAIL: interrupted (or over the ${TB_DEADLINE_S}s deadline)" >&2; exit 1' TERM INT
@@ -170,6 +169,12 @@ testbed_up() {
   (exec >/dev/null 2>&1 </dev/null; sleep "$TB_DEADLINE_S" && kill -TERM $$) &
   TB_WATCHDOG=$!
   disown "$TB_WATCHDOG"
+}
+
+# testbed_up KIND: the topology above, both routers of KIND.
+testbed_up() {
+  local kind="$1" ns
+  tb_begin
   for ns in inet pub stun ra rb a b; do
     TB_NAMESPACES+=("${TB}$ns")
     ip netns add "${TB}$ns"
