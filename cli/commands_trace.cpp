@@ -88,7 +88,7 @@ int cmd_trace(const CliArgs& args) {
       if (format == "text") {
         std::fputs(format_text({m}).c_str(), stdout);
       } else {
-        std::fputs((event_json(m).dump() + "\n").c_str(), stdout);
+        std::fputs((event_json(m).dump(-1, ' ', false, Json::error_handler_t::replace) + "\n").c_str(), stdout);
       }
     }
     std::fflush(stdout);

@@ -94,7 +94,8 @@ std::string format_shiviz(const std::vector<MergedEvent>& events) {
     std::string what = fmt::format("{} {}", trace::to_string(e.kind), one_line_of(e.what));
     if (!e.msg_id.empty()) what += fmt::format(" msg={}", e.msg_id);
     if (!e.job_id.empty()) what += fmt::format(" job={}", e.job_id.substr(0, 12));
-    out += what + "\n" + short_host(e.host) + " " + clock_json(m.vc, true).dump() + "\n";
+    out += what + "\n" + short_host(e.host) + " " +
+           clock_json(m.vc, true).dump(-1, ' ', false, Json::error_handler_t::replace) + "\n";
   }
   return out;
 }

@@ -110,6 +110,7 @@ void Node::handle_shard_report(const net::ShardReportIn& report) {
       v.state = Verification::State::failed;
       v.proposed_at = Clock::now();
       propose_local(sched::encode_shard_failed(job->job_id, shard.index, peer, "on " + peer + ": " + report.error));
+      if (m_scheduler) m_scheduler->on_shard_failed(job->job_id, shard.index, peer);
     }
     return;
   }
@@ -223,6 +224,7 @@ void Node::on_verdict(const std::string& key, std::string job_id, std::uint32_t 
               reason);
   }
   propose_local(sched::encode_shard_failed(job_id, index, peer, "on " + peer + ": " + reason));
+  if (m_scheduler) m_scheduler->on_shard_failed(job_id, index, peer);
 }
 
 }  // namespace p2pd::node

@@ -38,6 +38,15 @@ void Scheduler::on_wrong_result(const NodeId& worker) {
   w.banned_ticks_left = m_config.ban_ticks;
 }
 
+void Scheduler::on_shard_failed(std::string_view job_id, std::uint32_t index, std::string_view worker) {
+  // Bounded: a leader's memory of failures is advice, not state.
+  static constexpr std::size_t kMaxRemembered = 4096;
+  const std::string key = fmt::format("{}/{}", job_id, index);
+  if (!m_failed_on.contains(key) && m_failed_on.size() >= kMaxRemembered) m_failed_on.erase(m_failed_on.begin());
+  auto& workers = m_failed_on[key];
+  if (workers.size() < 64) workers.emplace(worker);
+}
+
 bool Scheduler::usable(const Worker& w) const {
   return w.silent_ticks < m_config.heartbeat_timeout_ticks && w.banned_ticks_left == 0;
 }
@@ -48,6 +57,10 @@ bool Scheduler::fresh_proposal(const std::string& key) {
 
 std::vector<std::string> Scheduler::plan(const JobTable& table, std::uint64_t now_ms) {
   std::vector<std::string> commands;
+  std::erase_if(m_failed_on, [&](const auto& entry) {
+    const Job* job = table.find(entry.first.substr(0, entry.first.find('/')));
+    return job == nullptr || is_finished(job->state);
+  });
   // How many shards each worker runs, by the table (the truth every leader shares).
   std::map<std::string, std::uint32_t> running;
   for (const Job* job : table.jobs()) {
@@ -80,6 +93,7 @@ std::vector<std::string> Scheduler::plan(const JobTable& table, std::uint64_t no
       }
       if (fresh_proposal(fmt::format("fail/{}/{}/{}", job->job_id, shard.index, shard.peer))) {
         commands.push_back(encode_shard_failed(job->job_id, shard.index, shard.peer, reason));
+        on_shard_failed(job->job_id, shard.index, shard.peer);
         --running[shard.peer];
       }
     }
@@ -97,10 +111,20 @@ std::vector<std::string> Scheduler::plan(const JobTable& table, std::uint64_t no
       const std::string key = fmt::format("assign/{}/{}/{}", job->job_id, shard.index, shard.attempts);
       if (m_proposed.contains(key)) continue;
       const std::uint64_t need = shard_memory_bytes(*job, shard);
+      // Workers this shard already failed on are taken only when no other
+      // can take it now.
+      const auto failed = m_failed_on.find(fmt::format("{}/{}", job->job_id, shard.index));
+      auto failed_here = [&](const std::string& hex) {
+        return failed != m_failed_on.end() && failed->second.contains(hex);
+      };
       const Worker* best = nullptr;
       for (const Worker* w : candidates) {
         const std::string hex = w->report.id.hex();
         if (running[hex] >= w->report.slots || w->report.memory_bytes < need) continue;
+        if (best != nullptr && failed_here(best->report.id.hex()) != failed_here(hex)) {
+          if (failed_here(best->report.id.hex())) best = w;
+          continue;
+        }
         if (best == nullptr) {
           best = w;
           continue;

@@ -16,7 +16,9 @@
 
 #include <cstdint>
 #include <map>
+#include <set>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "common/node_id.hpp"
@@ -54,6 +56,10 @@ class Scheduler {
   void on_heartbeat(const WorkerReport& report);
   // Verification failed for a result of `worker`.
   void on_wrong_result(const NodeId& worker);
+  // A try of a shard failed on `worker` (it said so, or its result could not
+  // be checked): the retry goes to another worker when there is one. A
+  // worker cut off from the ring for a moment fails every shard it gets.
+  void on_shard_failed(std::string_view job_id, std::uint32_t index, std::string_view worker);
 
   // The commands to propose now (encoded for the job table), in order.
   std::vector<std::string> plan(const JobTable& table, std::uint64_t now_ms);
@@ -74,6 +80,8 @@ class Scheduler {
   std::uint64_t m_ticks = 0;
   std::map<NodeId, Worker> m_workers;
   std::map<std::string, std::uint64_t> m_proposed;  // command key -> tick proposed
+  // "job/index" -> the workers a try of that shard failed on (bounded).
+  std::map<std::string, std::set<std::string>> m_failed_on;
 };
 
 // Bytes a worker needs for one shard of `job`: its rows of A, all of B, its rows of C.

@@ -15,7 +15,12 @@
 #include "proto/peer.pb.h"
 #include "tests/fuzz/fuzz_target.hpp"
 
+#include <google/protobuf/stubs/logging.h>
+
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
+  // libprotobuf logs every string field that is not UTF-8: millions of
+  // lines, and most of the fuzzer's time.
+  [[maybe_unused]] static const bool quiet = (google::protobuf::SetLogHandler(nullptr), true);
   using namespace p2pd;
   proto::TraceEvents reply;
   if (!reply.ParseFromArray(data, static_cast<int>(size))) return 0;

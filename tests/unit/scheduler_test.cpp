@@ -156,6 +156,30 @@ TEST_CASE("scheduler retries are bounded by the job's attempts", "[unit][sched]"
   CHECK_THAT(job->error, Catch::Contains("stopped heartbeating"));
 }
 
+TEST_CASE("scheduler retries a failed shard on another worker, and on the same one only when no other can take it",
+          "[unit][sched]") {
+  JobTable table;
+  submit(table, 0, 1, /*max_attempts=*/3);
+  Scheduler s;
+  s.on_heartbeat(report(1, /*gflops=*/500));  // the fastest: it gets the first try
+  s.on_heartbeat(report(2, /*gflops=*/100));
+  apply_plan(s, table);
+  const auto peer_of_shard = [&] { return table.find(job_id(0))->shards[0].peer; };
+  REQUIRE(peer_of_shard() == worker(1).hex());
+
+  // Worker 1 says the try failed (cut off from the ring, say).
+  REQUIRE(table.apply(encode_shard_failed(job_id(0), 0, worker(1).hex(), "no node on the route answered")));
+  s.on_shard_failed(job_id(0), 0, worker(1).hex());
+  apply_plan(s, table);
+  CHECK(peer_of_shard() == worker(2).hex());  // not the fastest again
+
+  // Worker 2 fails it too: both have, so the faster one gets the last try.
+  REQUIRE(table.apply(encode_shard_failed(job_id(0), 0, worker(2).hex(), "disk full")));
+  s.on_shard_failed(job_id(0), 0, worker(2).hex());
+  apply_plan(s, table);
+  CHECK(peer_of_shard() == worker(1).hex());
+}
+
 TEST_CASE("scheduler serves jobs in submission order", "[unit][sched]") {
   JobTable table;
   submit(table, 0, 2);

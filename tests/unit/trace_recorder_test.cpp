@@ -4,6 +4,7 @@
 
 #include <fstream>
 
+#include "daemon/trace/event_record.hpp"
 #include "daemon/trace/recorder.hpp"
 #include "tests/support/temp_dir.hpp"
 
@@ -116,4 +117,36 @@ TEST_CASE("a torn trace record from a crash is cut off on open", "[unit][trace]"
   CHECK((*recorder)->last_seq() == 1);
   CHECK(std::filesystem::file_size(dir.path() / "traces" / "events.1") == 0);
   CHECK_FALSE(Recorder::open(dir.path() / "small", 1000));
+}
+
+TEST_CASE("a trace record from a peer is refused unless its ids are printable ASCII and its text UTF-8",
+          "[unit][trace]") {
+  using p2pd::trace::from_record;
+  p2pd::trace::TraceEventRecord good;
+  good.set_host("1de138c7de43a1de138c7de43a1de138c7de43a");
+  good.set_kind(1);
+  good.set_msg_id("m-1");
+  good.set_what("vote granted \xC3\xA9");  // é: UTF-8 is fine
+  REQUIRE(from_record(good));
+
+  auto with = [&](auto change) {
+    auto record = good;
+    change(record);
+    return from_record(record).has_value();
+  };
+  // The fuzzer's finding: a host that p2pctl cut to 12 bytes mid-character.
+  CHECK_FALSE(with([](auto& r) { r.set_host("aaaaaaaaaaa\xC4\x80"); }));
+  CHECK_FALSE(with([](auto& r) { r.set_host("has space"); }));
+  CHECK_FALSE(with([](auto& r) { r.set_msg_id(std::string("m\0", 2)); }));
+  CHECK_FALSE(with([](auto& r) { r.set_job_id("j\n"); }));
+  CHECK_FALSE(with([](auto& r) {
+    auto* entry = r.add_vc();
+    entry->set_node("\xFF");
+    entry->set_value(1);
+  }));
+  CHECK_FALSE(with([](auto& r) { r.set_what("cut \xC3"); }));
+  CHECK_FALSE(with([](auto& r) { r.set_what("overlong \xC0\xAF"); }));
+  CHECK_FALSE(with([](auto& r) { r.set_what("surrogate \xED\xA0\x80"); }));
+  CHECK_FALSE(with([](auto& r) { r.set_what("too high \xF4\x90\x80\x80"); }));
+  CHECK(with([](auto& r) { r.set_what("emoji \xF0\x9F\x98\x80"); }));
 }
