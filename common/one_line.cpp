@@ -18,4 +18,12 @@ std::string one_line(std::string_view text) {
   return out;
 }
 
+std::string cut_utf8(std::string text, std::size_t max) {
+  if (text.size() <= max) return text;
+  std::size_t end = max;
+  while (end > 0 && (static_cast<unsigned char>(text[end]) & 0xC0) == 0x80) --end;
+  text.resize(end);
+  return text;
+}
+
 }  // namespace p2pd

@@ -28,6 +28,7 @@ cmake --build build/fuzz --target "${targets[@]/#/p2pd_fuzz_}" >/dev/null
 
 run_one() {
   local target="$1" corpus="build/fuzz/corpus/$1" findings="build/fuzz/findings/$1"
+  rm -rf "$findings"  # this run's findings only
   mkdir -p "$corpus" "$findings"
   cp -n tests/fuzz/corpus/"$target"/* "$corpus"/ 2>/dev/null || true
   # -timeout: one input taking 10 s is a finding (a hang); -rss_limit_mb

@@ -19,17 +19,6 @@ constexpr std::uint32_t kSnapshotFormat = 1;
 // How much of a rejected string an error line quotes.
 constexpr std::size_t kQuotedBytes = 64;
 
-// Cuts `text` to at most `max` bytes without splitting a UTF-8 sequence:
-// proto3 refuses to parse a string field that is not valid UTF-8, so a cut
-// in the middle of a character would make the next snapshot unreadable.
-std::string cut_utf8(std::string text, std::size_t max) {
-  if (text.size() <= max) return text;
-  std::size_t end = max;
-  while (end > 0 && (static_cast<unsigned char>(text[end]) & 0xC0) == 0x80) --end;
-  text.resize(end);
-  return text;
-}
-
 // A peer's free text as the table keeps it: one line, bounded.
 std::string bounded_text(std::string_view text) {
   return cut_utf8(one_line(text), kMaxErrorBytes);

@@ -4,8 +4,6 @@
 #include <string_view>
 
 namespace p2pd::trace {
-namespace {
-
 // Ids (hosts, message and job ids, clock keys) are printable ASCII: they
 // are printed, cut short for display, and written into JSON and ShiViz
 // logs, where a stray byte would make p2pctl's output invalid.
@@ -48,8 +46,6 @@ bool is_utf8(std::string_view text) {
   }
   return true;
 }
-
-}  // namespace
 
 void to_record(const TraceEvent& e, TraceEventRecord& record) {
   record.set_seq(e.seq);

@@ -51,9 +51,10 @@ std::size_t parse_segment(std::string_view bytes, const std::function<void(Trace
     if (size > kMaxTraceRecordBytes || bytes.size() - at - kHeaderBytes < size) break;
     const std::string_view payload = bytes.substr(at + kHeaderBytes, size);
     if (crc32_of(payload.data(), payload.size()) != crc) break;
-    auto event = decode(payload);
-    if (!event) break;
-    each(std::move(*event));
+    // Whole (its checksum holds) but refused by validation: an event
+    // written by an older version, say. Skipped, not taken for damage: the
+    // records after it are good.
+    if (auto event = decode(payload)) each(std::move(*event));
     at += kHeaderBytes + size;
   }
   return at;
@@ -147,7 +148,7 @@ Result<void> Recorder::load() {
 std::uint64_t Recorder::record(TraceEvent event) {
   std::lock_guard lock(m_mutex);
   event.seq = ++m_seq;
-  event.what = one_line(event.what).substr(0, kMaxWhatBytes);
+  event.what = cut_utf8(one_line(event.what), kMaxWhatBytes);
   std::string bytes = encode(event);
   if (bytes.size() > kMaxTraceRecordBytes + kHeaderBytes) {
     ++m_write_errors;  // a vector clock past its bound: not recorded

@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include "daemon/trace/event_record.hpp"
 #include "proto/trace.pb.h"
 
 namespace p2pd::trace {
@@ -82,13 +83,18 @@ std::string Tracer::on_send(std::string_view what, std::string_view job_id) {
 void Tracer::on_receive(std::string_view encoded, std::string_view what) {
   if (encoded.empty()) return;  // a peer that stamps nothing (none yet does)
   TraceContext context;
+  // The ids become this node's trace records, and its job clocks: what
+  // from_record would refuse later (not printable ASCII) is refused now.
   bool valid = encoded.size() <= kMaxTraceContextBytes &&
                context.ParseFromArray(encoded.data(), static_cast<int>(encoded.size())) &&
                context.msg_id().size() <= kMaxIdBytes && context.job_id().size() <= kMaxIdBytes &&
+               is_id(context.msg_id()) && is_id(context.job_id()) &&
                static_cast<std::size_t>(context.vc_size()) <= clocks::VectorClock::kMaxEntries;
   clocks::VectorClock remote_vc;
   for (int i = 0; valid && i < context.vc_size(); ++i) {
-    if (context.vc(i).node().size() > kMaxIdBytes) valid = false;
+    if (context.vc(i).node().empty() || context.vc(i).node().size() > kMaxIdBytes || !is_id(context.vc(i).node())) {
+      valid = false;
+    }
     remote_vc.set(context.vc(i).node(), context.vc(i).value());
   }
   std::lock_guard lock(m_mutex);

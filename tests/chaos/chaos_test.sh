@@ -11,11 +11,14 @@
 set -euo pipefail
 P2PD="$1" P2PCTL="$2" DURATION="${3:-300}" SEED="${4:-$$}"
 HERE="$(cd "$(dirname "$0")" && pwd)"
+# The faults, then at most 120 s per accepted job check: ctest's TIMEOUT
+# must stay above this (cleanup runs only when the script is not killed).
 TB_DEADLINE_S=$((DURATION + 600))
 source "$HERE/../netns/testbed.sh"
-testbed_require
+testbed_require ip
 RANDOM="$SEED"
 NODES=5
+echo "chaos: $NODES nodes, ${DURATION} s, seed $SEED (chaos_test.sh P2PD P2PCTL $DURATION $SEED replays these faults)"
 
 tb_begin
 ip netns add "${TB}lan"
@@ -35,6 +38,7 @@ declare -A PID
 start_node() {  # I
   local i="$1" name="n$1"
   mkdir -p "$TB_DIR/$name"
+  [[ " ${TB_NODES[*]} " == *" $name "* ]] || TB_NODES+=("$name")
   local bootstrap=()
   [ "$i" = 1 ] || bootstrap=(--bootstrap 10.77.0.1:7420)
   ip netns exec "${TB}$name" "$P2PD" --state-dir "$TB_DIR/$name/state" --control-socket "$TB_DIR/$name/sock" \
@@ -69,6 +73,7 @@ python3 "$HERE/../netns/gemm_npy.py" make "$TB_DIR/a.npy" "$TB_DIR/b.npy" 96 64 
   done
 ) &
 LOAD=$!
+TB_PIDS+=("$LOAD")
 
 # The faults: one at a time, on nodes 2-5.
 kills=0 pauses=0 partitions=0
@@ -78,18 +83,22 @@ while [ "$SECONDS" -lt "$end" ]; do
   victim=$((2 + RANDOM % (NODES - 1)))
   case $((RANDOM % 3)) in
     0)
-      kill -KILL "${PID[$victim]}"
+      kill -KILL "${PID[$victim]}" || tb_fail "node $victim died on its own"
+      # Its pid may be reused: cleanup must not signal it.
+      keep=()
+      for pid in "${TB_PIDS[@]}"; do [ "$pid" = "${PID[$victim]}" ] || keep+=("$pid"); done
+      TB_PIDS=("${keep[@]}")
       kills=$((kills + 1))
       echo "$((SECONDS - start)) s: SIGKILL node $victim; restart in 5 s"
       sleep 5
       start_node "$victim"
       ;;
     1)
-      kill -STOP "${PID[$victim]}"
+      kill -STOP "${PID[$victim]}" || tb_fail "node $victim died on its own"
       pauses=$((pauses + 1))
       echo "$((SECONDS - start)) s: SIGSTOP node $victim for 5 s"
       sleep 5
-      kill -CONT "${PID[$victim]}"
+      kill -CONT "${PID[$victim]}" || tb_fail "node $victim died on its own"
       ;;
     2)
       ip -n "${TB}n$victim" link set eth0 down
@@ -117,7 +126,7 @@ done
 # Every accepted job ends done, with the right product.
 done_jobs=0
 while read -r job; do
-  if ! "$P2PCTL" --socket "$TB_DIR/n1/sock" --timeout 300 wait "$job" >/dev/null 2>"$TB_DIR/err" ||
+  if ! "$P2PCTL" --socket "$TB_DIR/n1/sock" --timeout 120 wait "$job" >/dev/null 2>"$TB_DIR/err" ||
     ! "$P2PCTL" --socket "$TB_DIR/n1/sock" --timeout 60 result "$job" --out "$TB_DIR/c.npy" >/dev/null 2>"$TB_DIR/err"; then
     tb_fail "job $job: $(cat "$TB_DIR/err")"
   fi

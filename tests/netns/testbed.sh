@@ -38,11 +38,12 @@ TB_NODES=()  # the names testbed_p2pd started
 # SIGKILL, which no trap sees): then it cleans up and fails.
 TB_DEADLINE_S="${TB_DEADLINE_S:-220}"
 
-testbed_require() {
+testbed_require() {  # [TOOL...]: what the test runs (default: ip nft turnserver)
   # 77: ctest's "skipped" (SKIP_RETURN_CODE).
   if [ "$(id -u)" -ne 0 ]; then echo "SKIP: the NAT testbed needs root (network namespaces)"; exit 77; fi
-  local tool
-  for tool in ip nft turnserver ${TB_NEEDS_MINIUPNPD:+miniupnpd}; do
+  local tool tools=("$@")
+  [ ${#tools[@]} -gt 0 ] || tools=(ip nft turnserver ${TB_NEEDS_MINIUPNPD:+miniupnpd})
+  for tool in "${tools[@]}"; do
     command -v "$tool" >/dev/null || { echo "SKIP: $tool not installed (scripts/install-deps.sh installs it)"; exit 77; }
   done
   if ! ip netns add "${TB}probe" 2>/dev/null; then echo "SKIP: cannot create network namespaces here"; exit 77; fi
@@ -323,6 +324,7 @@ tb_fail() {
     tb_ctl "$n" peers || true
   done
   for n in ra rb; do
+    [ -e "/run/netns/${TB}$n" ] || continue
     echo "---- router $n"
     ip netns exec "${TB}$n" nft list ruleset || true
   done
