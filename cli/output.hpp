@@ -8,6 +8,8 @@
 #include <utility>
 #include <vector>
 
+#include "common/one_line.hpp"  // is_valid_utf8
+
 namespace p2pd::cli {
 
 class TextTable {
@@ -35,9 +37,6 @@ class ColumnTable {
 // The first 12 hex digits of a node id or key: enough to tell nodes apart
 // in text; JSON always carries the full id.
 std::string short_id(std::string_view id);
-
-// Well-formed UTF-8 (no overlong forms, no surrogates, at most U+10FFFF).
-bool is_valid_utf8(std::string_view text);
 
 // 0s, 59s, 1m 02s, 3h 04m, 2d 03h
 std::string format_duration(std::uint64_t seconds);

@@ -16,8 +16,6 @@ inline constexpr std::size_t kMaxTraceIdBytes = 128;
 // Ids (hosts, message and job ids, clock keys) are printable ASCII: they
 // are printed, cut short for display, and written into JSON and ShiViz.
 bool is_id(std::string_view text);
-// Well-formed UTF-8 (RFC 3629).
-bool is_utf8(std::string_view text);
 
 void to_record(const TraceEvent& event, TraceEventRecord& record);
 // nullopt when the record breaks a bound (a damaged file, a bad peer).
