@@ -68,6 +68,10 @@ inline constexpr std::chrono::milliseconds kTickInterval{50};
 inline constexpr std::chrono::milliseconds kBootstrapPingTimeout{3000};
 // How long calls in flight may finish at shutdown before they are cancelled.
 inline constexpr std::chrono::milliseconds kShutdownGrace{2000};
+// A shard's computed output the ring could not store: tried again after 1,
+// 2, 4 and 8 s (a fault of a few seconds passes), then the try fails.
+inline constexpr std::uint32_t kStoreOutputRetries = 4;
+inline constexpr std::chrono::milliseconds kStoreOutputBackoff{1000};
 // At shutdown, how long a port mapping gateway may take to finish the call
 // in flight, and then to remove the mapping.
 inline constexpr std::chrono::milliseconds kGatewayShutdownWait{5000};
@@ -412,6 +416,10 @@ class Node final : public control::ControlHandler,
   void reconcile_shard_runs();
   void start_shard(const sched::Job& job, const sched::Shard& shard);
   void finish_shard(const std::string& key, std::uint32_t attempt, std::string output_ref, std::string error);
+  // Stores a computed block in the ring, retrying what the ring could not
+  // take for now (kStoreOutputRetries, backing off from kStoreOutputBackoff).
+  void store_shard_output(const std::string& key, std::uint32_t attempt, std::shared_ptr<const FloatBuffer> c,
+                          std::uint64_t rows, std::uint64_t cols, std::uint32_t retries);
   void send_shard_report(ShardRun& run);
   [[nodiscard]] sched::WorkerReport worker_report() const;
 

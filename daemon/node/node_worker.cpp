@@ -193,10 +193,7 @@ void Node::start_shard(const sched::Job& job, const sched::Shard& shard) {
         }
         auto it = m_shard_runs.find(key);
         if (it == m_shard_runs.end() || it->second.attempt != attempt) return;  // taken back meanwhile
-        m_transfer->store_matrix(c, gemm_shape.m, gemm_shape.n, [this, key, attempt](Result<store::BlobId> stored) {
-          if (!stored) return finish_shard(key, attempt, {}, "storing the output: " + stored.error().message);
-          finish_shard(key, attempt, stored->hex(), {});
-        });
+        store_shard_output(key, attempt, c, gemm_shape.m, gemm_shape.n, 0);
       });
     };
     if (m_test_shard_delay.count() == 0) return boost::asio::post(m_compute, std::move(compute));
@@ -209,6 +206,28 @@ void Node::start_shard(const sched::Job& job, const sched::Shard& shard) {
         });
   };
   m_transfer->fetch_rows_all({{*a_ref, shard.row_begin, shard.row_end}, {*b_ref, 0, 0}}, std::move(both_fetched));
+}
+
+void Node::store_shard_output(const std::string& key, std::uint32_t attempt, std::shared_ptr<const FloatBuffer> c,
+                              std::uint64_t rows, std::uint64_t cols, std::uint32_t retries) {
+  m_transfer->store_matrix(c, rows, cols, [this, key, attempt, c, rows, cols, retries](Result<store::BlobId> stored) {
+    if (stored) return finish_shard(key, attempt, stored->hex(), {});
+    auto it = m_shard_runs.find(key);
+    if (it == m_shard_runs.end() || it->second.attempt != attempt || m_stopping) return;  // taken back meanwhile
+    // The ring could not take it now (a holder gone, a node cut off for a
+    // moment): the result is worth keeping, so try again a few times,
+    // backing off, before the shard counts as failed.
+    if (stored.error().code != ErrorCode::unavailable || retries >= kStoreOutputRetries) {
+      return finish_shard(key, attempt, {}, "storing the output: " + stored.error().message);
+    }
+    log::info(log::Category::exec, "shard {}: storing the output failed ({}); trying again", key,
+              stored.error().message);
+    auto timer = std::make_shared<boost::asio::steady_timer>(m_io, kStoreOutputBackoff * (1u << retries));
+    timer->async_wait([this, timer, key, attempt, c, rows, cols, retries](const boost::system::error_code& ec) {
+      if (ec || m_stopping) return;
+      store_shard_output(key, attempt, c, rows, cols, retries + 1);
+    });
+  });
 }
 
 void Node::finish_shard(const std::string& key, std::uint32_t attempt, std::string output_ref, std::string error) {
