@@ -78,12 +78,7 @@ void Node::trace(control::TraceQueryView query, std::function<void(Result<contro
     gather->done = std::move(done);
     auto finish_one = [gather]() {
       if (--gather->waiting > 0) return;
-      auto& events = gather->view.events;
-      // Lamport order is a linear extension of happened-before (a -> b
-      // implies L(a) < L(b)); ties broken by host, then by its own order.
-      std::sort(events.begin(), events.end(), [](const trace::TraceEvent& a, const trace::TraceEvent& b) {
-        return std::tie(a.lamport, a.host, a.seq) < std::tie(b.lamport, b.host, b.seq);
-      });
+      trace::sort_in_lamport_order(gather->view.events);
       gather->done(std::move(gather->view));
     };
     auto after = [&query](const std::string& host) {

@@ -11,6 +11,7 @@
 #include <cstring>
 #include <deque>
 #include <functional>
+#include <tuple>
 
 #include "common/byte_codec.hpp"
 #include "common/log.hpp"
@@ -85,6 +86,12 @@ Result<std::string> read_file(const std::filesystem::path& path, std::uint64_t m
 }
 
 }  // namespace
+
+void sort_in_lamport_order(std::vector<TraceEvent>& events) {
+  std::sort(events.begin(), events.end(), [](const TraceEvent& a, const TraceEvent& b) {
+    return std::tie(a.lamport, a.host, a.seq) < std::tie(b.lamport, b.host, b.seq);
+  });
+}
 
 std::string_view to_string(EventKind kind) {
   switch (kind) {

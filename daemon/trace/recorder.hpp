@@ -46,6 +46,11 @@ struct TraceEvent {
   std::uint64_t wall_ms = 0;
 };
 
+// Sorts events gathered from several hosts into Lamport order, a linear
+// extension of happened-before (a -> b implies L(a) < L(b)); ties broken
+// by host, then by the host's own order.
+void sort_in_lamport_order(std::vector<TraceEvent>& events);
+
 // The largest record accepted: bounds what a damaged length can allocate.
 inline constexpr std::uint32_t kMaxTraceRecordBytes = 64u << 10;
 // A `what` longer than this is cut: one line, not a dump.

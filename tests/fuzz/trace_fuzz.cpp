@@ -4,10 +4,8 @@
 // them in all four formats. None of it may crash on what a peer sends, and
 // every event keeps a clock that counts its own host.
 
-#include <algorithm>
 #include <cstddef>
 #include <cstdint>
-#include <tuple>
 #include <vector>
 
 #include "cli/trace_format.hpp"
@@ -28,9 +26,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   for (const auto& record : reply.events()) {
     if (auto event = trace::from_record(record)) events.push_back(std::move(*event));
   }
-  std::sort(events.begin(), events.end(), [](const trace::TraceEvent& a, const trace::TraceEvent& b) {
-    return std::tie(a.lamport, a.host, a.seq) < std::tie(b.lamport, b.host, b.seq);
-  });
+  trace::sort_in_lamport_order(events);
   cli::TraceMerger merger;
   // In two batches, as p2pctl trace --follow gets them.
   std::vector<trace::TraceEvent> second(events.begin() + static_cast<std::ptrdiff_t>(events.size() / 2), events.end());
