@@ -3,9 +3,16 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <array>
+
+#include <grpcpp/generic/async_generic_service.h>
 #include <grpcpp/grpcpp.h>
+#include <grpcpp/server_posix.h>
 
 #include "common/log.hpp"
+#include "common/one_line.hpp"
+#include "daemon/control/caller.hpp"
+#include "daemon/control/control_listener.hpp"
 #include "daemon/control/control_socket.hpp"
 #include "daemon/control/control_streams.hpp"
 #include "daemon/trace/event_record.hpp"
@@ -30,7 +37,8 @@ void set_ref(proto::NodeRef* out, const NodeRef& in) {
 
 class ControlService final : public proto::Control::CallbackService {
  public:
-  explicit ControlService(ControlHandler& handler) : m_handler(handler) {}
+  ControlService(ControlHandler& handler, const CallerRegistry& callers, std::string host)
+      : m_handler(handler), m_callers(callers), m_host(std::move(host)) {}
 
   grpc::ServerUnaryReactor* Status(grpc::CallbackServerContext* context, const proto::StatusRequest* /*request*/,
                                    proto::StatusReply* reply) override {
@@ -282,7 +290,10 @@ class ControlService final : public proto::Control::CallbackService {
 
   grpc::ServerReadReactor<proto::SubmitMessage>* Submit(grpc::CallbackServerContext* context,
                                                         proto::SubmitReply* reply) override {
-    return start_submit(context, m_handler, reply);
+    // Every connection came through the listener, which recorded its caller.
+    const auto caller = m_callers.find(context->peer());
+    return start_submit(context, m_handler, reply,
+                        fmt::format("{}@{}", caller ? caller->user : "unknown user", m_host));
   }
 
   grpc::ServerWriteReactor<proto::ResultMessage>* Result(grpc::CallbackServerContext* context,
@@ -378,49 +389,107 @@ class ControlService final : public proto::Control::CallbackService {
   }
 
   ControlHandler& m_handler;
+  const CallerRegistry& m_callers;
+  const std::string m_host;
 };
+
+// Serves the connections of callers that may not use the socket: every call
+// is answered PERMISSION_DENIED with the reason, so p2pctl prints one clear
+// line instead of a dropped connection.
+class RefusalService final : public grpc::CallbackGenericService {
+ public:
+  RefusalService(const CallerRegistry& callers, std::string rule) : m_callers(callers), m_rule(std::move(rule)) {}
+
+  grpc::ServerGenericBidiReactor* CreateReactor(grpc::GenericCallbackServerContext* context) override {
+    const auto caller = m_callers.find(context->peer());
+    return new Refusal(
+        fmt::format("{} may not use this control socket: {}", caller ? describe(*caller) : "this caller", m_rule));
+  }
+
+ private:
+  class Refusal final : public grpc::ServerGenericBidiReactor {
+   public:
+    explicit Refusal(const std::string& why) { Finish(grpc::Status(grpc::StatusCode::PERMISSION_DENIED, why)); }
+    void OnDone() override { delete this; }
+  };
+
+  const CallerRegistry& m_callers;
+  const std::string m_rule;
+};
+
+namespace {
+
+std::string host_name() {
+  std::array<char, 256> host{};
+  if (::gethostname(host.data(), host.size() - 1) != 0 || host[0] == '\0') return "localhost";
+  return one_line(host.data());
+}
+
+}  // namespace
 
 Result<std::unique_ptr<ControlServer>> ControlServer::start(const std::filesystem::path& socket_path,
                                                             ControlHandler& handler) {
   if (auto prepared = prepare_control_socket_path(socket_path); !prepared) return prepared.error();
+  auto listener = ControlListener::bind(socket_path);
+  if (!listener) return listener.error();
 
   std::unique_ptr<ControlServer> server(new ControlServer());
   server->m_path = socket_path;
-  server->m_service = std::make_unique<ControlService>(handler);
+  server->m_listener = std::move(*listener);
+  server->m_owner = ::geteuid();
+  server->m_group = server->m_listener->group();
+  server->m_callers = std::make_unique<CallerRegistry>();
+  server->m_service = std::make_unique<ControlService>(handler, *server->m_callers, host_name());
+  const std::string owner = server->m_owner == 0 ? std::string("root") : user_name(server->m_owner) + " and root";
+  server->m_refusal = std::make_unique<RefusalService>(
+      *server->m_callers, fmt::format("only {} and members of group {} may", owner, group_name(server->m_group)));
 
+  // Neither server listens: the listener hands them connections.
   grpc::ServerBuilder builder;
-  builder.AddListeningPort("unix:" + socket_path.string(), grpc::InsecureServerCredentials());
   builder.RegisterService(server->m_service.get());
   builder.SetMaxReceiveMessageSize(kMaxControlMessageBytes);
   builder.SetMaxSendMessageSize(kMaxControlMessageBytes);
-  // The socket must never be world-accessible, not even for an instant, and a
-  // chmod() after bind() would follow a symlink swapped in meanwhile: bind
-  // under a umask that leaves exactly 0660. The umask is process-wide, so
-  // this runs before the daemon starts threads that create files.
-  const mode_t old_umask = ::umask(0117);
   server->m_server = builder.BuildAndStart();
-  ::umask(old_umask);
-  if (!server->m_server) {
-    return make_error(ErrorCode::unavailable, "cannot serve the control socket {} (bind failed)", socket_path.string());
+  grpc::ServerBuilder refusal_builder;
+  refusal_builder.RegisterCallbackGenericService(server->m_refusal.get());
+  server->m_refusal_server = refusal_builder.BuildAndStart();
+  if (!server->m_server || !server->m_refusal_server) {
+    remove_control_socket(socket_path, server->m_listener->inode());
+    return make_error(ErrorCode::unavailable, "cannot start serving the control socket {}", socket_path.string());
   }
-  auto inode = verify_control_socket(socket_path);
-  if (!inode) {
-    server->m_server->Shutdown();
-    server->m_server.reset();
-    ::unlink(socket_path.c_str());  // ours, just bound, but not as it must be
-    return inode.error();
-  }
-  server->m_inode = *inode;
-  log::info(log::Category::control, "control socket {} (mode 0660)", socket_path.string());
+  server->m_listener->start([s = server.get()](int fd, Caller caller) { s->on_connection(fd, std::move(caller)); });
+  log::info(log::Category::control, "control socket {} (mode 0660; owner {}, group {})", socket_path.string(),
+            user_name(server->m_owner), group_name(server->m_group));
   return server;
 }
 
+void ControlServer::on_connection(int fd, Caller caller) {
+  const bool allowed = may_use_control(caller, m_owner, m_group);
+  if (!allowed) {
+    if (const auto held_back = m_refusal_log.admit()) {
+      log::warn(log::Category::control, "refused a control connection from {}: not the owner, root or in group {}{}",
+                describe(caller), group_name(m_group),
+                *held_back == 0 ? std::string() : fmt::format(" ({} more refused since the last report)", *held_back));
+    }
+  }
+  m_callers->remember(fd, std::move(caller));
+  grpc::AddInsecureChannelFromFd(allowed ? m_server.get() : m_refusal_server.get(), fd);
+}
+
 void ControlServer::shutdown(std::chrono::milliseconds grace) {
-  if (!m_server) return;
-  m_server->Shutdown(std::chrono::system_clock::now() + grace);
-  m_server->Wait();
+  if (!m_listener) return;
+  m_listener->stop();  // no new connections from here
+  const auto deadline = std::chrono::system_clock::now() + grace;
+  for (auto* server : {m_server.get(), m_refusal_server.get()}) {
+    if (server != nullptr) server->Shutdown(deadline);
+  }
+  for (auto* server : {m_server.get(), m_refusal_server.get()}) {
+    if (server != nullptr) server->Wait();
+  }
   m_server.reset();
-  remove_control_socket(m_path, m_inode);
+  m_refusal_server.reset();
+  remove_control_socket(m_path, m_listener->inode());
+  m_listener.reset();
 }
 
 ControlServer::~ControlServer() {

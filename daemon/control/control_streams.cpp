@@ -1,6 +1,7 @@
 #include "daemon/control/control_streams.hpp"
 
 #include <optional>
+#include <utility>
 
 namespace p2pd::control {
 
@@ -20,8 +21,9 @@ namespace {
 // the next read starts when the node says it has room.
 class SubmitReactor final : public grpc::ServerReadReactor<proto::SubmitMessage> {
  public:
-  SubmitReactor(grpc::CallbackServerContext* context, ControlHandler& handler, proto::SubmitReply* reply)
-      : m_context(context), m_handler(handler), m_reply(reply) {
+  SubmitReactor(grpc::CallbackServerContext* context, ControlHandler& handler, proto::SubmitReply* reply,
+                std::string submitter)
+      : m_context(context), m_handler(handler), m_reply(reply), m_submitter(std::move(submitter)) {
     StartRead(&m_message);
   }
 
@@ -45,7 +47,7 @@ class SubmitReactor final : public grpc::ServerReadReactor<proto::SubmitMessage>
       }
       const auto& h = m_message.header();
       SubmitHeader header{h.kind(),   h.a_rows(), h.a_cols(),       h.b_rows(),
-                          h.b_cols(), h.shards(), h.max_attempts(), h.submitter()};
+                          h.b_cols(), h.shards(), h.max_attempts(), m_submitter};
       m_handler.submit_begin(std::move(header), [this](Result<std::uint64_t> submission) {
         if (!submission) return close(to_status(submission.error()));
         m_submission = *submission;
@@ -78,6 +80,7 @@ class SubmitReactor final : public grpc::ServerReadReactor<proto::SubmitMessage>
   grpc::CallbackServerContext* m_context;
   ControlHandler& m_handler;
   proto::SubmitReply* m_reply;
+  const std::string m_submitter;
   proto::SubmitMessage m_message;
   std::optional<std::uint64_t> m_submission;
   bool m_closed = false;  // submit_end or submit_abort was called
@@ -119,8 +122,9 @@ class ResultReactor final : public grpc::ServerWriteReactor<proto::ResultMessage
 }  // namespace
 
 grpc::ServerReadReactor<proto::SubmitMessage>* start_submit(grpc::CallbackServerContext* context,
-                                                            ControlHandler& handler, proto::SubmitReply* reply) {
-  return new SubmitReactor(context, handler, reply);
+                                                            ControlHandler& handler, proto::SubmitReply* reply,
+                                                            std::string submitter) {
+  return new SubmitReactor(context, handler, reply, std::move(submitter));
 }
 
 grpc::ServerWriteReactor<proto::ResultMessage>* start_result(grpc::CallbackServerContext* /*context*/,

@@ -4,6 +4,8 @@
 // written) only once the node has taken the last one, so neither side ever
 // holds more than a few chunks.
 
+#include <string>
+
 #include <grpcpp/grpcpp.h>
 
 #include "daemon/control/control_handler.hpp"
@@ -11,8 +13,11 @@
 
 namespace p2pd::control {
 
+// `submitter`: the calling user as the kernel named them ("user@host"); what
+// the client's header says instead is not taken.
 grpc::ServerReadReactor<proto::SubmitMessage>* start_submit(grpc::CallbackServerContext* context,
-                                                            ControlHandler& handler, proto::SubmitReply* reply);
+                                                            ControlHandler& handler, proto::SubmitReply* reply,
+                                                            std::string submitter);
 
 grpc::ServerWriteReactor<proto::ResultMessage>* start_result(grpc::CallbackServerContext* context,
                                                              ControlHandler& handler,

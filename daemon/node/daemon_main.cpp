@@ -74,6 +74,7 @@ int run_daemon(int argc, char** argv) {
   // A peer or p2pctl that hangs up must not kill us with SIGPIPE.
   std::signal(SIGPIPE, SIG_IGN);
   net::route_grpc_logs_to_our_log();
+  net::route_protobuf_logs_to_our_log();
   std::vector<std::string> args(argv + 1, argv + argc);
   try {
     return run(args);

@@ -159,8 +159,9 @@ void Node::submit_begin(control::SubmitHeader header, std::function<void(Result<
       submission->whole_bytes += bytes;
     }
     m_submissions.emplace(submission->id, submission);
-    log::info(log::Category::sched, "receiving a gemm job: {}x{} by {}x{}, {} shards", submission->header.a_rows,
-              submission->header.a_cols, submission->header.b_rows, submission->header.b_cols, submission->shards);
+    log::info(log::Category::sched, "receiving a gemm job from {}: {}x{} by {}x{}, {} shards",
+              submission->header.submitter, submission->header.a_rows, submission->header.a_cols,
+              submission->header.b_rows, submission->header.b_cols, submission->shards);
     done(submission->id);
   });
 }
@@ -291,8 +292,8 @@ void Node::finish_submission(const std::shared_ptr<Submission>& submission) {
                                                 if (submission->error) return;
                                                 if (!committed) return fail_submission(submission, committed.error());
                                                 trace_local("job submitted", job_id);
-                                                log::info(log::Category::sched, "job {} committed ({} shards)", job_id,
-                                                          submission->shards);
+                                                log::info(log::Category::sched, "job {} committed ({} shards, from {})",
+                                                          job_id, submission->shards, submission->header.submitter);
                                                 auto done = std::exchange(submission->end_waiter, {});
                                                 m_submissions.erase(submission->id);
                                                 if (done) done(control::SubmitView{job_id, submission->shards});

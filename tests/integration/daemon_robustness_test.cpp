@@ -19,7 +19,12 @@
 #include <random>
 #include <thread>
 
+#include <google/protobuf/stubs/logging.h>
+#include <grpcpp/grpcpp.h>
+
 #include "common/host_port.hpp"
+#include "common/npy.hpp"
+#include "proto/peer.grpc.pb.h"
 #include "tests/support/process.hpp"
 
 #include "tests/support/temp_dir.hpp"
@@ -288,4 +293,102 @@ TEST_CASE("other local users cannot use the control socket", "[integration]") {
   REQUIRE(WIFEXITED(status));
   CHECK(WEXITSTATUS(status) == 1);  // EACCES: refused by the file mode
   CHECK(daemon.ctl({"status"}).status.exited_with(0));
+}
+
+TEST_CASE("the kernel's word on the caller decides: strangers are refused with a reason, jobs carry the caller's name",
+          "[integration]") {
+  if (::geteuid() != 0) {
+    WARN("skipped: needs root to act as another user");
+    return;
+  }
+  TempDir dir;
+  std::filesystem::permissions(dir.path(), std::filesystem::perms(0755));
+  TestDaemon daemon(dir.path(), "a");
+  REQUIRE(daemon.start());
+  // An operator loosened the socket's mode: the file no longer keeps nobody
+  // out, the credentials check still does.
+  std::filesystem::permissions(daemon.socket(), std::filesystem::perms(0666));
+  struct stat socket_stat {};
+  REQUIRE(::stat(daemon.socket().c_str(), &socket_stat) == 0);
+  // A p2pctl nobody may run, and inputs nobody may read.
+  const auto p2pctl = dir.path() / "p2pctl";
+  std::filesystem::copy_file(p2pctl_binary(), p2pctl);
+  std::filesystem::permissions(p2pctl, std::filesystem::perms(0755));
+  const std::vector<float> a(4 * 3, 1.0f), b(3 * 2, 2.0f);
+  REQUIRE(p2pd::npy::write_matrix(dir.path() / "a.npy", 4, 3, a));
+  REQUIRE(p2pd::npy::write_matrix(dir.path() / "b.npy", 3, 2, b));
+  std::filesystem::permissions(dir.path() / "a.npy", std::filesystem::perms(0644));
+  std::filesystem::permissions(dir.path() / "b.npy", std::filesystem::perms(0644));
+  const auto as_nobody = [&](const std::string& groups, std::vector<std::string> args) {
+    std::vector<std::string> argv{"/usr/bin/setpriv", "--reuid", "65534", "--regid", "65534"};
+    if (groups.empty()) {
+      argv.emplace_back("--clear-groups");
+    } else {
+      argv.insert(argv.end(), {"--groups", groups});
+    }
+    argv.insert(argv.end(), {p2pctl.string(), "--socket", daemon.socket().string()});
+    argv.insert(argv.end(), args.begin(), args.end());
+    return run_command(argv);
+  };
+
+  SECTION("nobody, in no group of the socket's, gets one line saying why, and exit 1") {
+    const auto refused = as_nobody("", {"status"});
+    INFO(refused.err);
+    CHECK(refused.status.exited_with(1));
+    CHECK(refused.out.empty());
+    CHECK(refused.err.find("uid 65534") != std::string::npos);
+    CHECK(refused.err.find("may not use this control socket") != std::string::npos);
+    CHECK(std::count(refused.err.begin(), refused.err.end(), '\n') == 1);
+    const auto submit = as_nobody(
+        "", {"submit", "gemm", "--a", (dir.path() / "a.npy").string(), "--b", (dir.path() / "b.npy").string()});
+    CHECK(submit.status.exited_with(1));
+    CHECK(daemon.ctl_json({"jobs"})["jobs"].empty());
+    CHECK(read_file(daemon.log_path()).find("refused a control connection from nobody (uid 65534") !=
+          std::string::npos);
+  }
+  SECTION("a member of the socket's group is served, and its job is attributed to it, not to what p2pctl says") {
+    const auto submitted = as_nobody(
+        std::to_string(socket_stat.st_gid),
+        {"submit", "gemm", "--a", (dir.path() / "a.npy").string(), "--b", (dir.path() / "b.npy").string(), "--wait"});
+    INFO(submitted.err);
+    REQUIRE(submitted.status.exited_with(0));
+    const auto jobs = daemon.ctl_json({"jobs"});
+    REQUIRE(jobs["jobs"].size() == 1);
+    const auto job = daemon.ctl_json({"job", jobs["jobs"][0]["job_id"].get<std::string>()});
+    char host[256] = {};
+    ::gethostname(host, sizeof host - 1);
+    CHECK(job["submitter"] == std::string("nobody@") + host);
+  }
+  CHECK(daemon.ctl({"status"}).status.exited_with(0));
+  CHECK(daemon.stop().exited_with(0));
+}
+
+TEST_CASE("500 peer messages with text that is not UTF-8 are refused, and libprotobuf's complaints rate-limited",
+          "[integration]") {
+  TempDir dir;
+  TestDaemon daemon(dir.path(), "a");
+  REQUIRE(daemon.start());
+  const std::string listen = daemon.status_json()["listen"].get<std::string>();
+  auto stub = p2pd::proto::Peer::NewStub(grpc::CreateChannel(listen, grpc::InsecureChannelCredentials()));
+  p2pd::proto::PingRequest request;
+  request.set_node_id(std::string(20, '\x01'));
+  request.set_version("\xff\xfe not UTF-8");
+  const google::protobuf::LogSilencer quiet;  // our own stub complains as it serializes
+  std::size_t refused = 0;
+  for (int i = 0; i < 500; ++i) {
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() + 5s);
+    p2pd::proto::PingReply reply;
+    refused += stub->Ping(&context, request, &reply).ok() ? 0 : 1;
+  }
+  CHECK(refused == 500);
+  CHECK(daemon.ctl({"status"}).status.exited_with(0));
+  // Through our log (the test daemon logs at debug), ten lines a minute.
+  const std::string log = daemon.log();
+  CHECK(log.find("libprotobuf") == std::string::npos);
+  std::size_t lines = 0;
+  for (auto at = log.find("protobuf: "); at != std::string::npos; at = log.find("protobuf: ", at + 1)) ++lines;
+  CHECK(lines >= 1);
+  CHECK(lines <= 20);
+  CHECK(daemon.stop().exited_with(0));
 }

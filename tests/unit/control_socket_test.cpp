@@ -6,6 +6,7 @@
 #include <unistd.h>
 #include <fstream>
 
+#include "daemon/control/caller.hpp"
 #include "daemon/control/control_socket.hpp"
 #include "tests/support/temp_dir.hpp"
 
@@ -109,4 +110,61 @@ TEST_CASE("a bound socket is accepted only with mode 0660", "[unit][control_sock
   remove_control_socket(path, *inode);
   CHECK_FALSE(std::filesystem::exists(path));
   ::close(fd);
+}
+
+TEST_CASE("control callers: the kernel names the caller of a connection", "[unit][control]") {
+  int pair[2];
+  REQUIRE(::socketpair(AF_UNIX, SOCK_STREAM, 0, pair) == 0);
+  const auto caller = read_caller(pair[0]);
+  ::close(pair[0]);
+  ::close(pair[1]);
+  REQUIRE(caller);
+  CHECK(caller->pid == ::getpid());
+  CHECK(caller->uid == ::geteuid());
+  CHECK(caller->gid == ::getegid());
+  CHECK_FALSE(caller->user.empty());
+  CHECK(describe(*caller).find(std::to_string(caller->pid)) != std::string::npos);
+  CHECK(user_name(0) == "root");
+  CHECK(user_name(4000000000u) == "uid 4000000000");
+  CHECK(group_name(4000000000u) == "gid 4000000000");
+}
+
+TEST_CASE("control callers: the owner, root and the socket's group may use it, nobody else", "[unit][control]") {
+  constexpr uid_t kOwner = 1000;
+  constexpr gid_t kGroup = 998;
+  Caller caller;
+  caller.uid = kOwner;
+  caller.gid = 1000;
+  CHECK(may_use_control(caller, kOwner, kGroup));
+  caller.uid = 0;
+  CHECK(may_use_control(caller, kOwner, kGroup));
+  caller.uid = 1001;
+  CHECK_FALSE(may_use_control(caller, kOwner, kGroup));
+  caller.groups = {4, 24, 27};
+  CHECK_FALSE(may_use_control(caller, kOwner, kGroup));
+  caller.groups.push_back(kGroup);
+  CHECK(may_use_control(caller, kOwner, kGroup));
+  caller.groups.clear();
+  caller.gid = kGroup;
+  CHECK(may_use_control(caller, kOwner, kGroup));
+}
+
+TEST_CASE("control callers: found by gRPC's name for a connection handed over by descriptor", "[unit][control]") {
+  CallerRegistry registry;
+  Caller alice;
+  alice.uid = 1000;
+  alice.user = "alice";
+  registry.remember(12, alice);
+  REQUIRE(registry.find("fd:12"));
+  CHECK(registry.find("fd:12")->user == "alice");
+  Caller bob;
+  bob.uid = 1001;
+  bob.user = "bob";
+  registry.remember(12, bob);  // the descriptor number reused by a new connection
+  CHECK(registry.find("fd:12")->user == "bob");
+  for (const auto* peer : {"fd:13", "fd:", "fd:12x", "fd:-1", "unix:/run/p2pd/p2pd.sock", "ipv4:127.0.0.1:1", "",
+                           "fd:99999999999999999999"}) {
+    INFO(peer);
+    CHECK_FALSE(registry.find(peer));
+  }
 }

@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/log.hpp"
+#include "common/log_limiter.hpp"
 
 using p2pd::log::json_string_body;
 
@@ -31,4 +32,18 @@ TEST_CASE("log: bytes that are not UTF-8 become U+FFFD, so the record still pars
     const auto parsed = nlohmann::json::parse("\"" + body + "\"", nullptr, false);
     REQUIRE(parsed.is_string());
   }
+}
+
+TEST_CASE("log: a limiter writes a burst per window and counts what it held back", "[unit][log]") {
+  using namespace std::chrono_literals;
+  p2pd::log::Limiter limiter(2, 60s);
+  const auto t0 = std::chrono::steady_clock::time_point{} + 1h;
+  CHECK(limiter.admit(t0) == std::optional<std::size_t>(0));
+  CHECK(limiter.admit(t0 + 1s) == std::optional<std::size_t>(0));
+  for (int i = 0; i < 1000; ++i) CHECK_FALSE(limiter.admit(t0 + 2s).has_value());
+  CHECK_FALSE(limiter.admit(t0 + 59s).has_value());
+  // A new window: the first line written says how many were held back.
+  CHECK(limiter.admit(t0 + 60s) == std::optional<std::size_t>(1001));
+  CHECK(limiter.admit(t0 + 61s) == std::optional<std::size_t>(0));
+  CHECK_FALSE(limiter.admit(t0 + 62s).has_value());
 }
