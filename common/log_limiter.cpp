@@ -19,4 +19,8 @@ std::optional<std::size_t> Limiter::admit(std::chrono::steady_clock::time_point 
   return std::exchange(m_held_back, 0);
 }
 
+std::string held_back_note(std::size_t held_back) {
+  return held_back == 0 ? std::string() : " (" + std::to_string(held_back) + " more like it held back)";
+}
+
 }  // namespace p2pd::log

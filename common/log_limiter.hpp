@@ -9,6 +9,7 @@
 #include <cstddef>
 #include <mutex>
 #include <optional>
+#include <string>
 
 namespace p2pd::log {
 
@@ -29,5 +30,9 @@ class Limiter {
   std::size_t m_held_back = 0;
   bool m_started = false;
 };
+
+// What a line admitted after `held_back` others were held back adds to
+// itself: "" for none, else " (N more like it held back)".
+std::string held_back_note(std::size_t held_back);
 
 }  // namespace p2pd::log

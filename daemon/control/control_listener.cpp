@@ -1,16 +1,14 @@
 #include "daemon/control/control_listener.hpp"
 
-#include <poll.h>
-#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
-#include <array>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
+#include <memory>
 
 #include "common/log.hpp"
 #include "common/log_limiter.hpp"
@@ -21,8 +19,6 @@ namespace {
 
 // Connections waiting to be accepted; p2pctl calls are short.
 constexpr int kBacklog = 64;
-// Out of descriptors: wait this long before accepting again rather than spin.
-constexpr auto kDescriptorPause = std::chrono::milliseconds(100);
 
 }  // namespace
 
@@ -64,63 +60,30 @@ Result<std::unique_ptr<ControlListener>> ControlListener::bind(const std::filesy
     return make_error(ErrorCode::io, "cannot listen on the control socket {}: {}", path.string(),
                       std::strerror(listen_errno));
   }
-  listener->m_wake_fd = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-  if (listener->m_wake_fd < 0) {
-    const int eventfd_errno = errno;
-    remove_control_socket(path, listener->m_inode);
-    return make_error(ErrorCode::io, "cannot create an eventfd: {}", std::strerror(eventfd_errno));
-  }
   return listener;
 }
 
 ControlListener::~ControlListener() {
   stop();
   if (m_listen_fd >= 0) ::close(m_listen_fd);
-  if (m_wake_fd >= 0) ::close(m_wake_fd);
 }
 
-void ControlListener::start(Accepted accepted) {
-  m_accepted = std::move(accepted);
-  m_thread = std::thread([this] { run(); });
+bool ControlListener::start(Accepted accepted) {
+  m_loop = std::make_unique<AcceptLoop>(std::vector<int>{m_listen_fd}, "control socket", log::Category::control);
+  return m_loop->start([accepted = std::move(accepted),
+                        errors = std::make_shared<log::Limiter>(3, std::chrono::minutes(1))](int fd, int /*listener*/) {
+    auto caller = read_caller(fd);
+    if (!caller) {
+      if (errors->admit()) log::warn(log::Category::control, "{}", caller.error().message);
+      ::close(fd);
+      return;
+    }
+    accepted(fd, std::move(*caller));
+  });
 }
 
 void ControlListener::stop() {
-  if (!m_thread.joinable()) return;
-  const std::uint64_t one = 1;
-  [[maybe_unused]] const auto written = ::write(m_wake_fd, &one, sizeof one);
-  m_thread.join();
-}
-
-void ControlListener::run() {
-  log::Limiter accept_errors(3, std::chrono::minutes(1));
-  for (;;) {
-    std::array<pollfd, 2> watched{pollfd{m_listen_fd, POLLIN, 0}, pollfd{m_wake_fd, POLLIN, 0}};
-    if (::poll(watched.data(), watched.size(), -1) < 0) {
-      if (errno == EINTR) continue;
-      log::error(log::Category::control, "control socket: poll failed: {}; no longer accepting", std::strerror(errno));
-      return;
-    }
-    if (watched[1].revents != 0) return;
-    const int fd = ::accept4(m_listen_fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
-    if (fd < 0) {
-      if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR || errno == ECONNABORTED) continue;
-      if (auto held_back = accept_errors.admit()) {
-        log::warn(log::Category::control, "control socket: accept failed: {}{}", std::strerror(errno),
-                  *held_back == 0 ? std::string() : fmt::format(" ({} more since the last report)", *held_back));
-      }
-      if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
-        std::this_thread::sleep_for(kDescriptorPause);
-      }
-      continue;
-    }
-    auto caller = read_caller(fd);
-    if (!caller) {
-      if (accept_errors.admit()) log::warn(log::Category::control, "{}", caller.error().message);
-      ::close(fd);
-      continue;
-    }
-    m_accepted(fd, std::move(*caller));
-  }
+  if (m_loop) m_loop->stop();
 }
 
 }  // namespace p2pd::control

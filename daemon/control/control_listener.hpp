@@ -6,12 +6,11 @@
 
 #include <sys/types.h>
 
-#include <atomic>
 #include <filesystem>
 #include <functional>
 #include <memory>
-#include <thread>
 
+#include "common/accept_loop.hpp"
 #include "common/result.hpp"
 #include "daemon/control/caller.hpp"
 
@@ -33,22 +32,19 @@ class ControlListener {
   ino_t inode() const { return m_inode; }
   gid_t group() const { return m_group; }
 
-  // Accepts on its own thread until stop().
-  void start(Accepted accepted);
+  // Accepts on its own thread until stop(); false if it cannot start.
+  bool start(Accepted accepted);
   // Stops accepting and joins the thread; connections already handed on are
   // not touched. Idempotent.
   void stop();
 
  private:
   ControlListener() = default;
-  void run();
 
   int m_listen_fd = -1;
-  int m_wake_fd = -1;  // eventfd: stop() wakes the poll
   ino_t m_inode = 0;
   gid_t m_group = 0;
-  Accepted m_accepted;
-  std::thread m_thread;
+  std::unique_ptr<AcceptLoop> m_loop;
 };
 
 }  // namespace p2pd::control

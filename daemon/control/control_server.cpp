@@ -457,7 +457,11 @@ Result<std::unique_ptr<ControlServer>> ControlServer::start(const std::filesyste
     remove_control_socket(socket_path, server->m_listener->inode());
     return make_error(ErrorCode::unavailable, "cannot start serving the control socket {}", socket_path.string());
   }
-  server->m_listener->start([s = server.get()](int fd, Caller caller) { s->on_connection(fd, std::move(caller)); });
+  if (!server->m_listener->start(
+          [s = server.get()](int fd, Caller caller) { s->on_connection(fd, std::move(caller)); })) {
+    remove_control_socket(socket_path, server->m_listener->inode());
+    return make_error(ErrorCode::io, "cannot start accepting on the control socket {}", socket_path.string());
+  }
   log::info(log::Category::control, "control socket {} (mode 0660; owner {}, group {})", socket_path.string(),
             user_name(server->m_owner), group_name(server->m_group));
   return server;
@@ -468,8 +472,7 @@ void ControlServer::on_connection(int fd, Caller caller) {
   if (!allowed) {
     if (const auto held_back = m_refusal_log.admit()) {
       log::warn(log::Category::control, "refused a control connection from {}: not the owner, root or in group {}{}",
-                describe(caller), group_name(m_group),
-                *held_back == 0 ? std::string() : fmt::format(" ({} more refused since the last report)", *held_back));
+                describe(caller), group_name(m_group), log::held_back_note(*held_back));
     }
   }
   m_callers->remember(fd, std::move(caller));

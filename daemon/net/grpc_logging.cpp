@@ -28,11 +28,7 @@ void log_protobuf(google::protobuf::LogLevel level, const char* /*filename*/, in
   if (!log::enabled(log::Level::debug)) return;
   const auto held_back = protobuf_lines().admit();
   if (!held_back) return;
-  if (*held_back == 0) {
-    log::debug(log::Category::net, "protobuf: {}", message);
-  } else {
-    log::debug(log::Category::net, "protobuf: {} ({} more lines held back)", message, *held_back);
-  }
+  log::debug(log::Category::net, "protobuf: {}{}", message, log::held_back_note(*held_back));
 }
 
 }  // namespace

@@ -10,6 +10,7 @@
 #include "common/log.hpp"
 #include "common/version.hpp"
 #include "daemon/net/dial_back.hpp"
+#include "daemon/net/peer_listener.hpp"
 #include "daemon/net/trace_interceptors.hpp"
 #include "daemon/trace/event_record.hpp"
 #include "proto/peer.grpc.pb.h"
@@ -373,8 +374,8 @@ std::optional<HostPort> host_port_from_grpc_peer(std::string_view peer) {
 Result<std::unique_ptr<PeerServer>> PeerServer::start(const HostPort& listen, const NodeId& self,
                                                       const std::string& executor, ChordHandler& chord,
                                                       RaftHandler& raft, BlobHandler& blobs, JobsHandler& jobs,
-                                                      ConnectivityHandler& connectivity, trace::Tracer* tracer,
-                                                      trace::Recorder* recorder) {
+                                                      ConnectivityHandler& connectivity, ConnectionCaps caps,
+                                                      trace::Tracer* tracer, trace::Recorder* recorder) {
   std::unique_ptr<PeerServer> server(new PeerServer());
   server->m_self_state = std::make_shared<PeerSelfState>();
   server->m_service = std::make_unique<PeerService>(self, server->m_self_state, connectivity);
@@ -383,9 +384,13 @@ Result<std::unique_ptr<PeerServer>> PeerServer::start(const HostPort& listen, co
   server->m_blobs = std::make_unique<BlobService>(blobs);
   server->m_jobs = std::make_unique<JobsService>(jobs);
   if (recorder != nullptr) server->m_trace = std::make_unique<TraceService>(*recorder);
+  auto listener = PeerListener::bind(listen);
+  if (!listener) return listener.error();
+  server->m_listener = std::move(*listener);
+  // gRPC does not listen itself: the listener accepts, caps and hands over.
   grpc::ServerBuilder builder;
-  int port = 0;
-  builder.AddListeningPort(listen.to_string(), grpc::InsecureServerCredentials(), &port);
+  server->m_acceptor = builder.experimental().AddExternalConnectionAcceptor(
+      grpc::ServerBuilder::experimental_type::ExternalConnectionType::FROM_FD, grpc::InsecureServerCredentials());
   builder.RegisterService(server->m_service.get());
   builder.RegisterService(server->m_chord.get());
   builder.RegisterService(server->m_raft.get());
@@ -414,11 +419,11 @@ Result<std::unique_ptr<PeerServer>> PeerServer::start(const HostPort& listen, co
     builder.experimental().SetInterceptorCreators(std::move(interceptors));
   }
   server->m_server = builder.BuildAndStart();
-  if (!server->m_server || port == 0) {
-    return make_error(ErrorCode::unavailable, "cannot listen on {} (address in use, or not an address of this machine)",
-                      listen.to_string());
+  if (!server->m_server) return make_error(ErrorCode::unavailable, "cannot start the peer RPC server");
+  if (!server->m_listener->start(*server->m_acceptor, caps)) {
+    return make_error(ErrorCode::io, "cannot start accepting peers on {}", listen.to_string());
   }
-  server->m_bound = HostPort{listen.host, static_cast<std::uint16_t>(port)};
+  server->m_bound = HostPort{listen.host, server->m_listener->port()};
   log::info(log::Category::net, "listening for peers on {}", server->m_bound.to_string());
   return server;
 }
@@ -441,10 +446,12 @@ void PeerServer::set_relayed(bool relayed) {
 }
 
 void PeerServer::shutdown(std::chrono::milliseconds grace) {
+  if (m_listener) m_listener->stop();  // no new connections from here
   if (!m_server) return;
   m_server->Shutdown(std::chrono::system_clock::now() + grace);
   m_server->Wait();
   m_server.reset();
+  m_acceptor.reset();
 }
 
 PeerServer::~PeerServer() {

@@ -13,12 +13,16 @@
 #include "common/node_id.hpp"
 #include "common/result.hpp"
 #include "daemon/net/chord_codec.hpp"
+#include "daemon/net/connection_limits.hpp"
 #include "daemon/net/jobs_codec.hpp"
 #include "daemon/net/raft_codec.hpp"
 
 namespace grpc {
 class Server;
+namespace experimental {
+class ExternalConnectionAcceptor;
 }
+}  // namespace grpc
 
 namespace p2pd::trace {
 class Recorder;
@@ -34,6 +38,7 @@ class RaftService;
 class BlobService;
 class JobsService;
 class TraceService;
+class PeerListener;
 
 // What the peer server needs from the node.
 class ChordHandler {
@@ -124,7 +129,8 @@ class PeerServer {
   static Result<std::unique_ptr<PeerServer>> start(const HostPort& listen, const NodeId& self,
                                                    const std::string& executor, ChordHandler& chord, RaftHandler& raft,
                                                    BlobHandler& blobs, JobsHandler& jobs,
-                                                   ConnectivityHandler& connectivity, trace::Tracer* tracer = nullptr,
+                                                   ConnectivityHandler& connectivity, ConnectionCaps caps = {},
+                                                   trace::Tracer* tracer = nullptr,
                                                    trace::Recorder* recorder = nullptr);
   ~PeerServer();
   PeerServer(const PeerServer&) = delete;
@@ -152,6 +158,8 @@ class PeerServer {
   std::unique_ptr<BlobService> m_blobs;
   std::unique_ptr<JobsService> m_jobs;
   std::unique_ptr<TraceService> m_trace;
+  std::unique_ptr<PeerListener> m_listener;
+  std::unique_ptr<grpc::experimental::ExternalConnectionAcceptor> m_acceptor;  // outlives the server
   std::unique_ptr<grpc::Server> m_server;
 };
 

@@ -53,6 +53,9 @@ OptionGroups make_options() {
       ("stun", po::value<std::vector<std::string>>()->value_name("HOST:PORT"),
        "a STUN server (RFC 8489) to learn the public address; repeatable (two "
        "classify the NAT's port mapping)")
+      ("max-connections-per-ip", po::value<std::string>()->value_name("N"),
+       "peer connections one IP address may hold open at once; more are closed "
+       "as they come (default: 64; at most 4096 from all addresses)")
       ("relay-max-reservations", po::value<std::string>()->value_name("N"),
        "unreachable peers this node relays for at once, one TCP port each; "
        "0: relay for nobody (default: 16)")
@@ -157,6 +160,10 @@ Result<void> apply_value(NodeConfig& config, const std::string& key, const std::
     auto n = parse_count(value, 0, 1u << 20);
     if (!n) return fail(n.error());
     config.trace_capacity_mib = *n;
+  } else if (key == "max-connections-per-ip") {
+    auto n = parse_count(value, 1, 4096);
+    if (!n) return fail(n.error());
+    config.max_connections_per_ip = *n;
   } else if (key == "cpu-threads") {
     auto n = parse_count(value, 0, 1024);
     if (!n) return fail(n.error());
@@ -302,6 +309,9 @@ ReloadPlan plan_reload(const NodeConfig& running, const NodeConfig& reread) {
   }
   if (running.relay_max_circuits != reread.relay_max_circuits) plan.need_restart.emplace_back("relay-max-circuits");
   if (running.port_mapping != reread.port_mapping) plan.need_restart.emplace_back("port-mapping");
+  if (running.max_connections_per_ip != reread.max_connections_per_ip) {
+    plan.need_restart.emplace_back("max-connections-per-ip");
+  }
   if (running.relay_max_rate_mib != reread.relay_max_rate_mib) plan.need_restart.emplace_back("relay-max-rate");
   if (running.control_socket != reread.control_socket) plan.need_restart.emplace_back("control-socket");
   if (running.state_dir != reread.state_dir) plan.need_restart.emplace_back("state-dir");

@@ -46,6 +46,9 @@ struct NodeConfig {
   // The job table is snapshotted, and the log before it dropped, after this
   // many applied entries (etcd's --snapshot-count).
   std::uint32_t raft_snapshot_entries = 4096;
+  // Peer connections one IP address may hold open (a NAT may hide a few
+  // dozen peers behind one address).
+  std::uint32_t max_connections_per_ip = 64;
   // Relaying for unreachable peers: reservations (ports) held at once (0: no
   // relaying), circuits open at once, and the bandwidth all circuits share
   // (MiB/s, each direction counted; 0: unlimited).

@@ -2,6 +2,7 @@
 // and what anyone can throw at the peer port, must not hurt the daemon.
 #include <catch2/catch.hpp>
 
+#include <arpa/inet.h>
 #include <grp.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -55,8 +56,18 @@ void send_all(int fd, std::string_view data) {
   }
 }
 
-int connect_tcp(std::uint16_t port) {
+// To 127.0.0.1:`port`, from `source` (another loopback address stands for another host).
+int connect_tcp(std::uint16_t port, const char* source = nullptr) {
   const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (source != nullptr) {
+    sockaddr_in from{};
+    from.sin_family = AF_INET;
+    ::inet_pton(AF_INET, source, &from.sin_addr);
+    if (::bind(fd, reinterpret_cast<sockaddr*>(&from), sizeof from) != 0) {
+      ::close(fd);
+      return -1;
+    }
+  }
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
   addr.sin_port = htons(port);
@@ -207,7 +218,9 @@ TEST_CASE(
     "ones and stays bounded",
     "[integration]") {
   TempDir dir;
-  TestDaemon daemon(dir.path(), "a");
+  // All from 127.0.0.1: lift the per-address cap (the next test has it) so
+  // that every connection reaches gRPC.
+  TestDaemon daemon(dir.path(), "a", {"--max-connections-per-ip", "4096"});
   REQUIRE(daemon.start());
   const pid_t pid = daemon.process().pid();
   const auto listen = p2pd::parse_host_port(daemon.status_json()["listen"].get<std::string>(), false);
@@ -390,5 +403,75 @@ TEST_CASE("500 peer messages with text that is not UTF-8 are refused, and libpro
   for (auto at = log.find("protobuf: "); at != std::string::npos; at = log.find("protobuf: ", at + 1)) ++lines;
   CHECK(lines >= 1);
   CHECK(lines <= 20);
+  CHECK(daemon.stop().exited_with(0));
+}
+
+TEST_CASE("one address holds at most --max-connections-per-ip peer connections; other addresses are still served",
+          "[integration]") {
+  TempDir dir;
+  TestDaemon daemon(dir.path(), "a", {"--max-connections-per-ip", "16"});
+  REQUIRE(daemon.start());
+  const pid_t pid = daemon.process().pid();
+  const std::string listen = daemon.status_json()["listen"].get<std::string>();
+  const auto port = p2pd::parse_host_port(listen, false)->port;
+  const std::size_t fds_before = open_fds(pid);
+
+  // 100 silent connections from 127.0.0.2: 16 are kept (until the handshake
+  // timeout), the other 84 closed as they come.
+  std::vector<int> flood;
+  for (int i = 0; i < 100; ++i) {
+    const int fd = connect_tcp(port, "127.0.0.2");
+    REQUIRE(fd >= 0);
+    flood.push_back(fd);
+  }
+  std::size_t closed_at_once = 0;
+  std::vector<int> kept;
+  const auto soon = std::chrono::steady_clock::now() + 2s;
+  for (int fd : flood) {
+    if (closed_by_peer(fd, std::max(soon, std::chrono::steady_clock::now() + 20ms))) {
+      ++closed_at_once;
+      ::close(fd);
+    } else {
+      kept.push_back(fd);
+    }
+  }
+  INFO("closed at once: " << closed_at_once << "; daemon fds " << fds_before << " before, " << open_fds(pid)
+                          << " during");
+  CHECK(closed_at_once == 84);
+  CHECK(open_fds(pid) <= fds_before + 16 + 4);
+
+  // Another address is served meanwhile: a peer's Ping, and p2pctl.
+  auto stub = p2pd::proto::Peer::NewStub(grpc::CreateChannel(listen, grpc::InsecureChannelCredentials()));
+  {
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() + 10s);
+    p2pd::proto::PingRequest request;
+    p2pd::proto::PingReply reply;
+    CHECK(stub->Ping(&context, request, &reply).ok());
+    // gRPC still knows where a connection we accepted comes from.
+    CHECK(reply.observed_addr().starts_with("127.0.0.1:"));
+  }
+  CHECK(daemon.ctl({"status"}).status.exited_with(0));
+
+  // The refusals are logged, but not one line each.
+  const std::string log = daemon.log();
+  std::size_t lines = 0;
+  for (auto at = log.find("refused a peer connection from 127.0.0.2"); at != std::string::npos;
+       at = log.find("refused a peer connection from 127.0.0.2", at + 1)) {
+    ++lines;
+  }
+  CHECK(lines >= 1);
+  CHECK(lines <= 5);
+
+  // Once its connections close, the address may connect again.
+  for (int fd : kept) ::close(fd);
+  bool admitted_again = false;
+  for (int attempt = 0; attempt < 50 && !admitted_again; ++attempt) {
+    const int fd = connect_tcp(port, "127.0.0.2");
+    REQUIRE(fd >= 0);
+    admitted_again = !closed_by_peer(fd, std::chrono::steady_clock::now() + 200ms);
+    ::close(fd);
+  }
+  CHECK(admitted_again);
   CHECK(daemon.stop().exited_with(0));
 }

@@ -47,3 +47,8 @@ TEST_CASE("log: a limiter writes a burst per window and counts what it held back
   CHECK(limiter.admit(t0 + 61s) == std::optional<std::size_t>(0));
   CHECK_FALSE(limiter.admit(t0 + 62s).has_value());
 }
+
+TEST_CASE("log: a line after held-back ones says how many", "[unit][log]") {
+  CHECK(p2pd::log::held_back_note(0).empty());
+  CHECK(p2pd::log::held_back_note(7) == " (7 more like it held back)");
+}

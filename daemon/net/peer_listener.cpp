@@ -1,0 +1,155 @@
+#include "daemon/net/peer_listener.hpp"
+
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <array>
+#include <cerrno>
+#include <cstring>
+
+#include <grpcpp/server_builder.h>
+
+#include "common/log.hpp"
+
+namespace p2pd::net {
+namespace {
+
+// Open a socket on `address`, bound and listening; -1 and errno on failure.
+int listen_on(const addrinfo& address) {
+  const int fd = ::socket(address.ai_family, address.ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, address.ai_protocol);
+  if (fd < 0) return -1;
+  const int on = 1, off = 0;
+  // SO_REUSEADDR: a restart binds again at once despite TIME_WAIT. Never
+  // SO_REUSEPORT: a second daemon would share the port and its connections.
+  bool ok = ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on) == 0;
+  // A wildcard IPv6 address takes IPv4 callers too, as gRPC's own listener did.
+  if (ok && address.ai_family == AF_INET6) ok = ::setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &off, sizeof off) == 0;
+  ok = ok && ::bind(fd, address.ai_addr, address.ai_addrlen) == 0 && ::listen(fd, SOMAXCONN) == 0;
+  if (!ok) {
+    const int error = errno;
+    ::close(fd);
+    errno = error;
+    return -1;
+  }
+  return fd;
+}
+
+std::uint16_t bound_port(int fd) {
+  sockaddr_storage address{};
+  socklen_t size = sizeof address;
+  if (::getsockname(fd, reinterpret_cast<sockaddr*>(&address), &size) != 0) return 0;
+  if (address.ss_family == AF_INET) return ntohs(reinterpret_cast<const sockaddr_in&>(address).sin_port);
+  if (address.ss_family == AF_INET6) return ntohs(reinterpret_cast<const sockaddr_in6&>(address).sin6_port);
+  return 0;
+}
+
+}  // namespace
+
+std::string peer_ip(int fd) {
+  sockaddr_storage address{};
+  socklen_t size = sizeof address;
+  if (::getpeername(fd, reinterpret_cast<sockaddr*>(&address), &size) != 0) return {};
+  std::array<char, INET6_ADDRSTRLEN> text{};
+  if (address.ss_family == AF_INET) {
+    const auto& v4 = reinterpret_cast<const sockaddr_in&>(address);
+    return ::inet_ntop(AF_INET, &v4.sin_addr, text.data(), text.size()) != nullptr ? text.data() : std::string();
+  }
+  if (address.ss_family == AF_INET6) {
+    const auto& v6 = reinterpret_cast<const sockaddr_in6&>(address);
+    if (IN6_IS_ADDR_V4MAPPED(&v6.sin6_addr)) {
+      return ::inet_ntop(AF_INET, &v6.sin6_addr.s6_addr[12], text.data(), text.size()) != nullptr ? text.data()
+                                                                                                  : std::string();
+    }
+    return ::inet_ntop(AF_INET6, &v6.sin6_addr, text.data(), text.size()) != nullptr ? text.data() : std::string();
+  }
+  return {};
+}
+
+Result<std::unique_ptr<PeerListener>> PeerListener::bind(const HostPort& listen) {
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+  addrinfo* found = nullptr;
+  const std::string port_text = std::to_string(listen.port);
+  if (const int rc = ::getaddrinfo(listen.host.c_str(), port_text.c_str(), &hints, &found); rc != 0) {
+    return make_error(ErrorCode::unavailable, "cannot listen on {}: {}", listen.to_string(), ::gai_strerror(rc));
+  }
+  std::unique_ptr<PeerListener> listener(new PeerListener());
+  std::string last_error = "no address";
+  for (const addrinfo* a = found; a != nullptr; a = a->ai_next) {
+    if (a->ai_family != AF_INET && a->ai_family != AF_INET6) continue;
+    // Port 0: the first socket picks a free port, the others take the same.
+    if (listener->m_port != 0) {
+      if (a->ai_family == AF_INET) reinterpret_cast<sockaddr_in*>(a->ai_addr)->sin_port = htons(listener->m_port);
+      if (a->ai_family == AF_INET6) reinterpret_cast<sockaddr_in6*>(a->ai_addr)->sin6_port = htons(listener->m_port);
+    }
+    const int fd = listen_on(*a);
+    if (fd < 0) {
+      last_error = std::strerror(errno);
+      continue;
+    }
+    listener->m_fds.push_back(fd);
+    if (listener->m_port == 0) listener->m_port = bound_port(fd);
+  }
+  ::freeaddrinfo(found);
+  if (listener->m_fds.empty() || listener->m_port == 0) {
+    return make_error(ErrorCode::unavailable,
+                      "cannot listen on {}: {} (address in use, or not an address of this "
+                      "machine)",
+                      listen.to_string(), last_error);
+  }
+  return listener;
+}
+
+PeerListener::~PeerListener() {
+  stop();
+  for (int fd : m_fds) ::close(fd);
+}
+
+bool PeerListener::start(grpc::experimental::ExternalConnectionAcceptor& acceptor, ConnectionCaps caps) {
+  m_acceptor = &acceptor;
+  m_limits = std::make_unique<ConnectionLimits>(caps, descriptor_names_socket);
+  m_loop = std::make_unique<AcceptLoop>(m_fds, "peer port", log::Category::net);
+  return m_loop->start([this](int fd, int listener) { on_accept(fd, listener); });
+}
+
+void PeerListener::stop() {
+  if (m_loop) m_loop->stop();
+}
+
+void PeerListener::on_accept(int fd, int listener) {
+  const std::string address = peer_ip(fd);
+  struct stat st {};
+  if (address.empty() || ::fstat(fd, &st) != 0) {
+    ::close(fd);  // gone already
+    return;
+  }
+  const auto verdict = m_limits->admit(address, ConnectionLimits::Connection{fd, st.st_ino});
+  if (verdict != ConnectionLimits::Verdict::admitted) {
+    if (const auto held_back = m_refusal_log.admit()) {
+      const std::string why =
+          verdict == ConnectionLimits::Verdict::too_many_from_address
+              ? fmt::format("{} connections from it already (at most {})", m_limits->caps().per_address,
+                            m_limits->caps().per_address)
+              : fmt::format("{} peer connections already (at most {})", m_limits->tracked(), m_limits->caps().total);
+      log::warn(log::Category::net, "refused a peer connection from {}: {}{}", address, why,
+                log::held_back_note(*held_back));
+    }
+    ::close(fd);
+    return;
+  }
+  const int on = 1;
+  ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof on);  // as gRPC's own listener does
+  grpc::experimental::ExternalConnectionAcceptor::NewConnectionParameters connection;
+  connection.listener_fd = listener;
+  connection.fd = fd;
+  m_acceptor->HandleNewConnection(&connection);
+}
+
+}  // namespace p2pd::net

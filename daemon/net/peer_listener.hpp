@@ -1,0 +1,57 @@
+#pragma once
+// The peer port's listening sockets. We bind and accept ourselves and hand
+// each connection to gRPC (ExternalConnectionAcceptor, which keeps the
+// caller's address as the call's peer), so that the connections one
+// address may hold are capped (connection_limits.hpp) before gRPC spends
+// anything on them.
+
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "common/accept_loop.hpp"
+#include "common/host_port.hpp"
+#include "common/log_limiter.hpp"
+#include "common/result.hpp"
+#include "daemon/net/connection_limits.hpp"
+
+namespace grpc::experimental {
+class ExternalConnectionAcceptor;
+}
+
+namespace p2pd::net {
+
+class PeerListener {
+ public:
+  // Binds every address `listen` names (a wildcard, an address, or a name
+  // such as localhost: all of its addresses, on one port) and listens.
+  static Result<std::unique_ptr<PeerListener>> bind(const HostPort& listen);
+  ~PeerListener();
+  PeerListener(const PeerListener&) = delete;
+  PeerListener& operator=(const PeerListener&) = delete;
+
+  [[nodiscard]] std::uint16_t port() const { return m_port; }
+
+  // Accepts on its own thread until stop(), handing each admitted connection
+  // to `acceptor`, which must outlive stop().
+  bool start(grpc::experimental::ExternalConnectionAcceptor& acceptor, ConnectionCaps caps);
+  // Stops accepting and joins; connections handed on are gRPC's. Idempotent.
+  void stop();
+
+ private:
+  PeerListener() = default;
+  void on_accept(int fd, int listener);
+
+  std::vector<int> m_fds;
+  std::uint16_t m_port = 0;
+  grpc::experimental::ExternalConnectionAcceptor* m_acceptor = nullptr;
+  std::unique_ptr<ConnectionLimits> m_limits;  // the accept thread's alone
+  log::Limiter m_refusal_log{5, std::chrono::minutes(1)};
+  std::unique_ptr<AcceptLoop> m_loop;
+};
+
+// The IP address of a connected socket's peer, IPv4-mapped IPv6 addresses
+// written as IPv4; empty when it has none.
+std::string peer_ip(int fd);
+
+}  // namespace p2pd::net
