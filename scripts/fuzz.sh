@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs the libFuzzer targets (tests/fuzz: the .npy parser, the STUN codec,
-# peer message decoding, the trace merger), each for SECONDS, JOBS at a
+# peer message decoding, the trace merger, replicated state, Raft's files),
+# each for SECONDS, JOBS at a
 # time, in the fuzz preset (clang, ASan+UBSan). Each starts from a working
 # copy of its stored corpus (tests/fuzz/corpus/TARGET, which the replay
 # tests also run) under build/fuzz/corpus; findings (crash-*, leak-*,
@@ -18,7 +19,7 @@ if [ "${1:-}" = --merge ]; then merge=1; shift; fi
 seconds="${1:-600}"
 shift || true
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(npy stun peer_messages trace)
+[ ${#targets[@]} -gt 0 ] || targets=(npy stun peer_messages trace replicated_state raft_storage)
 jobs="${JOBS:-$(nproc)}"
 [[ "$seconds" =~ ^[0-9]+$ ]] || { echo "fuzz.sh: error: SECONDS must be a number, not '$seconds'" >&2; exit 2; }
 command -v clang++ >/dev/null || { echo "fuzz.sh: error: clang++ not found (scripts/install-deps.sh installs it)" >&2; exit 2; }

@@ -23,6 +23,11 @@ ConnectionLimits::Verdict ConnectionLimits::admit(const std::string& address, Co
   return Verdict::admitted;
 }
 
+std::vector<ConnectionLimits::Connection> ConnectionLimits::connections_of(const std::string& address) const {
+  auto it = m_by_address.find(address);
+  return it == m_by_address.end() ? std::vector<Connection>{} : it->second;
+}
+
 void ConnectionLimits::forget_closed(std::vector<Connection>& connections) {
   const auto before = connections.size();
   std::erase_if(connections, [&](const Connection& c) { return !m_is_open(c); });

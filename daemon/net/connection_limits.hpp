@@ -41,6 +41,8 @@ class ConnectionLimits {
 
   // Counts `connection` against `address` if both caps allow it.
   Verdict admit(const std::string& address, Connection connection);
+  // The connections tracked from `address` (some may have closed since).
+  [[nodiscard]] std::vector<Connection> connections_of(const std::string& address) const;
   // Connections tracked (some may have closed since last checked).
   [[nodiscard]] std::size_t tracked() const { return m_total; }
   [[nodiscard]] const ConnectionCaps& caps() const { return m_caps; }

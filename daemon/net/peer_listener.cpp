@@ -112,8 +112,10 @@ PeerListener::~PeerListener() {
   for (int fd : m_fds) ::close(fd);
 }
 
-bool PeerListener::start(grpc::experimental::ExternalConnectionAcceptor& acceptor, ConnectionCaps caps) {
+bool PeerListener::start(grpc::experimental::ExternalConnectionAcceptor& acceptor, ConnectionCaps caps,
+                         PeerScores& scores) {
   m_acceptor = &acceptor;
+  m_scores = &scores;
   m_limits = std::make_unique<ConnectionLimits>(caps, descriptor_names_socket);
   m_loop = std::make_unique<AcceptLoop>(m_fds, "peer port", log::Category::net);
   return m_loop->start([this](int fd, int listener) { on_accept(fd, listener); });
@@ -130,7 +132,25 @@ void PeerListener::on_accept(int fd, int listener) {
     ::close(fd);  // gone already
     return;
   }
-  const auto verdict = m_limits->admit(address, ConnectionLimits::Connection{fd, st.st_ino});
+  const auto now = PeerScores::Clock::now();
+  if (m_scores->banned(address, now)) {
+    ::close(fd);
+    return;
+  }
+  ConnectionLimits::Verdict verdict;
+  {
+    std::lock_guard lock(m_limits_mutex);
+    verdict = m_limits->admit(address, ConnectionLimits::Connection{fd, st.st_ino});
+  }
+  if (verdict == ConnectionLimits::Verdict::too_many_from_address &&
+      m_scores->penalize(address, kOverCapConnectionPoints, now)) {
+    ::close(fd);
+    log::warn(log::Category::net, "banned {} for {} s: connection after connection past the cap of {}", address,
+              std::chrono::duration_cast<std::chrono::seconds>(m_scores->rules().ban_duration).count(),
+              m_limits->caps().per_address);
+    disconnect(address);
+    return;
+  }
   if (verdict != ConnectionLimits::Verdict::admitted) {
     if (const auto held_back = m_refusal_log.admit()) {
       const std::string why =
@@ -150,6 +170,16 @@ void PeerListener::on_accept(int fd, int listener) {
   connection.listener_fd = listener;
   connection.fd = fd;
   m_acceptor->HandleNewConnection(&connection);
+}
+
+void PeerListener::disconnect(const std::string& address) {
+  std::lock_guard lock(m_limits_mutex);
+  if (!m_limits) return;
+  for (const auto& connection : m_limits->connections_of(address)) {
+    // Only while the descriptor still names the connection we accepted: gRPC
+    // may have closed it, and the number may name another socket now.
+    if (descriptor_names_socket(connection)) ::shutdown(connection.fd, SHUT_RDWR);
+  }
 }
 
 }  // namespace p2pd::net

@@ -7,6 +7,8 @@
 
 #include <cstdint>
 #include <memory>
+#include <mutex>
+#include <string>
 #include <vector>
 
 #include "common/accept_loop.hpp"
@@ -14,6 +16,7 @@
 #include "common/log_limiter.hpp"
 #include "common/result.hpp"
 #include "daemon/net/connection_limits.hpp"
+#include "daemon/net/peer_scores.hpp"
 
 namespace grpc::experimental {
 class ExternalConnectionAcceptor;
@@ -33,8 +36,13 @@ class PeerListener {
   [[nodiscard]] std::uint16_t port() const { return m_port; }
 
   // Accepts on its own thread until stop(), handing each admitted connection
-  // to `acceptor`, which must outlive stop().
-  bool start(grpc::experimental::ExternalConnectionAcceptor& acceptor, ConnectionCaps caps);
+  // to `acceptor`; connections from addresses `scores` has banned are
+  // closed as they come, and those past the cap cost their address points.
+  // Both must outlive stop().
+  bool start(grpc::experimental::ExternalConnectionAcceptor& acceptor, ConnectionCaps caps, PeerScores& scores);
+  // Closes every connection from `address` we accepted (shutdown: gRPC
+  // then sees the connection end and lets it go). Any thread.
+  void disconnect(const std::string& address);
   // Stops accepting and joins; connections handed on are gRPC's. Idempotent.
   void stop();
 
@@ -45,7 +53,9 @@ class PeerListener {
   std::vector<int> m_fds;
   std::uint16_t m_port = 0;
   grpc::experimental::ExternalConnectionAcceptor* m_acceptor = nullptr;
-  std::unique_ptr<ConnectionLimits> m_limits;  // the accept thread's alone
+  PeerScores* m_scores = nullptr;
+  std::mutex m_limits_mutex;  // the accept thread admits, a gRPC thread may disconnect
+  std::unique_ptr<ConnectionLimits> m_limits;
   log::Limiter m_refusal_log{5, std::chrono::minutes(1)};
   std::unique_ptr<AcceptLoop> m_loop;
 };

@@ -11,6 +11,7 @@
 #include "common/version.hpp"
 #include "daemon/net/dial_back.hpp"
 #include "daemon/net/peer_listener.hpp"
+#include "daemon/net/score_interceptor.hpp"
 #include "daemon/net/trace_interceptors.hpp"
 #include "daemon/trace/event_record.hpp"
 #include "proto/peer.grpc.pb.h"
@@ -413,14 +414,20 @@ Result<std::unique_ptr<PeerServer>> PeerServer::start(const HostPort& listen, co
   builder.AddChannelArgument(GRPC_ARG_SERVER_HANDSHAKE_TIMEOUT_MS, static_cast<int>(kPeerHandshakeTimeout.count()));
   builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_IDLE_MS, static_cast<int>(kPeerIdleTimeout.count()));
   builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS, kMaxPeerStreams);
-  if (tracer != nullptr) {
-    std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> interceptors;
-    interceptors.push_back(make_trace_reader(*tracer));
-    builder.experimental().SetInterceptorCreators(std::move(interceptors));
-  }
+  std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> interceptors;
+  if (tracer != nullptr) interceptors.push_back(make_trace_reader(*tracer));
+  server->m_scores = std::make_unique<PeerScores>();
+  interceptors.push_back(make_score_keeper(
+      *server->m_scores,
+      [listener = server->m_listener.get(), scores = server->m_scores.get()](const std::string& address) {
+        log::warn(log::Category::net, "banned {} for {} s: malformed message after malformed message", address,
+                  std::chrono::duration_cast<std::chrono::seconds>(scores->rules().ban_duration).count());
+        listener->disconnect(address);
+      }));
+  builder.experimental().SetInterceptorCreators(std::move(interceptors));
   server->m_server = builder.BuildAndStart();
   if (!server->m_server) return make_error(ErrorCode::unavailable, "cannot start the peer RPC server");
-  if (!server->m_listener->start(*server->m_acceptor, caps)) {
+  if (!server->m_listener->start(*server->m_acceptor, caps, *server->m_scores)) {
     return make_error(ErrorCode::io, "cannot start accepting peers on {}", listen.to_string());
   }
   server->m_bound = HostPort{listen.host, server->m_listener->port()};

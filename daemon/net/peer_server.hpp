@@ -15,6 +15,7 @@
 #include "daemon/net/chord_codec.hpp"
 #include "daemon/net/connection_limits.hpp"
 #include "daemon/net/jobs_codec.hpp"
+#include "daemon/net/peer_scores.hpp"
 #include "daemon/net/raft_codec.hpp"
 
 namespace grpc {
@@ -158,6 +159,7 @@ class PeerServer {
   std::unique_ptr<BlobService> m_blobs;
   std::unique_ptr<JobsService> m_jobs;
   std::unique_ptr<TraceService> m_trace;
+  std::unique_ptr<PeerScores> m_scores;  // outlives the server and the listener
   std::unique_ptr<PeerListener> m_listener;
   std::unique_ptr<grpc::experimental::ExternalConnectionAcceptor> m_acceptor;  // outlives the server
   std::unique_ptr<grpc::Server> m_server;

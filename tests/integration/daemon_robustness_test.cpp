@@ -475,3 +475,56 @@ TEST_CASE("one address holds at most --max-connections-per-ip peer connections; 
   CHECK(admitted_again);
   CHECK(daemon.stop().exited_with(0));
 }
+
+TEST_CASE("a peer that sends malformed message after malformed message is banned and disconnected", "[integration]") {
+  TempDir dir;
+  TestDaemon daemon(dir.path(), "a");
+  REQUIRE(daemon.start());
+  const std::string listen = daemon.status_json()["listen"].get<std::string>();
+  auto channel = grpc::CreateChannel(listen, grpc::InsecureChannelCredentials());
+  auto stub = p2pd::proto::Peer::NewStub(channel);
+  const auto ping = [&](const std::string& node_id) {
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() + 5s);
+    p2pd::proto::PingRequest request;
+    request.set_node_id(node_id);
+    p2pd::proto::PingReply reply;
+    return stub->Ping(&context, request, &reply);
+  };
+  // A well-formed call first: not every call counts against the caller.
+  REQUIRE(ping(std::string(20, '\x01')).ok());
+  // A node id of the wrong size is malformed; ten in a burst reach the ban
+  // (eleven: what decays between them adds up to a fraction of a point).
+  for (int i = 0; i < 11; ++i) {
+    const auto status = ping("short");
+    INFO("malformed call " << i);
+    if (i < 10) {
+      CHECK(status.error_code() == grpc::StatusCode::INVALID_ARGUMENT);
+    } else {
+      // The ban may cut the connection before the answer goes out.
+      CHECK((status.error_code() == grpc::StatusCode::INVALID_ARGUMENT ||
+             status.error_code() == grpc::StatusCode::UNAVAILABLE));
+    }
+  }
+  // The connection is cut, and new ones from the address are closed as they come.
+  bool refused = false;
+  for (int i = 0; i < 20 && !refused; ++i) {
+    refused = ping(std::string(20, '\x01')).error_code() == grpc::StatusCode::UNAVAILABLE;
+    if (!refused) std::this_thread::sleep_for(100ms);
+  }
+  CHECK(refused);
+  const auto port = p2pd::parse_host_port(listen, false)->port;
+  const int fd = connect_tcp(port);
+  REQUIRE(fd >= 0);
+  CHECK(closed_by_peer(fd, std::chrono::steady_clock::now() + 2s));
+  ::close(fd);
+  CHECK(daemon.log().find("banned 127.0.0.1 for 600 s: malformed message after malformed message") !=
+        std::string::npos);
+  // Other addresses, and p2pctl, are served as before.
+  const int other = connect_tcp(port, "127.0.0.2");
+  REQUIRE(other >= 0);
+  CHECK_FALSE(closed_by_peer(other, std::chrono::steady_clock::now() + 300ms));
+  ::close(other);
+  CHECK(daemon.ctl({"status"}).status.exited_with(0));
+  CHECK(daemon.stop().exited_with(0));
+}

@@ -1,0 +1,56 @@
+#include "daemon/net/score_interceptor.hpp"
+
+#include <grpcpp/server_context.h>
+
+#include "daemon/net/peer_server.hpp"
+
+namespace p2pd::net {
+namespace {
+
+using grpc::experimental::InterceptionHookPoints;
+
+class ScoreInterceptor final : public grpc::experimental::Interceptor {
+ public:
+  ScoreInterceptor(PeerScores& scores, const std::function<void(const std::string&)>& banned,
+                   grpc::ServerContextBase* context)
+      : m_scores(scores), m_banned(banned), m_context(context) {}
+
+  void Intercept(grpc::experimental::InterceptorBatchMethods* methods) override {
+    if (methods->QueryInterceptionHookPoint(InterceptionHookPoints::PRE_SEND_STATUS) && m_context != nullptr &&
+        methods->GetSendStatus().error_code() == grpc::StatusCode::INVALID_ARGUMENT) {
+      // Only callers we accepted have an address; punched and relayed
+      // connections ("fd:N") are scored by the relay or not at all.
+      if (const auto caller = host_port_from_grpc_peer(m_context->peer())) {
+        if (m_scores.penalize(caller->host, kMalformedMessagePoints, PeerScores::Clock::now())) m_banned(caller->host);
+      }
+    }
+    methods->Proceed();
+  }
+
+ private:
+  PeerScores& m_scores;
+  const std::function<void(const std::string&)>& m_banned;
+  grpc::ServerContextBase* m_context;
+};
+
+class ScoreKeeperFactory final : public grpc::experimental::ServerInterceptorFactoryInterface {
+ public:
+  ScoreKeeperFactory(PeerScores& scores, std::function<void(const std::string&)> banned)
+      : m_scores(scores), m_banned(std::move(banned)) {}
+  grpc::experimental::Interceptor* CreateServerInterceptor(grpc::experimental::ServerRpcInfo* info) override {
+    return new ScoreInterceptor(m_scores, m_banned, info->server_context());
+  }
+
+ private:
+  PeerScores& m_scores;
+  const std::function<void(const std::string&)> m_banned;
+};
+
+}  // namespace
+
+std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface> make_score_keeper(
+    PeerScores& scores, std::function<void(const std::string& address)> banned) {
+  return std::make_unique<ScoreKeeperFactory>(scores, std::move(banned));
+}
+
+}  // namespace p2pd::net
