@@ -66,7 +66,13 @@ void AcceptLoop::run() {
         continue;
       }
       const int error = errno;
-      if (error == EAGAIN || error == EWOULDBLOCK || error == EINTR || error == ECONNABORTED) continue;
+      // accept(2): these, and the network errors of a connection that died
+      // while queued, concern that connection only; accept again at once.
+      if (error == EAGAIN || error == EWOULDBLOCK || error == EINTR || error == ECONNABORTED || error == EPROTO ||
+          error == ENETDOWN || error == ENOPROTOOPT || error == EHOSTDOWN || error == ENONET || error == EHOSTUNREACH ||
+          error == EOPNOTSUPP || error == ENETUNREACH) {
+        continue;
+      }
       if (const auto held_back = errors.admit()) {
         log::warn(m_category, "{}: accept failed: {}{}", m_what, std::strerror(error), log::held_back_note(*held_back));
       }

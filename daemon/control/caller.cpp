@@ -17,22 +17,27 @@ namespace {
 
 // Enough for any account or group entry; larger ones are reported by number.
 constexpr std::size_t kDatabaseBufferBytes = 16 * 1024;
-// SO_PEERGROUPS: a process has at most NGROUPS_MAX (65536) groups; we read
-// up to this many and treat a caller with more as having only those.
-constexpr std::size_t kMaxPeerGroups = 1024;
+// SO_PEERGROUPS: first this many; a caller in more groups (NGROUPS_MAX is
+// 65536) is read again with the size the kernel says it needs.
+constexpr std::size_t kUsualPeerGroups = 64;
+constexpr std::size_t kMaxPeerGroups = 65536;
 
 std::vector<gid_t> read_peer_groups(int fd) {
 #ifdef SO_PEERGROUPS
-  std::vector<gid_t> groups(kMaxPeerGroups);
-  socklen_t bytes = static_cast<socklen_t>(groups.size() * sizeof(gid_t));
-  if (::getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups.data(), &bytes) == 0) {
-    groups.resize(bytes / sizeof(gid_t));
-    return groups;
+  std::vector<gid_t> groups(kUsualPeerGroups);
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    socklen_t bytes = static_cast<socklen_t>(groups.size() * sizeof(gid_t));
+    if (::getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups.data(), &bytes) == 0) {
+      groups.resize(bytes / sizeof(gid_t));
+      return groups;
+    }
+    if (errno != ERANGE || bytes / sizeof(gid_t) > kMaxPeerGroups) break;
+    groups.resize(bytes / sizeof(gid_t));  // the size the kernel needs
   }
 #else
   (void)fd;
 #endif
-  return {};  // ERANGE (more than we read) or an old kernel: primary group only
+  return {};  // an old kernel: the primary group only
 }
 
 }  // namespace

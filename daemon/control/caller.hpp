@@ -4,7 +4,9 @@
 // so p2pctl cannot claim to be another user: jobs are attributed to the
 // user the kernel names, and only the socket's owner, root and members of
 // its group are served (the file mode already keeps others from connecting;
-// this holds even where the mode is loosened, or a descriptor is passed on).
+// this holds even where the mode is loosened, or an ACL lets others in).
+// The credentials are those of whoever connected: a connected descriptor
+// handed to another process keeps the connecting user's name.
 
 #include <sys/types.h>
 

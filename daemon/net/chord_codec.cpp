@@ -141,7 +141,9 @@ Result<ChordInbound> decode_request(const proto::ChordRequest& request) {
       in.message = std::move(offer);
       break;
     }
-    case proto::ChordRequest::BODY_NOT_SET: return make_error(ErrorCode::corrupt, "request without a body");
+    // Or with one a newer version added: not held against the sender.
+    case proto::ChordRequest::BODY_NOT_SET:
+      return make_error(ErrorCode::not_found, "a request without a body this version knows");
   }
   return in;
 }

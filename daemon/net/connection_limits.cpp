@@ -9,11 +9,15 @@ namespace p2pd::net {
 
 ConnectionLimits::ConnectionLimits(ConnectionCaps caps, IsOpen is_open) : m_caps(caps), m_is_open(std::move(is_open)) {}
 
-ConnectionLimits::Verdict ConnectionLimits::admit(const std::string& address, Connection connection) {
+ConnectionLimits::Verdict ConnectionLimits::admit(const std::string& address, Connection connection,
+                                                  std::chrono::steady_clock::time_point now) {
   auto& from_address = m_by_address[address];
   if (from_address.size() >= m_caps.per_address) forget_closed(from_address);
   if (from_address.size() >= m_caps.per_address) return Verdict::too_many_from_address;
-  if (m_total >= m_caps.total) forget_all_closed();  // may erase `from_address` when empty
+  if (m_total >= m_caps.total && (!m_last_full_check || now - *m_last_full_check >= std::chrono::seconds(1))) {
+    m_last_full_check = now;
+    forget_all_closed();  // may erase `from_address` when empty
+  }
   if (m_total >= m_caps.total) {
     if (auto it = m_by_address.find(address); it != m_by_address.end() && it->second.empty()) m_by_address.erase(it);
     return Verdict::too_many;

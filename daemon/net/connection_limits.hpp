@@ -6,13 +6,16 @@
 // socket's inode, and counted while the descriptor still names that socket
 // (a reused descriptor names another inode). Entries are checked only when
 // an address, or the whole table, is at its cap, so an accept costs at most
-// one pass over one address's connections in the common case.
+// one pass over one address's connections; the whole table is checked at
+// most once a second, so a flood at the total cap costs no more.
 
 #include <sys/types.h>
 
+#include <chrono>
 #include <cstddef>
 #include <functional>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -40,7 +43,7 @@ class ConnectionLimits {
   ConnectionLimits(ConnectionCaps caps, IsOpen is_open);
 
   // Counts `connection` against `address` if both caps allow it.
-  Verdict admit(const std::string& address, Connection connection);
+  Verdict admit(const std::string& address, Connection connection, std::chrono::steady_clock::time_point now);
   // The connections tracked from `address` (some may have closed since).
   [[nodiscard]] std::vector<Connection> connections_of(const std::string& address) const;
   // Connections tracked (some may have closed since last checked).
@@ -55,6 +58,7 @@ class ConnectionLimits {
   IsOpen m_is_open;
   std::map<std::string, std::vector<Connection>> m_by_address;
   std::size_t m_total = 0;
+  std::optional<std::chrono::steady_clock::time_point> m_last_full_check;
 };
 
 // The descriptor still names the socket with `inode`.

@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <cerrno>
 #include <cstring>
@@ -70,39 +71,65 @@ std::string peer_ip(int fd) {
   return {};
 }
 
-Result<std::unique_ptr<PeerListener>> PeerListener::bind(const HostPort& listen) {
-  addrinfo hints{};
-  hints.ai_family = AF_UNSPEC;
-  hints.ai_socktype = SOCK_STREAM;
-  hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
-  addrinfo* found = nullptr;
-  const std::string port_text = std::to_string(listen.port);
-  if (const int rc = ::getaddrinfo(listen.host.c_str(), port_text.c_str(), &hints, &found); rc != 0) {
-    return make_error(ErrorCode::unavailable, "cannot listen on {}: {}", listen.to_string(), ::gai_strerror(rc));
+std::string address_key(const std::string& ip) {
+  in6_addr v6{};
+  if (::inet_pton(AF_INET6, ip.c_str(), &v6) != 1) return ip;  // IPv4 (or not an address: as it is)
+  std::array<char, INET6_ADDRSTRLEN> text{};
+  if (IN6_IS_ADDR_V4MAPPED(&v6)) {
+    return ::inet_ntop(AF_INET, &v6.s6_addr[12], text.data(), text.size()) != nullptr ? text.data() : ip;
   }
+  std::fill(v6.s6_addr + 8, v6.s6_addr + 16, 0);
+  if (::inet_ntop(AF_INET6, &v6, text.data(), text.size()) == nullptr) return ip;
+  return std::string(text.data()) + "/64";
+}
+
+Result<std::unique_ptr<PeerListener>> PeerListener::bind(const HostPort& listen) {
+  // A wildcard takes every address, IPv6 and IPv4 alike, as gRPC's own
+  // listener did: one dual-stack socket on [::], or 0.0.0.0 where the host
+  // has no IPv6.
+  const bool wildcard = listen.host == "0.0.0.0" || listen.host == "::";
+  std::vector<std::string> hosts =
+      wildcard ? std::vector<std::string>{"::", "0.0.0.0"} : std::vector<std::string>{listen.host};
   std::unique_ptr<PeerListener> listener(new PeerListener());
   std::string last_error = "no address";
-  for (const addrinfo* a = found; a != nullptr; a = a->ai_next) {
-    if (a->ai_family != AF_INET && a->ai_family != AF_INET6) continue;
-    // Port 0: the first socket picks a free port, the others take the same.
-    if (listener->m_port != 0) {
-      if (a->ai_family == AF_INET) reinterpret_cast<sockaddr_in*>(a->ai_addr)->sin_port = htons(listener->m_port);
-      if (a->ai_family == AF_INET6) reinterpret_cast<sockaddr_in6*>(a->ai_addr)->sin6_port = htons(listener->m_port);
-    }
-    const int fd = listen_on(*a);
-    if (fd < 0) {
-      last_error = std::strerror(errno);
+  for (const auto& host : hosts) {
+    if (wildcard && !listener->m_fds.empty()) break;  // [::] took IPv4 too
+    addrinfo hints{};
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+    addrinfo* found = nullptr;
+    const std::string port_text = std::to_string(listener->m_port != 0 ? listener->m_port : listen.port);
+    if (const int rc = ::getaddrinfo(host.c_str(), port_text.c_str(), &hints, &found); rc != 0) {
+      last_error = ::gai_strerror(rc);
       continue;
     }
-    listener->m_fds.push_back(fd);
-    if (listener->m_port == 0) listener->m_port = bound_port(fd);
+    for (const addrinfo* a = found; a != nullptr; a = a->ai_next) {
+      if (a->ai_family != AF_INET && a->ai_family != AF_INET6) continue;
+      // Port 0: the first socket picks a free port, the others take the same.
+      if (listener->m_port != 0) {
+        if (a->ai_family == AF_INET) reinterpret_cast<sockaddr_in*>(a->ai_addr)->sin_port = htons(listener->m_port);
+        if (a->ai_family == AF_INET6) {
+          reinterpret_cast<sockaddr_in6*>(a->ai_addr)->sin6_port = htons(listener->m_port);
+        }
+      }
+      const int fd = listen_on(*a);
+      if (fd < 0) {
+        last_error = std::strerror(errno);
+        // One of a name's addresses (localhost's ::1 on a host without
+        // IPv6) may fail while the others serve; say so.
+        if (!wildcard) log::warn(log::Category::net, "cannot listen on one address of {}: {}", listen.host, last_error);
+        continue;
+      }
+      listener->m_fds.push_back(fd);
+      if (listener->m_port == 0) listener->m_port = bound_port(fd);
+    }
+    ::freeaddrinfo(found);
   }
-  ::freeaddrinfo(found);
   if (listener->m_fds.empty() || listener->m_port == 0) {
     return make_error(ErrorCode::unavailable,
-                      "cannot listen on {}: {} (address in use, or not an address of this "
-                      "machine)",
-                      listen.to_string(), last_error);
+                      "cannot listen on {}: {} (address in use, or not an address of this machine)", listen.to_string(),
+                      last_error);
   }
   return listener;
 }
@@ -126,12 +153,13 @@ void PeerListener::stop() {
 }
 
 void PeerListener::on_accept(int fd, int listener) {
-  const std::string address = peer_ip(fd);
+  const std::string ip = peer_ip(fd);
   struct stat st {};
-  if (address.empty() || ::fstat(fd, &st) != 0) {
+  if (ip.empty() || ::fstat(fd, &st) != 0) {
     ::close(fd);  // gone already
     return;
   }
+  const std::string address = address_key(ip);
   const auto now = PeerScores::Clock::now();
   if (m_scores->banned(address, now)) {
     ::close(fd);
@@ -140,16 +168,7 @@ void PeerListener::on_accept(int fd, int listener) {
   ConnectionLimits::Verdict verdict;
   {
     std::lock_guard lock(m_limits_mutex);
-    verdict = m_limits->admit(address, ConnectionLimits::Connection{fd, st.st_ino});
-  }
-  if (verdict == ConnectionLimits::Verdict::too_many_from_address &&
-      m_scores->penalize(address, kOverCapConnectionPoints, now)) {
-    ::close(fd);
-    log::warn(log::Category::net, "banned {} for {} s: connection after connection past the cap of {}", address,
-              std::chrono::duration_cast<std::chrono::seconds>(m_scores->rules().ban_duration).count(),
-              m_limits->caps().per_address);
-    disconnect(address);
-    return;
+    verdict = m_limits->admit(address, ConnectionLimits::Connection{fd, st.st_ino}, now);
   }
   if (verdict != ConnectionLimits::Verdict::admitted) {
     if (const auto held_back = m_refusal_log.admit()) {
@@ -172,12 +191,21 @@ void PeerListener::on_accept(int fd, int listener) {
   m_acceptor->HandleNewConnection(&connection);
 }
 
-void PeerListener::disconnect(const std::string& address) {
+void PeerListener::ban(const std::string& address, std::string_view why) {
+  if (const auto held_back = m_ban_log.admit()) {
+    log::warn(log::Category::net, "banned {} for {} s: {}{}", address,
+              std::chrono::duration_cast<std::chrono::seconds>(m_scores->rules().ban_duration).count(), why,
+              log::held_back_note(*held_back));
+  }
   std::lock_guard lock(m_limits_mutex);
   if (!m_limits) return;
   for (const auto& connection : m_limits->connections_of(address)) {
     // Only while the descriptor still names the connection we accepted: gRPC
-    // may have closed it, and the number may name another socket now.
+    // may have closed it since. It may also close it between this check and
+    // the shutdown, and the number be taken by a new socket in those
+    // microseconds; that socket's connection would then be cut (and
+    // reconnect). Closing a socket gRPC owns without that window would need
+    // SOCK_DESTROY (CAP_NET_ADMIN), which the service does not have.
     if (descriptor_names_socket(connection)) ::shutdown(connection.fd, SHUT_RDWR);
   }
 }

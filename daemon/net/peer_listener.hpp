@@ -9,6 +9,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "common/accept_loop.hpp"
@@ -37,12 +38,12 @@ class PeerListener {
 
   // Accepts on its own thread until stop(), handing each admitted connection
   // to `acceptor`; connections from addresses `scores` has banned are
-  // closed as they come, and those past the cap cost their address points.
-  // Both must outlive stop().
+  // closed as they come. Both must outlive stop().
   bool start(grpc::experimental::ExternalConnectionAcceptor& acceptor, ConnectionCaps caps, PeerScores& scores);
-  // Closes every connection from `address` we accepted (shutdown: gRPC
-  // then sees the connection end and lets it go). Any thread.
-  void disconnect(const std::string& address);
+  // `address` (an address_key) was just banned: logs it (rate-limited) and
+  // closes every connection from it we accepted (shutdown: gRPC then sees
+  // the connection end and lets it go). Any thread.
+  void ban(const std::string& address, std::string_view why);
   // Stops accepting and joins; connections handed on are gRPC's. Idempotent.
   void stop();
 
@@ -57,11 +58,17 @@ class PeerListener {
   std::mutex m_limits_mutex;  // the accept thread admits, a gRPC thread may disconnect
   std::unique_ptr<ConnectionLimits> m_limits;
   log::Limiter m_refusal_log{5, std::chrono::minutes(1)};
+  log::Limiter m_ban_log{5, std::chrono::minutes(1)};
   std::unique_ptr<AcceptLoop> m_loop;
 };
 
 // The IP address of a connected socket's peer, IPv4-mapped IPv6 addresses
 // written as IPv4; empty when it has none.
 std::string peer_ip(int fd);
+
+// What caps and scores count by: an IPv4 address as it is, an IPv6 address
+// by its /64 ("2001:db8:1:2::/64"), since one subscriber gets a whole /64
+// and could otherwise take a new address for every connection.
+std::string address_key(const std::string& ip);
 
 }  // namespace p2pd::net

@@ -1,11 +1,15 @@
 #pragma once
-// Misbehaviour scores by IP address, after Bitcoin Core's Misbehaving(): a
-// peer that breaks a limit (a malformed message, connections past the cap)
-// earns points; at kBanScore its address is banned for a while: its
-// connections are closed and new ones refused as they are accepted. Scores
-// halve every half-life, so a peer that slipped once is not banned for it
-// days later, and a node running another version that sends something we
-// refuse now and then is never banned for it; only a steady stream is.
+// Misbehaviour scores by address (address_key: IPv4, or an IPv6 /64),
+// after Bitcoin Core's Misbehaving(): a peer whose call our checks refuse as
+// malformed earns points; at the ban score its address is banned for a
+// while: its connections are closed and new ones refused as they are
+// accepted. Scores halve every half-life, so a peer that slipped once is
+// not banned for it days later, and one that does now and then never is;
+// only a steady stream is. What is not the sender's fault (a message meant
+// for the node that used to be at this address, a message type from a newer
+// version, our own damaged data) is not answered INVALID_ARGUMENT and does
+// not count. Connections past the cap cost nothing: they are refused anyway,
+// and many honest peers may share one address behind a NAT.
 // Time is passed in (sans-IO); thread-safe, since gRPC threads score calls.
 
 #include <chrono>
@@ -24,9 +28,8 @@ struct ScoreRules {
   std::size_t max_addresses = 4096;  // past it, the lowest score is forgotten
 };
 
-// What a broken limit costs.
-inline constexpr double kMalformedMessagePoints = 10;  // a call refused as invalid
-inline constexpr double kOverCapConnectionPoints = 1;  // a connection past --max-connections-per-ip
+// What a call refused as malformed costs.
+inline constexpr double kMalformedMessagePoints = 10;
 
 class PeerScores {
  public:

@@ -30,6 +30,14 @@ std::optional<NodeId> node_id_of(const std::string& bytes) {
   return NodeId::from_bytes(std::span(reinterpret_cast<const std::uint8_t*>(bytes.data()), bytes.size()));
 }
 
+// A message that failed its checks: INVALID_ARGUMENT (which counts against
+// the sender, score_interceptor.hpp) only when it is malformed, not when it
+// is merely not for us or from a newer version.
+grpc::Status refusal(const Error& error) {
+  const bool malformed = error.code == ErrorCode::invalid_argument || error.code == ErrorCode::corrupt;
+  return {malformed ? grpc::StatusCode::INVALID_ARGUMENT : grpc::StatusCode::FAILED_PRECONDITION, error.message};
+}
+
 grpc::ServerUnaryReactor* refuse(grpc::ServerUnaryReactor* reactor, grpc::StatusCode code, std::string message) {
   reactor->Finish(grpc::Status(code, std::move(message)));
   return reactor;
@@ -156,7 +164,7 @@ class ChordService final : public proto::Chord::CallbackService {
     auto inbound = decode_request(*request);
     if (!inbound) {
       log::debug(log::Category::chord, "refused a Chord message from {}: {}", context->peer(), inbound.error().message);
-      reactor->Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, inbound.error().message));
+      reactor->Finish(refusal(inbound.error()));
       return reactor;
     }
     // The reply object stays valid until Finish(): gRPC calls OnDone only after it.
@@ -185,7 +193,7 @@ class RaftService final : public proto::Raft::CallbackService {
     auto inbound = decode_raft(*request, m_self);
     if (!inbound) {
       log::debug(log::Category::raft, "refused a Raft message from {}: {}", context->peer(), inbound.error().message);
-      reactor->Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, inbound.error().message));
+      reactor->Finish(refusal(inbound.error()));
       return reactor;
     }
     m_handler.on_raft_message(std::move(*inbound));
@@ -243,6 +251,10 @@ class BlobService final : public proto::Blobs::CallbackService {
       return reactor;
     }
     m_handler.on_blob_get(std::move(*id), [reactor, reply](Result<std::optional<std::string>> blob) {
+      // A blob of ours found damaged is our problem, not the caller's.
+      if (!blob && blob.error().code == ErrorCode::corrupt) {
+        return reactor->Finish(grpc::Status(grpc::StatusCode::DATA_LOSS, blob.error().message));
+      }
       if (!blob) return reactor->Finish(to_status(blob.error()));
       reply->set_found(blob->has_value());
       if (*blob) *reply->mutable_data() = std::move(**blob);
@@ -400,9 +412,6 @@ Result<std::unique_ptr<PeerServer>> PeerServer::start(const HostPort& listen, co
   if (server->m_trace) builder.RegisterService(server->m_trace.get());
   builder.SetMaxReceiveMessageSize(kMaxPeerMessageBytes);
   builder.SetMaxSendMessageSize(kMaxPeerMessageBytes);
-  // gRPC sets SO_REUSEPORT by default, which would let a second daemon bind
-  // the same port and steal half its connections.
-  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   // Room for a trace stamp (trace::kMaxStampBytes, base64) beside gRPC's own headers.
   builder.AddChannelArgument(GRPC_ARG_MAX_METADATA_SIZE, 32 << 10);
   // Anyone can connect to the peer port. A connection that has not sent
@@ -417,12 +426,9 @@ Result<std::unique_ptr<PeerServer>> PeerServer::start(const HostPort& listen, co
   std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> interceptors;
   if (tracer != nullptr) interceptors.push_back(make_trace_reader(*tracer));
   server->m_scores = std::make_unique<PeerScores>();
-  interceptors.push_back(make_score_keeper(
-      *server->m_scores,
-      [listener = server->m_listener.get(), scores = server->m_scores.get()](const std::string& address) {
-        log::warn(log::Category::net, "banned {} for {} s: malformed message after malformed message", address,
-                  std::chrono::duration_cast<std::chrono::seconds>(scores->rules().ban_duration).count());
-        listener->disconnect(address);
+  interceptors.push_back(
+      make_score_keeper(*server->m_scores, [listener = server->m_listener.get()](const std::string& key) {
+        listener->ban(key, "malformed message after malformed message");
       }));
   builder.experimental().SetInterceptorCreators(std::move(interceptors));
   server->m_server = builder.BuildAndStart();

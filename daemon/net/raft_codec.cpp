@@ -101,7 +101,8 @@ Result<RaftInbound> decode_raft(const proto::RaftMessage& in, const NodeId& self
   auto to = id_from(in.to_id(), "the addressee's node id");
   if (!to) return to.error();
   if (*to != self) {
-    return make_error(ErrorCode::invalid_argument, "the message is for node {}, not this one", to->hex());
+    // Not malformed: the sender's record of who is at this address is old.
+    return make_error(ErrorCode::not_found, "the message is for node {}, not this one", to->hex());
   }
   if (*from == self) return make_error(ErrorCode::invalid_argument, "the message claims to come from this node");
   auto addr = parse_host_port(in.from_addr(), false);
@@ -166,7 +167,8 @@ Result<RaftInbound> decode_raft(const proto::RaftMessage& in, const NodeId& self
     }
     case proto::RaftMessage::kHello: return RaftInbound{*from, *addr, std::nullopt, in.hello().leaving()};
     case proto::RaftMessage::BODY_NOT_SET:
-      return make_error(ErrorCode::invalid_argument, "a Raft message without a body");
+      // Or with one a newer version added: not held against the sender.
+      return make_error(ErrorCode::not_found, "a Raft message without a body this version knows");
   }
   return RaftInbound{*from, *addr, std::move(message), false};
 }

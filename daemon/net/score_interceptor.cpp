@@ -2,6 +2,7 @@
 
 #include <grpcpp/server_context.h>
 
+#include "daemon/net/peer_listener.hpp"
 #include "daemon/net/peer_server.hpp"
 
 namespace p2pd::net {
@@ -19,9 +20,10 @@ class ScoreInterceptor final : public grpc::experimental::Interceptor {
     if (methods->QueryInterceptionHookPoint(InterceptionHookPoints::PRE_SEND_STATUS) && m_context != nullptr &&
         methods->GetSendStatus().error_code() == grpc::StatusCode::INVALID_ARGUMENT) {
       // Only callers we accepted have an address; punched and relayed
-      // connections ("fd:N") are scored by the relay or not at all.
+      // connections ("fd:N") are not scored.
       if (const auto caller = host_port_from_grpc_peer(m_context->peer())) {
-        if (m_scores.penalize(caller->host, kMalformedMessagePoints, PeerScores::Clock::now())) m_banned(caller->host);
+        const std::string address = address_key(caller->host);
+        if (m_scores.penalize(address, kMalformedMessagePoints, PeerScores::Clock::now())) m_banned(address);
       }
     }
     methods->Proceed();

@@ -159,6 +159,7 @@ TEST_CASE("24 daemons form an ordered ring that routes lookups and heals after 6
   // round repairs: allowed for at most two of the twenty puts.
   std::vector<std::string> keys;
   std::vector<std::vector<std::string>> holders;  // by key: the nodes meant to store it
+  std::vector<bool> stored_thrice;                // the put reached all three
   std::size_t short_puts = 0;
   for (int k = 0; k < 20; ++k) {
     keys.push_back(fmt::format("before-kills-{}", k));
@@ -168,7 +169,8 @@ TEST_CASE("24 daemons form an ordered ring that routes lookups and heals after 6
     REQUIRE(put.is_object());
     CHECK(put["holders"].size() == 3);
     CHECK(put["copies"] >= 2);
-    if (put["copies"] != 3) {
+    stored_thrice.push_back(put["copies"] == 3);
+    if (!stored_thrice.back()) {
       ++short_puts;
       fmt::print("[chord] put of {} reached {} of 3 holders\n", keys.back(), put["copies"].dump());
     }
@@ -196,7 +198,9 @@ TEST_CASE("24 daemons form an ordered ring that routes lookups and heals after 6
   CHECK(after.unanswered <= 1);
 
   // Keys whose three holders were not all among the six are still there
-  // (with k = 3, six kills at once can take every copy of a key).
+  // (with k = 3, six kills at once can take every copy of a key). A key put
+  // to two holders only may have lost both before a sync round copied it
+  // to the third: it is read, but not counted on.
   const auto nodes = pool.live();
   std::size_t readable = 0, survivable = 0;
   for (std::size_t k = 0; k < keys.size(); ++k) {
@@ -204,11 +208,12 @@ TEST_CASE("24 daemons form an ordered ring that routes lookups and heals after 6
       const auto at = static_cast<std::size_t>(std::find(pool.ids.begin(), pool.ids.end(), id) - pool.ids.begin());
       return at < pool.ids.size() && pool.alive[at];
     });
-    survivable += a_holder_lives ? 1 : 0;
+    const bool counted = a_holder_lives && stored_thrice[k];
+    survivable += counted ? 1 : 0;
     const json got = pool.daemons[nodes[k % nodes.size()]]->ctl_json({"get", keys[k]});
     const bool read = got.is_object() && got["value"] == "v" + keys[k];
     readable += read ? 1 : 0;
-    if (a_holder_lives) CHECK(read);
+    if (counted) CHECK(read);
   }
   fmt::print("[chord figures] {} of {} keys put before the kills readable after them ({} had a holder left)\n",
              readable, keys.size(), survivable);
