@@ -406,7 +406,7 @@ TEST_CASE("500 peer messages with text that is not UTF-8 are refused, and libpro
   CHECK(daemon.stop().exited_with(0));
 }
 
-TEST_CASE("one address holds at most --max-connections-per-ip peer connections; other addresses are still served",
+TEST_CASE("one address holds at most --max-connections-per-ip peer connections, other addresses are still served",
           "[integration]") {
   TempDir dir;
   TestDaemon daemon(dir.path(), "a", {"--max-connections-per-ip", "16"});

@@ -53,7 +53,7 @@ TEST_CASE("systemd notify: READY once serving and STOPPING on SIGTERM", "[integr
   CHECK(status->exited_with(0));
 }
 
-TEST_CASE("systemd notify: READY waits until the node has joined its pool; the watchdog is fed", "[integration]") {
+TEST_CASE("systemd notify: READY waits until the node has joined its pool, the watchdog is fed", "[integration]") {
   TempDir dir;
   NotifySocket notify(dir.path() / "notify.sock");
   // A port nothing listens on yet: the bootstrap peer starts later. Below
@@ -146,7 +146,7 @@ std::vector<std::string> log_lines_of_a_run(const TempDir& dir, const std::strin
 
 }  // namespace
 
-TEST_CASE("logs: journald gets priorities and no second timestamp; --log-format json is one object a line",
+TEST_CASE("logs: journald gets priorities and no second timestamp, --log-format json is one object a line",
           "[integration]") {
   TempDir dir;
   // Under journald: "<N>category: message", N the syslog priority.

@@ -175,7 +175,7 @@ TEST_CASE("recent blobs are served from memory, within its budget", "[unit][stor
   CHECK_FALSE(from_disk->has_value());  // not in memory, and its file is gone
 }
 
-TEST_CASE("shared puts hash once and keep the caller's bytes; disk-only puts keep none in memory", "[unit][store]") {
+TEST_CASE("shared puts hash once and keep the caller's bytes, disk-only puts keep none in memory", "[unit][store]") {
   test::TempDir dir;
   auto store = BlobStore::open(dir.path() / "blobs", 1 << 20, 1 << 16);
   REQUIRE(store);

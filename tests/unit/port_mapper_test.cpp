@@ -38,7 +38,7 @@ MappingRequest due(PortMapper& mapper, std::uint64_t now) {
 
 }  // namespace
 
-TEST_CASE("port mapper: NAT-PMP first, then UPnP; a whole failed round settles and backs off", "[port_mapping]") {
+TEST_CASE("port mapper: NAT-PMP first, then UPnP, a whole failed round settles and backs off", "[port_mapping]") {
   PortMapper mapper(7420, kBoth);
   CHECK(mapper.enabled());
   CHECK_FALSE(mapper.settled());
@@ -185,7 +185,7 @@ TEST_CASE("port mapper: a renewal refused (the gateway's address went private) l
   CHECK(due(mapper, 30 * kSecond).protocol == MappingProtocol::natpmp);  // sought again
 }
 
-TEST_CASE("port mapper: a grant longer than asked is cut to what was asked; a short one renews without flapping",
+TEST_CASE("port mapper: a grant longer than asked is cut to what was asked, a short one renews without flapping",
           "[port_mapping]") {
   PortMapper mapper(7420, kBoth, 60);
   due(mapper, 0);
@@ -221,7 +221,7 @@ TEST_CASE("port mapper: a permanent UPnP lease is added again every 20 minutes",
   CHECK(mapper.mapping());
 }
 
-TEST_CASE("port mapper: off asks nothing; release removes what is held", "[port_mapping]") {
+TEST_CASE("port mapper: off asks nothing, release removes what is held", "[port_mapping]") {
   PortMapper off(7420, {});
   CHECK_FALSE(off.enabled());
   CHECK(off.settled());
@@ -244,7 +244,7 @@ TEST_CASE("port mapper: off asks nothing; release removes what is held", "[port_
   CHECK_FALSE(mapper.release());
 }
 
-TEST_CASE("port mapper: answers nobody asked for are ignored; port 0 is refused", "[port_mapping]") {
+TEST_CASE("port mapper: answers nobody asked for are ignored, port 0 is refused", "[port_mapping]") {
   PortMapper mapper(7420, kBoth);
   mapper.on_mapped(grant(MappingProtocol::natpmp, "11.0.0.21", 7420, 7200), 0);
   mapper.on_failed("stray", 0);

@@ -104,7 +104,7 @@ TEST_CASE("at most two punches run at once", "[punch]") {
   CHECK(planner.tick(4 + Planner::kRetryTicks, peers).size() == 2);
 }
 
-TEST_CASE("a broken direct connection is punched again soon; an operator's request runs at once", "[punch]") {
+TEST_CASE("a broken direct connection is punched again soon, an operator's request runs at once", "[punch]") {
   Planner planner;
   planner.tick(0, kOne);
   planner.on_result(kPeer, true, "", 10);

@@ -53,7 +53,7 @@ TEST_CASE("STUN requests are retransmitted on RFC 8489's schedule, then the tran
   CHECK(transaction_of(retry[0].bytes) != first);
 }
 
-TEST_CASE("a STUN answer is matched by transaction; strays, duplicates and junk are ignored", "[unit][stun]") {
+TEST_CASE("a STUN answer is matched by transaction, strays, duplicates and junk are ignored", "[unit][stun]") {
   StunClient client({HostPort{"192.0.2.10", 3478}, HostPort{"192.0.2.20", 3478}}, counting_ids());
   const std::vector<std::size_t> from0 = {0}, from1 = {1};
   auto requests = client.tick(0);
