@@ -5,7 +5,6 @@
 // serves them: the caller's credentials, the number of connections from
 // one address.
 
-#include <atomic>
 #include <functional>
 #include <string>
 #include <thread>

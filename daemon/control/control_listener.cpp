@@ -1,7 +1,7 @@
 #include "daemon/control/control_listener.hpp"
 
 #include <sys/socket.h>
-#include <sys/stat.h>
+#include <sys/stat.h>  // umask
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -46,14 +46,13 @@ Result<std::unique_ptr<ControlListener>> ControlListener::bind(const std::filesy
     return make_error(bind_errno == EACCES ? ErrorCode::permission_denied : ErrorCode::unavailable,
                       "cannot bind the control socket {}: {}", path.string(), std::strerror(bind_errno));
   }
-  auto inode = verify_control_socket(path);
-  if (!inode) {
+  auto bound_socket = verify_control_socket(path);
+  if (!bound_socket) {
     ::unlink(path.c_str());  // ours, just bound, but not as it must be
-    return inode.error();
+    return bound_socket.error();
   }
-  listener->m_inode = *inode;
-  struct stat st {};
-  if (::lstat(path.c_str(), &st) == 0) listener->m_group = st.st_gid;  // the directory's, if set-group-id
+  listener->m_inode = bound_socket->inode;
+  listener->m_group = bound_socket->group;  // the directory's, if set-group-id
   if (::listen(listener->m_listen_fd, kBacklog) != 0) {
     const int listen_errno = errno;
     remove_control_socket(path, listener->m_inode);

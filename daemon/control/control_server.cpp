@@ -437,12 +437,12 @@ Result<std::unique_ptr<ControlServer>> ControlServer::start(const std::filesyste
   server->m_path = socket_path;
   server->m_listener = std::move(*listener);
   server->m_owner = ::geteuid();
-  server->m_group = server->m_listener->group();
   server->m_callers = std::make_unique<CallerRegistry>();
   server->m_service = std::make_unique<ControlService>(handler, *server->m_callers, host_name());
   const std::string owner = server->m_owner == 0 ? std::string("root") : user_name(server->m_owner) + " and root";
   server->m_refusal = std::make_unique<RefusalService>(
-      *server->m_callers, fmt::format("only {} and members of group {} may", owner, group_name(server->m_group)));
+      *server->m_callers,
+      fmt::format("only {} and members of group {} may", owner, group_name(server->m_listener->group())));
 
   // Neither server listens: the listener hands them connections.
   grpc::ServerBuilder builder;
@@ -463,16 +463,17 @@ Result<std::unique_ptr<ControlServer>> ControlServer::start(const std::filesyste
     return make_error(ErrorCode::io, "cannot start accepting on the control socket {}", socket_path.string());
   }
   log::info(log::Category::control, "control socket {} (mode 0660; owner {}, group {})", socket_path.string(),
-            user_name(server->m_owner), group_name(server->m_group));
+            user_name(server->m_owner), group_name(server->m_listener->group()));
   return server;
 }
 
 void ControlServer::on_connection(int fd, Caller caller) {
-  const bool allowed = may_use_control(caller, m_owner, m_group);
+  const gid_t group = m_listener->group();
+  const bool allowed = may_use_control(caller, m_owner, group);
   if (!allowed) {
     if (const auto held_back = m_refusal_log.admit()) {
       log::warn(log::Category::control, "refused a control connection from {}: not the owner, root or in group {}{}",
-                describe(caller), group_name(m_group), log::held_back_note(*held_back));
+                describe(caller), group_name(group), log::held_back_note(*held_back));
     }
   }
   m_callers->remember(fd, std::move(caller));

@@ -44,7 +44,6 @@ class ControlServer {
 
   std::filesystem::path m_path;
   uid_t m_owner = 0;
-  gid_t m_group = 0;
   std::unique_ptr<ControlListener> m_listener;
   std::unique_ptr<CallerRegistry> m_callers;
   std::unique_ptr<ControlService> m_service;

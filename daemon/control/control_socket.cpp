@@ -71,7 +71,7 @@ Result<void> prepare_control_socket_path(const std::filesystem::path& path) {
   return {};
 }
 
-Result<ino_t> verify_control_socket(const std::filesystem::path& path) {
+Result<BoundControlSocket> verify_control_socket(const std::filesystem::path& path) {
   struct stat st {};
   if (::lstat(path.c_str(), &st) != 0 || !S_ISSOCK(st.st_mode)) {
     return make_error(ErrorCode::io, "control socket {} vanished after bind", path.string());
@@ -80,7 +80,7 @@ Result<ino_t> verify_control_socket(const std::filesystem::path& path) {
     return make_error(ErrorCode::permission_denied, "control socket {} has mode {:o}, expected {:o}", path.string(),
                       st.st_mode & 07777, kControlSocketMode);
   }
-  return st.st_ino;
+  return BoundControlSocket{st.st_ino, st.st_gid};
 }
 
 void remove_control_socket(const std::filesystem::path& path, ino_t inode) {

@@ -20,9 +20,16 @@ inline constexpr mode_t kControlDirMode = 0750;
 // something other than a socket.
 Result<void> prepare_control_socket_path(const std::filesystem::path& path);
 
+// What is at the control socket's path after bind: its inode (so shutdown
+// removes only our own) and its group (the one served besides the owner).
+struct BoundControlSocket {
+  ino_t inode = 0;
+  gid_t group = 0;
+};
+
 // Checks, without following links, that what is at `path` after bind is a
-// socket with mode 0660; returns its inode so shutdown removes only our own.
-Result<ino_t> verify_control_socket(const std::filesystem::path& path);
+// socket with mode 0660.
+Result<BoundControlSocket> verify_control_socket(const std::filesystem::path& path);
 
 void remove_control_socket(const std::filesystem::path& path, ino_t inode);
 

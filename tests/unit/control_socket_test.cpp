@@ -103,11 +103,12 @@ TEST_CASE("a bound socket is accepted only with mode 0660", "[unit][control_sock
   REQUIRE_FALSE(wrong);
   CHECK_THAT(wrong.error().message, Catch::Contains("has mode 666, expected 660"));
   ::chmod(path.c_str(), 0660);
-  auto inode = verify_control_socket(path);
-  REQUIRE(inode);
-  remove_control_socket(path, *inode + 1);  // not ours: kept
+  auto bound = verify_control_socket(path);
+  REQUIRE(bound);
+  CHECK(bound->group == ::getegid());
+  remove_control_socket(path, bound->inode + 1);  // not ours: kept
   CHECK(std::filesystem::exists(path));
-  remove_control_socket(path, *inode);
+  remove_control_socket(path, bound->inode);
   CHECK_FALSE(std::filesystem::exists(path));
   ::close(fd);
 }
