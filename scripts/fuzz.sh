@@ -19,7 +19,7 @@ if [ "${1:-}" = --merge ]; then merge=1; shift; fi
 seconds="${1:-600}"
 shift || true
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(npy stun peer_messages trace replicated_state raft_storage)
+[ ${#targets[@]} -gt 0 ] || targets=(npy stun peer_messages trace replicated_state raft_storage connect_request)
 jobs="${JOBS:-$(nproc)}"
 [[ "$seconds" =~ ^[0-9]+$ ]] || { echo "fuzz.sh: error: SECONDS must be a number, not '$seconds'" >&2; exit 2; }
 command -v clang++ >/dev/null || { echo "fuzz.sh: error: clang++ not found (scripts/install-deps.sh installs it)" >&2; exit 2; }

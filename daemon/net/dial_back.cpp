@@ -6,6 +6,7 @@
 #include <iterator>
 
 #include "common/version.hpp"
+#include "daemon/tls/secure_transport.hpp"
 #include "proto/peer.grpc.pb.h"
 
 namespace p2pd::net {
@@ -23,7 +24,7 @@ namespace {
 constexpr std::chrono::seconds kFreeAfter{1};
 }  // namespace
 
-DialBacker::DialBacker() = default;
+DialBacker::DialBacker(tls::SecureTransport& transport) : m_transport(transport) {}
 
 DialBacker::~DialBacker() {
   // The server that owns us has shut down and waited for every call, and
@@ -59,6 +60,8 @@ bool DialBacker::dial(const HostPort& target, const NodeId& expected, std::funct
   // process already has to that address.
   args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
   args.SetInt(GRPC_ARG_ENABLE_RETRIES, 0);
+  args.SetInt(GRPC_ARG_ENABLE_HTTP_PROXY, 1);
+  args.SetString(GRPC_ARG_HTTP_PROXY, m_transport.proxy_uri());  // TLS, as every peer connection
   dial->channel = grpc::CreateCustomChannel(target.to_string(), grpc::InsecureChannelCredentials(), args);
   dial->stub = proto::Peer::NewStub(dial->channel);
   dial->context.set_deadline(std::chrono::system_clock::now() + kDialTimeout);

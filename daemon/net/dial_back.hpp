@@ -17,6 +17,10 @@
 #include "common/host_port.hpp"
 #include "common/node_id.hpp"
 
+namespace p2pd::tls {
+class SecureTransport;
+}  // namespace p2pd::tls
+
 namespace p2pd::net {
 
 class DialBacker {
@@ -28,7 +32,8 @@ class DialBacker {
   static constexpr std::size_t kMaxInFlight = 16;
   static constexpr std::chrono::milliseconds kDialTimeout{3000};
 
-  DialBacker();
+  // Dials over `transport` (TLS), which must outlive it.
+  explicit DialBacker(tls::SecureTransport& transport);
   ~DialBacker();
   DialBacker(const DialBacker&) = delete;
   DialBacker& operator=(const DialBacker&) = delete;
@@ -40,6 +45,7 @@ class DialBacker {
 
  private:
   struct Dial;
+  tls::SecureTransport& m_transport;
   std::mutex m_mutex;
   std::condition_variable m_idle;
   std::size_t m_callbacks_running = 0;  // the destructor waits for them

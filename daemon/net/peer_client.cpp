@@ -6,6 +6,7 @@
 #include "common/version.hpp"
 #include "daemon/net/peer_server.hpp"
 #include "daemon/net/trace_interceptors.hpp"
+#include "daemon/tls/secure_transport.hpp"
 #include "proto/peer.grpc.pb.h"
 
 namespace p2pd::net {
@@ -48,8 +49,8 @@ Result<PingResult> decode(const HostPort& to, const proto::PingReply& reply) {
 
 }  // namespace
 
-PeerClient::PeerClient(NodeId self, Post post, trace::Tracer* tracer)
-    : m_self(self), m_post(std::move(post)), m_tracer(tracer) {}
+PeerClient::PeerClient(NodeId self, Post post, tls::SecureTransport& transport, trace::Tracer* tracer)
+    : m_self(self), m_post(std::move(post)), m_transport(transport), m_tracer(tracer) {}
 
 PeerClient::~PeerClient() {
   shutdown();
@@ -64,6 +65,11 @@ grpc::ChannelArguments PeerClient::channel_arguments() const {
   args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 200);
   args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 200);
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 2000);
+  // Every connection to a peer is TLS, made by the transport's CONNECT
+  // proxy (tls/secure_transport.hpp); a channel that bypassed it would
+  // fail the peer's handshake, never talk in the clear.
+  args.SetInt(GRPC_ARG_ENABLE_HTTP_PROXY, 1);
+  args.SetString(GRPC_ARG_HTTP_PROXY, m_transport.proxy_uri());
   return args;
 }
 
@@ -165,20 +171,40 @@ void PeerClient::ping_on(const HostPort& to, DirectChannel over, std::chrono::mi
   call->request.set_version(kVersion);
   // wait_for_ready on a connection we made: it is still starting its HTTP/2 session.
   if (over) call->context.set_wait_for_ready(true);
+  const bool proxied_checked_by_handshake = over != nullptr || has_direct(to);
   unary<PingResult>(
       to, timeout, call,
-      [call, to](const grpc::Status& status) {
-        return status.ok() ? decode(to, call->reply) : Result<PingResult>(from_status(to, status));
+      [call, to, proxied_checked_by_handshake, &transport = m_transport](const grpc::Status& status) {
+        if (!status.ok()) return Result<PingResult>(from_status(to, status));
+        auto pong = decode(to, call->reply);
+        // Over a channel the proxy made, the answer's id must be the one the
+        // connection proved (a direct channel checked it in its handshake).
+        if (pong && !proxied_checked_by_handshake) {
+          if (auto proven = transport.proven_at(to.to_string()); proven && *proven != pong->node_id) {
+            return Result<PingResult>(make_error(ErrorCode::corrupt, "{} answered as node {} but its key is node {}",
+                                                 to.to_string(), pong->node_id.short_hex(), proven->short_hex()));
+          }
+        }
+        return pong;
       },
       std::move(done), std::move(over));
 }
 
-PeerClient::DirectChannel PeerClient::channel_over(int fd, const HostPort& to) {
-  grpc::ChannelArguments args = channel_arguments();
-  std::vector<std::unique_ptr<grpc::experimental::ClientInterceptorFactoryInterface>> interceptors;
-  if (m_tracer != nullptr) interceptors.push_back(make_trace_stamper(*m_tracer));
-  return grpc::experimental::CreateCustomInsecureChannelWithInterceptorsFromFd(to.to_string(), fd, args,
-                                                                               std::move(interceptors));
+void PeerClient::channel_over(int fd, const HostPort& to, std::optional<NodeId> expected,
+                              std::function<void(Result<DirectChannel>)> done) {
+  m_transport.secure_outbound(
+      fd, expected, [this, to, done = std::move(done)](Result<tls::SecuredConnection> secured) mutable {
+        if (!secured) {
+          m_post([done = std::move(done), error = secured.error()] { done(error); });
+          return;
+        }
+        grpc::ChannelArguments args = channel_arguments();
+        std::vector<std::unique_ptr<grpc::experimental::ClientInterceptorFactoryInterface>> interceptors;
+        if (m_tracer != nullptr) interceptors.push_back(make_trace_stamper(*m_tracer));
+        DirectChannel channel = grpc::experimental::CreateCustomInsecureChannelWithInterceptorsFromFd(
+            to.to_string(), secured->fd, args, std::move(interceptors));
+        m_post([done = std::move(done), channel = std::move(channel)]() mutable { done(std::move(channel)); });
+      });
 }
 
 void PeerClient::use_direct(const HostPort& to, DirectChannel channel) {

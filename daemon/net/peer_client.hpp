@@ -47,6 +47,10 @@ namespace p2pd::trace {
 class Tracer;
 }  // namespace p2pd::trace
 
+namespace p2pd::tls {
+class SecureTransport;
+}  // namespace p2pd::tls
+
 namespace p2pd::net {
 
 struct PingResult {
@@ -78,8 +82,9 @@ class PeerClient {
   // Runs a closure on the node's io thread.
   using Post = std::function<void(std::function<void()>)>;
 
-  // `tracer` (may be null) stamps every outgoing call with this node's clocks.
-  PeerClient(NodeId self, Post post, trace::Tracer* tracer = nullptr);
+  // Calls go over `transport` (TLS; it must outlive the client). `tracer`
+  // (may be null) stamps every outgoing call with this node's clocks.
+  PeerClient(NodeId self, Post post, tls::SecureTransport& transport, trace::Tracer* tracer = nullptr);
   ~PeerClient();
   PeerClient(const PeerClient&) = delete;
   PeerClient& operator=(const PeerClient&) = delete;
@@ -101,10 +106,13 @@ class PeerClient {
                 std::function<void(Result<void>)> done);
 
   // Connections we made ourselves (a punched socket, or one from a punch
-  // port to a public peer): gRPC runs over `fd` (connected, non-blocking;
-  // the channel owns it) until it breaks, and never reconnects.
+  // port to a public peer): after the TLS handshake (in which the peer must
+  // prove `expected`, when given) gRPC runs over `fd` (connected,
+  // non-blocking; ownership passes here) until it breaks, and never
+  // reconnects. `done` runs once, through `post`.
   using DirectChannel = std::shared_ptr<grpc::Channel>;
-  DirectChannel channel_over(int fd, const HostPort& to);
+  void channel_over(int fd, const HostPort& to, std::optional<NodeId> expected,
+                    std::function<void(Result<DirectChannel>)> done);
   // A Ping on such a channel: who answers on it, and how it sees us.
   void ping_over(const DirectChannel& channel, const HostPort& to, std::chrono::milliseconds timeout,
                  std::function<void(Result<PingResult>)> done);
@@ -191,6 +199,7 @@ class PeerClient {
 
   NodeId m_self;
   Post m_post;
+  tls::SecureTransport& m_transport;
   trace::Tracer* m_tracer;
   std::vector<std::shared_ptr<void>> m_retired;  // calls finished after shutdown, freed by it
   mutable std::mutex m_mutex;

@@ -13,8 +13,6 @@
 #include <cerrno>
 #include <cstring>
 
-#include <grpcpp/server_builder.h>
-
 #include "common/log.hpp"
 
 namespace p2pd::net {
@@ -69,6 +67,17 @@ std::string peer_ip(int fd) {
     return ::inet_ntop(AF_INET6, &v6.sin6_addr, text.data(), text.size()) != nullptr ? text.data() : std::string();
   }
   return {};
+}
+
+std::optional<HostPort> remote_address(int fd) {
+  const std::string ip = peer_ip(fd);
+  sockaddr_storage address{};
+  socklen_t size = sizeof address;
+  if (ip.empty() || ::getpeername(fd, reinterpret_cast<sockaddr*>(&address), &size) != 0) return std::nullopt;
+  const std::uint16_t port = address.ss_family == AF_INET
+                                 ? ntohs(reinterpret_cast<const sockaddr_in&>(address).sin_port)
+                                 : ntohs(reinterpret_cast<const sockaddr_in6&>(address).sin6_port);
+  return HostPort{ip, port};
 }
 
 std::string address_key(const std::string& ip) {
@@ -139,20 +148,19 @@ PeerListener::~PeerListener() {
   for (int fd : m_fds) ::close(fd);
 }
 
-bool PeerListener::start(grpc::experimental::ExternalConnectionAcceptor& acceptor, ConnectionCaps caps,
-                         PeerScores& scores) {
-  m_acceptor = &acceptor;
+bool PeerListener::start(HandOver hand_over, ConnectionCaps caps, PeerScores& scores) {
+  m_hand_over = std::move(hand_over);
   m_scores = &scores;
   m_limits = std::make_unique<ConnectionLimits>(caps, descriptor_names_socket);
   m_loop = std::make_unique<AcceptLoop>(m_fds, "peer port", log::Category::net);
-  return m_loop->start([this](int fd, int listener) { on_accept(fd, listener); });
+  return m_loop->start([this](int fd, int /*listener*/) { on_accept(fd); });
 }
 
 void PeerListener::stop() {
   if (m_loop) m_loop->stop();
 }
 
-void PeerListener::on_accept(int fd, int listener) {
+void PeerListener::on_accept(int fd) {
   const std::string ip = peer_ip(fd);
   struct stat st {};
   if (ip.empty() || ::fstat(fd, &st) != 0) {
@@ -183,12 +191,12 @@ void PeerListener::on_accept(int fd, int listener) {
     ::close(fd);
     return;
   }
-  const int on = 1;
-  ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof on);  // as gRPC's own listener does
-  grpc::experimental::ExternalConnectionAcceptor::NewConnectionParameters connection;
-  connection.listener_fd = listener;
-  connection.fd = fd;
-  m_acceptor->HandleNewConnection(&connection);
+  const auto from = remote_address(fd);
+  if (!from) {
+    ::close(fd);
+    return;
+  }
+  m_hand_over(fd, *from);
 }
 
 void PeerListener::ban(const std::string& address, std::string_view why) {

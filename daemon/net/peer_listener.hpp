@@ -6,8 +6,10 @@
 // anything on them.
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -18,10 +20,6 @@
 #include "common/result.hpp"
 #include "daemon/net/connection_limits.hpp"
 #include "daemon/net/peer_scores.hpp"
-
-namespace grpc::experimental {
-class ExternalConnectionAcceptor;
-}
 
 namespace p2pd::net {
 
@@ -37,9 +35,11 @@ class PeerListener {
   [[nodiscard]] std::uint16_t port() const { return m_port; }
 
   // Accepts on its own thread until stop(), handing each admitted connection
-  // to `acceptor`; connections from addresses `scores` has banned are
-  // closed as they come. Both must outlive stop().
-  bool start(grpc::experimental::ExternalConnectionAcceptor& acceptor, ConnectionCaps caps, PeerScores& scores);
+  // (and the address it came from) to `hand_over`, which owns it from
+  // then; connections from addresses `scores` has banned are closed as
+  // they come. `scores` must outlive stop().
+  using HandOver = std::function<void(int fd, const HostPort& from)>;
+  bool start(HandOver hand_over, ConnectionCaps caps, PeerScores& scores);
   // `address` (an address_key) was just banned: logs it (rate-limited) and
   // closes every connection from it we accepted (shutdown: gRPC then sees
   // the connection end and lets it go). Any thread.
@@ -49,11 +49,11 @@ class PeerListener {
 
  private:
   PeerListener() = default;
-  void on_accept(int fd, int listener);
+  void on_accept(int fd);
 
   std::vector<int> m_fds;
   std::uint16_t m_port = 0;
-  grpc::experimental::ExternalConnectionAcceptor* m_acceptor = nullptr;
+  HandOver m_hand_over;
   PeerScores* m_scores = nullptr;
   std::mutex m_limits_mutex;  // the accept thread admits, a gRPC thread may disconnect
   std::unique_ptr<ConnectionLimits> m_limits;
@@ -61,6 +61,9 @@ class PeerListener {
   log::Limiter m_ban_log{5, std::chrono::minutes(1)};
   std::unique_ptr<AcceptLoop> m_loop;
 };
+
+// A connected socket's peer, IPv4-mapped IPv6 addresses written as IPv4.
+std::optional<HostPort> remote_address(int fd);
 
 // The IP address of a connected socket's peer, IPv4-mapped IPv6 addresses
 // written as IPv4; empty when it has none.

@@ -10,9 +10,11 @@
 #include "common/log.hpp"
 #include "common/version.hpp"
 #include "daemon/net/dial_back.hpp"
+#include "daemon/net/peer_connections.hpp"
 #include "daemon/net/peer_listener.hpp"
 #include "daemon/net/score_interceptor.hpp"
 #include "daemon/net/trace_interceptors.hpp"
+#include "daemon/tls/secure_transport.hpp"
 #include "daemon/trace/event_record.hpp"
 #include "proto/peer.grpc.pb.h"
 
@@ -43,14 +45,43 @@ grpc::ServerUnaryReactor* refuse(grpc::ServerUnaryReactor* reactor, grpc::Status
   return reactor;
 }
 
+// A node id a message claims for its sender (`claimed`, raw bytes) must be
+// the one the connection proved with its key; claiming another is
+// malformed (and scored). nullopt: it is.
+std::optional<grpc::Status> not_the_caller(const PeerConnections& connections, grpc::CallbackServerContext* context,
+                                           const std::string& claimed) {
+  const auto caller = connections.find(context->peer());
+  if (!caller) return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION, "this connection proved no node id");
+  if (claimed.size() != NodeId::kBytes ||
+      !std::equal(claimed.begin(), claimed.end(), caller->id.bytes().begin(),
+                  [](char a, std::uint8_t b) { return static_cast<std::uint8_t>(a) == b; })) {
+    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                        fmt::format("the message claims to come from another node than this connection's ({})",
+                                    caller->id.short_hex()));
+  }
+  return std::nullopt;
+}
+
+// Where the caller's connection came from, for connections accepted on the
+// peer port (relayed and punched ones say nothing useful).
+std::optional<HostPort> accepted_from(const PeerConnections& connections, grpc::CallbackServerContext* context) {
+  const auto caller = connections.find(context->peer());
+  return caller ? caller->accepted_from : std::nullopt;
+}
+
 }  // namespace
 
 // Ping touches only our id, version and reachability, so it answers on
 // gRPC's thread; handlers that touch protocol state post onto the node.
 class PeerService final : public proto::Peer::CallbackService {
  public:
-  PeerService(const NodeId& self, std::shared_ptr<PeerSelfState> state, ConnectivityHandler& connectivity)
-      : m_self(self), m_state(std::move(state)), m_connectivity(connectivity) {}
+  PeerService(const NodeId& self, std::shared_ptr<PeerSelfState> state, ConnectivityHandler& connectivity,
+              const PeerConnections& connections, tls::SecureTransport& transport)
+      : m_self(self),
+        m_state(std::move(state)),
+        m_connectivity(connectivity),
+        m_connections(connections),
+        m_dial_backs(transport) {}
 
   grpc::ServerUnaryReactor* Ping(grpc::CallbackServerContext* context, const proto::PingRequest* request,
                                  proto::PingReply* reply) override {
@@ -59,9 +90,15 @@ class PeerService final : public proto::Peer::CallbackService {
       reactor->Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "node_id must be 20 bytes"));
       return reactor;
     }
+    if (!request->node_id().empty()) {
+      if (auto refused = not_the_caller(m_connections, context, request->node_id())) {
+        reactor->Finish(*refused);
+        return reactor;
+      }
+    }
     reply->set_node_id(std::string(m_self.bytes().begin(), m_self.bytes().end()));
     reply->set_version(kVersion);
-    if (auto observed = host_port_from_grpc_peer(context->peer())) reply->set_observed_addr(observed->to_string());
+    if (auto observed = accepted_from(m_connections, context)) reply->set_observed_addr(observed->to_string());
     {
       std::lock_guard lock(m_state->mutex);
       reply->set_reachability(m_state->reachability);
@@ -75,7 +112,11 @@ class PeerService final : public proto::Peer::CallbackService {
     auto* reactor = context->DefaultReactor();
     auto caller = node_id_of(request->node_id());
     if (!caller) return refuse(reactor, grpc::StatusCode::INVALID_ARGUMENT, "node_id must be 20 bytes");
-    auto observed = host_port_from_grpc_peer(context->peer());
+    if (auto refused = not_the_caller(m_connections, context, request->node_id())) {
+      reactor->Finish(*refused);
+      return reactor;
+    }
+    auto observed = accepted_from(m_connections, context);
     if (!observed) return refuse(reactor, grpc::StatusCode::FAILED_PRECONDITION, "the caller's address is not IP");
     m_connectivity.on_relay_reserve(*caller, observed->host, [reactor, reply](Result<RelayGrant> grant) {
       if (!grant) {
@@ -96,8 +137,12 @@ class PeerService final : public proto::Peer::CallbackService {
     if (!caller || request->port() == 0 || request->port() > 65535) {
       return refuse(reactor, grpc::StatusCode::INVALID_ARGUMENT, "node_id must be 20 bytes, port 1..65535");
     }
+    if (auto refused = not_the_caller(m_connections, context, request->node_id())) {
+      reactor->Finish(*refused);
+      return reactor;
+    }
     // Only the caller's own IP is dialled: a peer cannot aim us at others.
-    auto observed = host_port_from_grpc_peer(context->peer());
+    auto observed = accepted_from(m_connections, context);
     if (!observed) return refuse(reactor, grpc::StatusCode::FAILED_PRECONDITION, "the caller's address is not IP");
     const HostPort target{observed->host, static_cast<std::uint16_t>(request->port())};
     reply->set_dialed_addr(target.to_string());
@@ -115,6 +160,10 @@ class PeerService final : public proto::Peer::CallbackService {
     auto* reactor = context->DefaultReactor();
     auto caller = node_id_of(request->node_id());
     if (!caller) return refuse(reactor, grpc::StatusCode::INVALID_ARGUMENT, "node_id must be 20 bytes");
+    if (auto refused = not_the_caller(m_connections, context, request->node_id())) {
+      reactor->Finish(*refused);
+      return reactor;
+    }
     // An IP address, never a name: we connect to it, and resolve nothing a peer names.
     auto addr = parse_host_port(request->addr(), false);
     if (!addr || addr->port == 0 || !is_ip_literal(addr->host)) {
@@ -140,6 +189,10 @@ class PeerService final : public proto::Peer::CallbackService {
     auto* reactor = context->DefaultReactor();
     auto caller = node_id_of(request->node_id());
     if (!caller) return refuse(reactor, grpc::StatusCode::INVALID_ARGUMENT, "node_id must be 20 bytes");
+    if (auto refused = not_the_caller(m_connections, context, request->node_id())) {
+      reactor->Finish(*refused);
+      return reactor;
+    }
     m_connectivity.on_punch_go(*caller, request->punch_id(), [reactor](Result<void> started) {
       reactor->Finish(started ? grpc::Status::OK : grpc::Status(grpc::StatusCode::NOT_FOUND, started.error().message));
     });
@@ -150,18 +203,30 @@ class PeerService final : public proto::Peer::CallbackService {
   NodeId m_self;
   std::shared_ptr<PeerSelfState> m_state;
   ConnectivityHandler& m_connectivity;
+  const PeerConnections& m_connections;
   DialBacker m_dial_backs;
 };
 
 class ChordService final : public proto::Chord::CallbackService {
  public:
-  ChordService(const NodeId& self, std::string executor, std::shared_ptr<PeerSelfState> state, ChordHandler& handler)
-      : m_self(self), m_executor(std::move(executor)), m_state(std::move(state)), m_handler(handler) {}
+  ChordService(const NodeId& self, std::string executor, std::shared_ptr<PeerSelfState> state, ChordHandler& handler,
+               const PeerConnections& connections)
+      : m_self(self),
+        m_executor(std::move(executor)),
+        m_state(std::move(state)),
+        m_handler(handler),
+        m_connections(connections) {}
 
   grpc::ServerUnaryReactor* Call(grpc::CallbackServerContext* context, const proto::ChordRequest* request,
                                  proto::ChordReply* reply) override {
     auto* reactor = context->DefaultReactor();
     auto inbound = decode_request(*request);
+    if (inbound) {
+      if (auto refused = not_the_caller(m_connections, context, request->from().node_id())) {
+        reactor->Finish(*refused);
+        return reactor;
+      }
+    }
     if (!inbound) {
       log::debug(log::Category::chord, "refused a Chord message from {}: {}", context->peer(), inbound.error().message);
       reactor->Finish(refusal(inbound.error()));
@@ -181,16 +246,24 @@ class ChordService final : public proto::Chord::CallbackService {
   std::string m_executor;
   std::shared_ptr<PeerSelfState> m_state;
   ChordHandler& m_handler;
+  const PeerConnections& m_connections;
 };
 
 class RaftService final : public proto::Raft::CallbackService {
  public:
-  RaftService(const NodeId& self, RaftHandler& handler) : m_self(self), m_handler(handler) {}
+  RaftService(const NodeId& self, RaftHandler& handler, const PeerConnections& connections)
+      : m_self(self), m_handler(handler), m_connections(connections) {}
 
   grpc::ServerUnaryReactor* Step(grpc::CallbackServerContext* context, const proto::RaftMessage* request,
                                  proto::RaftAck* /*reply*/) override {
     auto* reactor = context->DefaultReactor();
     auto inbound = decode_raft(*request, m_self);
+    if (inbound) {
+      if (auto refused = not_the_caller(m_connections, context, request->from_id())) {
+        reactor->Finish(*refused);
+        return reactor;
+      }
+    }
     if (!inbound) {
       log::debug(log::Category::raft, "refused a Raft message from {}: {}", context->peer(), inbound.error().message);
       reactor->Finish(refusal(inbound.error()));
@@ -204,6 +277,7 @@ class RaftService final : public proto::Raft::CallbackService {
  private:
   NodeId m_self;
   RaftHandler& m_handler;
+  const PeerConnections& m_connections;
 };
 
 namespace {
@@ -312,7 +386,8 @@ class TraceService final : public proto::Trace::CallbackService {
 
 class JobsService final : public proto::Jobs::CallbackService {
  public:
-  explicit JobsService(JobsHandler& handler) : m_handler(handler) {}
+  JobsService(JobsHandler& handler, const PeerConnections& connections)
+      : m_handler(handler), m_connections(connections) {}
 
   grpc::ServerUnaryReactor* Propose(grpc::CallbackServerContext* context, const proto::JobProposal* request,
                                     proto::JobProposalReply* reply) override {
@@ -320,6 +395,10 @@ class JobsService final : public proto::Jobs::CallbackService {
     auto proposal = decode_job_proposal(*request);
     if (!proposal) {
       reactor->Finish(invalid(proposal.error()));
+      return reactor;
+    }
+    if (auto refused = not_the_caller(m_connections, context, request->from_id())) {
+      reactor->Finish(*refused);
       return reactor;
     }
     m_handler.on_job_proposal(std::move(*proposal), [reactor, reply](ProposalAnswer answer) {
@@ -340,6 +419,10 @@ class JobsService final : public proto::Jobs::CallbackService {
       reactor->Finish(invalid(heartbeat.error()));
       return reactor;
     }
+    if (auto refused = not_the_caller(m_connections, context, request->node_id())) {
+      reactor->Finish(*refused);
+      return reactor;
+    }
     m_handler.on_worker_heartbeat(std::move(*heartbeat), [reactor, reply](bool leader) {
       reply->set_leader(leader);
       reactor->Finish(grpc::Status::OK);
@@ -355,6 +438,10 @@ class JobsService final : public proto::Jobs::CallbackService {
       reactor->Finish(invalid(report.error()));
       return reactor;
     }
+    if (auto refused = not_the_caller(m_connections, context, request->node_id())) {
+      reactor->Finish(*refused);
+      return reactor;
+    }
     m_handler.on_shard_report(std::move(*report), [reactor, reply](Result<void> taken) {
       reply->set_accepted(taken.has_value());
       if (!taken) reply->set_error(taken.error().message);
@@ -365,6 +452,7 @@ class JobsService final : public proto::Jobs::CallbackService {
 
  private:
   JobsHandler& m_handler;
+  const PeerConnections& m_connections;
 };
 
 std::optional<HostPort> host_port_from_grpc_peer(std::string_view peer) {
@@ -384,26 +472,37 @@ std::optional<HostPort> host_port_from_grpc_peer(std::string_view peer) {
   return *parsed;
 }
 
-Result<std::unique_ptr<PeerServer>> PeerServer::start(const HostPort& listen, const NodeId& self,
+// What the transport's thread needs after a handshake, shared so that it
+// stays valid however late the handshake ends.
+struct PeerServer::Intake {
+  std::mutex mutex;
+  grpc::Server* server = nullptr;  // null once shutting down: connections are then closed
+  PeerConnections connections;
+};
+
+Result<std::unique_ptr<PeerServer>> PeerServer::start(const HostPort& listen, tls::SecureTransport& transport,
                                                       const std::string& executor, ChordHandler& chord,
                                                       RaftHandler& raft, BlobHandler& blobs, JobsHandler& jobs,
                                                       ConnectivityHandler& connectivity, ConnectionCaps caps,
                                                       trace::Tracer* tracer, trace::Recorder* recorder) {
+  const NodeId self = transport.self();
   std::unique_ptr<PeerServer> server(new PeerServer());
+  server->m_transport = &transport;
+  server->m_intake = std::make_shared<Intake>();
+  const PeerConnections& connections = server->m_intake->connections;
   server->m_self_state = std::make_shared<PeerSelfState>();
-  server->m_service = std::make_unique<PeerService>(self, server->m_self_state, connectivity);
-  server->m_chord = std::make_unique<ChordService>(self, executor, server->m_self_state, chord);
-  server->m_raft = std::make_unique<RaftService>(self, raft);
+  server->m_service = std::make_unique<PeerService>(self, server->m_self_state, connectivity, connections, transport);
+  server->m_chord = std::make_unique<ChordService>(self, executor, server->m_self_state, chord, connections);
+  server->m_raft = std::make_unique<RaftService>(self, raft, connections);
   server->m_blobs = std::make_unique<BlobService>(blobs);
-  server->m_jobs = std::make_unique<JobsService>(jobs);
+  server->m_jobs = std::make_unique<JobsService>(jobs, connections);
   if (recorder != nullptr) server->m_trace = std::make_unique<TraceService>(*recorder);
   auto listener = PeerListener::bind(listen);
   if (!listener) return listener.error();
   server->m_listener = std::move(*listener);
-  // gRPC does not listen itself: the listener accepts, caps and hands over.
+  // gRPC does not listen itself: the listener accepts and caps, the
+  // transport runs TLS, and gRPC is handed the plaintext end.
   grpc::ServerBuilder builder;
-  server->m_acceptor = builder.experimental().AddExternalConnectionAcceptor(
-      grpc::ServerBuilder::experimental_type::ExternalConnectionType::FROM_FD, grpc::InsecureServerCredentials());
   builder.RegisterService(server->m_service.get());
   builder.RegisterService(server->m_chord.get());
   builder.RegisterService(server->m_raft.get());
@@ -414,26 +513,28 @@ Result<std::unique_ptr<PeerServer>> PeerServer::start(const HostPort& listen, co
   builder.SetMaxSendMessageSize(kMaxPeerMessageBytes);
   // Room for a trace stamp (trace::kMaxStampBytes, base64) beside gRPC's own headers.
   builder.AddChannelArgument(GRPC_ARG_MAX_METADATA_SIZE, 32 << 10);
-  // Anyone can connect to the peer port. A connection that has not sent
-  // the HTTP/2 preface (a gRPC client sends it at once) is closed after
-  // kPeerHandshakeTimeout; one that carries no call for kPeerIdleTimeout is
+  // Anyone can connect to the peer port. A connection that has not
+  // finished the TLS handshake is closed after
+  // tls::SecureTransport::kHandshakeTimeout; one that carries no call for kPeerIdleTimeout is
   // told to go away (peers reconnect when they next call; punched and
   // relayed connections carry a health ping more often than that); and a
   // connection carries at most kMaxPeerStreams calls at once.
-  builder.AddChannelArgument(GRPC_ARG_SERVER_HANDSHAKE_TIMEOUT_MS, static_cast<int>(kPeerHandshakeTimeout.count()));
   builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_IDLE_MS, static_cast<int>(kPeerIdleTimeout.count()));
   builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS, kMaxPeerStreams);
   std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> interceptors;
   if (tracer != nullptr) interceptors.push_back(make_trace_reader(*tracer));
   server->m_scores = std::make_unique<PeerScores>();
   interceptors.push_back(
-      make_score_keeper(*server->m_scores, [listener = server->m_listener.get()](const std::string& key) {
+      make_score_keeper(*server->m_scores, connections, [listener = server->m_listener.get()](const std::string& key) {
         listener->ban(key, "malformed message after malformed message");
       }));
   builder.experimental().SetInterceptorCreators(std::move(interceptors));
   server->m_server = builder.BuildAndStart();
   if (!server->m_server) return make_error(ErrorCode::unavailable, "cannot start the peer RPC server");
-  if (!server->m_listener->start(*server->m_acceptor, caps, *server->m_scores)) {
+  server->m_intake->server = server->m_server.get();
+  auto* raw = server.get();
+  if (!server->m_listener->start([raw](int fd, const HostPort& from) { raw->secure(fd, from); }, caps,
+                                 *server->m_scores)) {
     return make_error(ErrorCode::io, "cannot start accepting peers on {}", listen.to_string());
   }
   server->m_bound = HostPort{listen.host, server->m_listener->port()};
@@ -442,11 +543,32 @@ Result<std::unique_ptr<PeerServer>> PeerServer::start(const HostPort& listen, co
 }
 
 void PeerServer::add_connection(int fd) {
-  if (!m_server) {
-    ::close(fd);
-    return;
-  }
-  grpc::AddInsecureChannelFromFd(m_server.get(), fd);
+  secure(fd, std::nullopt);
+}
+
+void PeerServer::secure(int fd, std::optional<HostPort> accepted_from) {
+  struct Registration {
+    int fd = -1;
+    std::uint64_t serial = 0;
+  };
+  auto registration = std::make_shared<Registration>();
+  // Both callbacks run on the transport's thread, one after the other.
+  m_transport->secure_inbound(
+      fd,
+      [intake = m_intake, registration, accepted_from](Result<tls::SecuredConnection> secured) {
+        if (!secured) return;  // logged by the transport
+        std::lock_guard lock(intake->mutex);
+        if (intake->server == nullptr) {
+          ::close(secured->fd);
+          return;
+        }
+        registration->fd = secured->fd;
+        registration->serial = intake->connections.add(secured->fd, ConnectedPeer{secured->peer, accepted_from});
+        grpc::AddInsecureChannelFromFd(intake->server, secured->fd);
+      },
+      [intake = m_intake, registration] {
+        if (registration->fd >= 0) intake->connections.remove(registration->fd, registration->serial);
+      });
 }
 
 void PeerServer::set_reachability(std::string reachability) {
@@ -461,10 +583,13 @@ void PeerServer::set_relayed(bool relayed) {
 void PeerServer::shutdown(std::chrono::milliseconds grace) {
   if (m_listener) m_listener->stop();  // no new connections from here
   if (!m_server) return;
+  {
+    std::lock_guard lock(m_intake->mutex);
+    m_intake->server = nullptr;  // nor handed over by the transport
+  }
   m_server->Shutdown(std::chrono::system_clock::now() + grace);
   m_server->Wait();
   m_server.reset();
-  m_acceptor.reset();
 }
 
 PeerServer::~PeerServer() {

@@ -20,10 +20,11 @@
 
 namespace grpc {
 class Server;
-namespace experimental {
-class ExternalConnectionAcceptor;
-}
 }  // namespace grpc
+
+namespace p2pd::tls {
+class SecureTransport;
+}  // namespace p2pd::tls
 
 namespace p2pd::trace {
 class Recorder;
@@ -127,7 +128,8 @@ inline constexpr std::size_t kMaxTraceReplyBytes = 3u << 20;
 // `recorder`, peers may read this node's trace (service Trace).
 class PeerServer {
  public:
-  static Result<std::unique_ptr<PeerServer>> start(const HostPort& listen, const NodeId& self,
+  // Peers are served over `transport` (TLS), which must outlive the server.
+  static Result<std::unique_ptr<PeerServer>> start(const HostPort& listen, tls::SecureTransport& transport,
                                                    const std::string& executor, ChordHandler& chord, RaftHandler& raft,
                                                    BlobHandler& blobs, JobsHandler& jobs,
                                                    ConnectivityHandler& connectivity, ConnectionCaps caps = {},
@@ -142,7 +144,8 @@ class PeerServer {
   void shutdown(std::chrono::milliseconds grace);
 
   // Serves gRPC on a connection we did not accept (a relayed caller's leg,
-  // or a punched socket): connected, non-blocking; the server owns `fd`.
+  // or a punched socket), after the TLS handshake: connected,
+  // non-blocking; the server owns `fd`.
   void add_connection(int fd);
   // What this node says of itself: its reachability in Ping replies, and
   // whether peers reach it through a relay, in Chord replies.
@@ -150,7 +153,11 @@ class PeerServer {
   void set_relayed(bool relayed);
 
  private:
+  struct Intake;
   PeerServer() = default;
+  void secure(int fd, std::optional<HostPort> accepted_from);
+  tls::SecureTransport* m_transport = nullptr;
+  std::shared_ptr<Intake> m_intake;  // before the services, which read its connections
   std::shared_ptr<PeerSelfState> m_self_state;
   HostPort m_bound;
   std::unique_ptr<PeerService> m_service;
@@ -161,7 +168,6 @@ class PeerServer {
   std::unique_ptr<TraceService> m_trace;
   std::unique_ptr<PeerScores> m_scores;  // outlives the server and the listener
   std::unique_ptr<PeerListener> m_listener;
-  std::unique_ptr<grpc::experimental::ExternalConnectionAcceptor> m_acceptor;  // outlives the server
   std::unique_ptr<grpc::Server> m_server;
 };
 

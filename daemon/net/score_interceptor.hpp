@@ -9,12 +9,15 @@
 #include <memory>
 #include <string>
 
+#include "daemon/net/peer_connections.hpp"
 #include "daemon/net/peer_scores.hpp"
 
 namespace p2pd::net {
 
 // `banned(address)` runs, on a gRPC thread, when a call's penalty bans its address.
+// `connections` names each call's caller; only connections accepted on the
+// peer port are scored (a relayed caller's address is the relay's).
 std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface> make_score_keeper(
-    PeerScores& scores, std::function<void(const std::string& address)> banned);
+    PeerScores& scores, const PeerConnections& connections, std::function<void(const std::string& address)> banned);
 
 }  // namespace p2pd::net

@@ -53,6 +53,10 @@ OptionGroups make_options() {
       ("stun", po::value<std::vector<std::string>>()->value_name("HOST:PORT"),
        "a STUN server (RFC 8489) to learn the public address; repeatable (two "
        "classify the NAT's port mapping)")
+      ("pool-secret-file", po::value<std::string>()->value_name("FILE"),
+       "close the pool: only peers whose certificate proves this secret (at least 16 "
+       "bytes; make one with: openssl rand -hex 32) are let in or called; others are "
+       "refused with a log line. Give every member the same file (default: an open pool)")
       ("max-connections-per-ip", po::value<std::string>()->value_name("N"),
        "peer connections one IP address may hold open at once; more are closed "
        "as they come (default: 64; at most 4096 from all addresses)")
@@ -149,6 +153,9 @@ Result<void> apply_value(NodeConfig& config, const std::string& key, const std::
     auto hp = parse_host_port(value, false);
     if (!hp) return fail(hp.error());
     (key == "bootstrap" ? config.bootstrap : config.stun).push_back(*hp);
+  } else if (key == "pool-secret-file") {
+    if (value.empty()) return fail(make_error(ErrorCode::invalid_argument, "needs a path"));
+    config.pool_secret_file = std::filesystem::path(value);
   } else if (key == "control-socket" || key == "state-dir") {
     if (value.empty()) return fail(make_error(ErrorCode::invalid_argument, "needs a path"));
     (key == "control-socket" ? config.control_socket : config.state_dir) = std::filesystem::path(value);
@@ -309,6 +316,7 @@ ReloadPlan plan_reload(const NodeConfig& running, const NodeConfig& reread) {
   }
   if (running.relay_max_circuits != reread.relay_max_circuits) plan.need_restart.emplace_back("relay-max-circuits");
   if (running.port_mapping != reread.port_mapping) plan.need_restart.emplace_back("port-mapping");
+  if (running.pool_secret_file != reread.pool_secret_file) plan.need_restart.emplace_back("pool-secret-file");
   if (running.max_connections_per_ip != reread.max_connections_per_ip) {
     plan.need_restart.emplace_back("max-connections-per-ip");
   }

@@ -46,6 +46,8 @@ struct NodeConfig {
   // The job table is snapshotted, and the log before it dropped, after this
   // many applied entries (etcd's --snapshot-count).
   std::uint32_t raft_snapshot_entries = 4096;
+  // A closed pool's secret (tls/pool_secret.hpp); empty: an open pool.
+  std::filesystem::path pool_secret_file;
   // Peer connections one IP address may hold open (a NAT may hide a few
   // dozen peers behind one address).
   std::uint32_t max_connections_per_ip = 64;

@@ -43,7 +43,8 @@ Result<void> Node::start() {
   if (!control) return control.error();
   m_control_server = std::move(*control);
 
-  auto peer = net::PeerServer::start(m_config.listen, m_identity.id, std::string(exec::to_string(m_executor.kind)),
+  if (auto secured = start_transport(); !secured) return secured.error();
+  auto peer = net::PeerServer::start(m_config.listen, *m_transport, std::string(exec::to_string(m_executor.kind)),
                                      *this, *this, *this, *this, *this,
                                      net::ConnectionCaps{m_config.max_connections_per_ip, net::kMaxPeerConnections},
                                      m_tracer.get(), m_trace_recorder.get());
@@ -51,7 +52,8 @@ Result<void> Node::start() {
   m_peer_server = std::move(*peer);
   m_listen = m_peer_server->bound();
   m_peer_client = std::make_unique<net::PeerClient>(
-      m_identity.id, [this](std::function<void()> fn) { boost::asio::post(m_io, std::move(fn)); }, m_tracer.get());
+      m_identity.id, [this](std::function<void()> fn) { boost::asio::post(m_io, std::move(fn)); }, *m_transport,
+      m_tracer.get());
   // Before the io thread runs, so peer calls queued meanwhile find the overlay.
   start_chord();
   start_port_mapping();
@@ -67,6 +69,29 @@ Result<void> Node::start() {
   wait_for_signal();
   schedule_tick();
   m_io_thread = std::thread([this] { m_io.run(); });
+  return {};
+}
+
+Result<void> Node::start_transport() {
+  std::optional<tls::PoolSecret> pool;
+  if (!m_config.pool_secret_file.empty()) {
+    auto loaded = tls::PoolSecret::load(m_config.pool_secret_file);
+    if (!loaded) return loaded.error();
+    pool = std::move(*loaded);
+  }
+  auto certificate = tls::NodeCertificate::create(m_identity.private_key_pem, pool ? &*pool : nullptr);
+  if (!certificate) return certificate.error();
+  if (certificate->id() != m_identity.id) {
+    return make_error(ErrorCode::internal, "the node certificate names {}, the key {}", certificate->id().hex(),
+                      m_identity.id.hex());
+  }
+  const bool closed = pool.has_value();
+  auto transport = tls::SecureTransport::start(std::move(*certificate), std::move(pool));
+  if (!transport) return transport.error();
+  m_transport = std::move(*transport);
+  if (closed) {
+    log::info(log::Category::net, "closed pool: peers must prove the secret in {}", m_config.pool_secret_file.string());
+  }
   return {};
 }
 
@@ -138,6 +163,9 @@ void Node::shutdown() {
     });
     m_io_thread.join();
   }
+  // No handshake finishes from here, so nothing reaches the server or the
+  // client any more; open connections end.
+  if (m_transport) m_transport->shutdown();
   m_peer_server.reset();
   // Peers relayed through us are cut off; they reserve elsewhere.
   if (m_relay_server) m_relay_server->shutdown();

@@ -52,6 +52,7 @@
 #include "daemon/sched/scheduler.hpp"
 #include "daemon/store/blob_store.hpp"
 #include "daemon/store/matrix_cache.hpp"
+#include "daemon/tls/secure_transport.hpp"
 #include "daemon/trace/recorder.hpp"
 #include "daemon/trace/tracer.hpp"
 
@@ -333,10 +334,12 @@ class Node final : public control::ControlHandler,
   void start_punch(const std::string& peer_addr, std::uint32_t attempt);
   void learn_mapping(const HostPort& helper, std::function<void(Result<PunchMapping>)> done);
   void connect_punched(const std::shared_ptr<PunchAttempt>& punch);
+  void ping_punched(const std::shared_ptr<PunchAttempt>& punch, net::PeerClient::DirectChannel channel);
   void finish_punch(const std::string& peer_addr, Result<void> outcome);
   void answer_punch_waiters();
 
   // node_raft.cpp: the Raft core bound to its storage, gRPC and the job table (io thread only).
+  Result<void> start_transport();
   Result<void> start_raft();
   void tick_raft();
   void pump_raft();
@@ -467,6 +470,9 @@ class Node final : public control::ControlHandler,
   bool m_stop_signalled = false;  // io thread only: a SIGTERM/SIGINT arrived
   ServiceNotifier m_service;      // io thread only
 
+  // TLS for every peer connection; declared first of the three, so the
+  // server and client that use it go before it.
+  std::unique_ptr<tls::SecureTransport> m_transport;
   std::unique_ptr<net::PeerServer> m_peer_server;
   std::unique_ptr<net::PeerClient> m_peer_client;
   net::BootstrapProbe m_bootstrap;  // io thread only

@@ -210,51 +210,65 @@ void Node::learn_mapping(const HostPort& helper, std::function<void(Result<Punch
           ::close(socket->fd);
           return done(make_error(ErrorCode::unavailable, "shutting down"));
         }
-        PunchMapping mapping;
-        mapping.local_port = socket->local_port;
-        mapping.observer = m_peer_client->channel_over(socket->fd, helper);
-        auto channel = mapping.observer;
-        m_peer_client->ping_over(
-            channel, helper, kPunchPingTimeout,
-            [helper, mapping = std::move(mapping), done = std::move(done)](Result<net::PingResult> pong) mutable {
-              if (!pong) return done(pong.error());
-              if (!pong->observed || !is_ip_literal(pong->observed->host)) {
-                return done(
-                    make_error(ErrorCode::unavailable, "{} did not say where it sees us from", helper.to_string()));
-              }
-              mapping.public_addr = *pong->observed;
-              done(std::move(mapping));
+        const std::uint16_t local_port = socket->local_port;
+        m_peer_client->channel_over(
+            socket->fd, helper, std::nullopt,
+            [this, helper, local_port, done = std::move(done)](Result<net::PeerClient::DirectChannel> channel) mutable {
+              if (!channel) return done(channel.error());
+              if (m_stopping || !m_peer_client) return done(make_error(ErrorCode::unavailable, "shutting down"));
+              PunchMapping mapping;
+              mapping.local_port = local_port;
+              mapping.observer = *channel;
+              m_peer_client->ping_over(
+                  *channel, helper, kPunchPingTimeout,
+                  [helper, mapping = std::move(mapping), done = std::move(done)](Result<net::PingResult> pong) mutable {
+                    if (!pong) return done(pong.error());
+                    if (!pong->observed || !is_ip_literal(pong->observed->host)) {
+                      return done(make_error(ErrorCode::unavailable, "{} did not say where it sees us from",
+                                             helper.to_string()));
+                    }
+                    mapping.public_addr = *pong->observed;
+                    done(std::move(mapping));
+                  });
             });
       });
 }
 
 void Node::connect_punched(const std::shared_ptr<PunchAttempt>& punch) {
-  net::connect_from(
-      m_io, punch->mapping.local_port, punch->their_addr, kPunchConnectTimeout,
-      [this, punch](Result<net::ConnectedSocket> socket) {
-        if (!socket) return finish_punch(punch->peer.to_string(), socket.error());
-        if (m_stopping || !m_peer_client) {
-          ::close(socket->fd);
-          return;
+  net::connect_from(m_io, punch->mapping.local_port, punch->their_addr, kPunchConnectTimeout,
+                    [this, punch](Result<net::ConnectedSocket> socket) {
+                      if (!socket) return finish_punch(punch->peer.to_string(), socket.error());
+                      if (m_stopping || !m_peer_client) {
+                        ::close(socket->fd);
+                        return;
+                      }
+                      // Whoever answers must be the peer: a stale mapping could lead
+                      // anywhere. The handshake proves its key; the ping, that it serves.
+                      m_peer_client->channel_over(socket->fd, punch->peer, punch->peer_id,
+                                                  [this, punch](Result<net::PeerClient::DirectChannel> made) {
+                                                    if (!made)
+                                                      return finish_punch(punch->peer.to_string(), made.error());
+                                                    if (m_stopping || !m_peer_client) return;
+                                                    ping_punched(punch, *made);
+                                                  });
+                    });
+}
+
+void Node::ping_punched(const std::shared_ptr<PunchAttempt>& punch, net::PeerClient::DirectChannel channel) {
+  m_peer_client->ping_over(
+      channel, punch->peer, kPunchPingTimeout, [this, punch, channel](Result<net::PingResult> pong) {
+        if (!pong) return finish_punch(punch->peer.to_string(), pong.error());
+        if (pong->node_id != punch->peer_id) {
+          return finish_punch(punch->peer.to_string(),
+                              make_error(ErrorCode::corrupt, "another node ({}) answered at {}",
+                                         pong->node_id.short_hex(), punch->their_addr.to_string()));
         }
-        // Whoever answers must be the peer: a stale mapping could lead anywhere.
-        auto channel = m_peer_client->channel_over(socket->fd, punch->peer);
-        m_peer_client->ping_over(
-            channel, punch->peer, kPunchPingTimeout, [this, punch, channel](Result<net::PingResult> pong) {
-              if (!pong) return finish_punch(punch->peer.to_string(), pong.error());
-              if (pong->node_id != punch->peer_id) {
-                return finish_punch(punch->peer.to_string(),
-                                    make_error(ErrorCode::corrupt, "another node ({}) answered at {}",
-                                               pong->node_id.short_hex(), punch->their_addr.to_string()));
-              }
-              m_peer_client->use_direct(punch->peer, channel);
-              m_punch_rtt_ms[punch->peer.to_string()] = punch->rtt_ms;
-              log::info(log::Category::net, "punched a direct connection to {} at {} ({} ms, relay round trip {} ms)",
-                        punch->peer_id.short_hex(), punch->their_addr.to_string(), ms_since(punch->started),
-                        punch->rtt_ms);
-              trace_local(fmt::format("punch: direct connection to {}", punch->peer_id.short_hex()));
-              finish_punch(punch->peer.to_string(), {});
-            });
+        m_peer_client->use_direct(punch->peer, channel);
+        m_punch_rtt_ms[punch->peer.to_string()] = punch->rtt_ms;
+        log::info(log::Category::net, "punched a direct connection to {} at {} ({} ms, relay round trip {} ms)",
+                  punch->peer_id.short_hex(), punch->their_addr.to_string(), ms_since(punch->started), punch->rtt_ms);
+        trace_local(fmt::format("punch: direct connection to {}", punch->peer_id.short_hex()));
+        finish_punch(punch->peer.to_string(), {});
       });
 }
 

@@ -17,6 +17,7 @@
 #include <cerrno>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <random>
 #include <thread>
 
@@ -27,6 +28,7 @@
 #include "common/npy.hpp"
 #include "proto/peer.grpc.pb.h"
 #include "tests/support/process.hpp"
+#include "tests/support/secure_peer.hpp"
 
 #include "tests/support/temp_dir.hpp"
 #include "tests/support/test_daemon.hpp"
@@ -382,9 +384,11 @@ TEST_CASE("500 peer messages with text that is not UTF-8 are refused, and libpro
   TestDaemon daemon(dir.path(), "a");
   REQUIRE(daemon.start());
   const std::string listen = daemon.status_json()["listen"].get<std::string>();
-  auto stub = p2pd::proto::Peer::NewStub(grpc::CreateChannel(listen, grpc::InsecureChannelCredentials()));
+  auto transport = p2pd::test::make_transport();
+  auto stub = p2pd::proto::Peer::NewStub(grpc::CreateCustomChannel(listen, grpc::InsecureChannelCredentials(),
+                                                                   p2pd::test::secure_channel_arguments(*transport)));
   p2pd::proto::PingRequest request;
-  request.set_node_id(std::string(20, '\x01'));
+  request.set_node_id(std::string(transport->self().bytes().begin(), transport->self().bytes().end()));
   request.set_version("\xff\xfe not UTF-8");
   const google::protobuf::LogSilencer quiet;  // our own stub complains as it serializes
   std::size_t refused = 0;
@@ -441,14 +445,16 @@ TEST_CASE("one address holds at most --max-connections-per-ip peer connections, 
   CHECK(open_fds(pid) <= fds_before + 16 + 4);
 
   // Another address is served meanwhile: a peer's Ping, and p2pctl.
-  auto stub = p2pd::proto::Peer::NewStub(grpc::CreateChannel(listen, grpc::InsecureChannelCredentials()));
+  auto transport = p2pd::test::make_transport();
+  auto stub = p2pd::proto::Peer::NewStub(grpc::CreateCustomChannel(listen, grpc::InsecureChannelCredentials(),
+                                                                   p2pd::test::secure_channel_arguments(*transport)));
   {
     grpc::ClientContext context;
     context.set_deadline(std::chrono::system_clock::now() + 10s);
     p2pd::proto::PingRequest request;
     p2pd::proto::PingReply reply;
     CHECK(stub->Ping(&context, request, &reply).ok());
-    // gRPC still knows where a connection we accepted comes from.
+    // The daemon still knows where a connection it accepted comes from.
     CHECK(reply.observed_addr().starts_with("127.0.0.1:"));
   }
   CHECK(daemon.ctl({"status"}).status.exited_with(0));
@@ -481,7 +487,10 @@ TEST_CASE("a peer that sends malformed message after malformed message is banned
   TestDaemon daemon(dir.path(), "a");
   REQUIRE(daemon.start());
   const std::string listen = daemon.status_json()["listen"].get<std::string>();
-  auto channel = grpc::CreateChannel(listen, grpc::InsecureChannelCredentials());
+  auto transport = p2pd::test::make_transport();
+  const std::string self(transport->self().bytes().begin(), transport->self().bytes().end());
+  auto channel = grpc::CreateCustomChannel(listen, grpc::InsecureChannelCredentials(),
+                                           p2pd::test::secure_channel_arguments(*transport));
   auto stub = p2pd::proto::Peer::NewStub(channel);
   const auto ping = [&](const std::string& node_id) {
     grpc::ClientContext context;
@@ -492,12 +501,14 @@ TEST_CASE("a peer that sends malformed message after malformed message is banned
     return stub->Ping(&context, request, &reply);
   };
   // A well-formed call first: not every call counts against the caller.
-  REQUIRE(ping(std::string(20, '\x01')).ok());
-  // A node id of the wrong size is malformed; ten in a burst reach the ban
-  // (eleven: what decays between them adds up to a fraction of a point).
+  REQUIRE(ping(self).ok());
+  // A node id of the wrong size is malformed, and so is one that is not the
+  // key this connection proved; ten in a burst reach the ban (eleven: what
+  // decays between them adds up to a fraction of a point).
   for (int i = 0; i < 11; ++i) {
-    const auto status = ping("short");
-    INFO("malformed call " << i);
+    const auto status = ping(i == 0 ? std::string(20, '\x01') : std::string("short"));
+    INFO("malformed call " << i << ": " << status.error_message());
+    if (i == 0) CHECK_THAT(status.error_message(), Catch::Contains("claims to come from another node"));
     if (i < 10) {
       CHECK(status.error_code() == grpc::StatusCode::INVALID_ARGUMENT);
     } else {
@@ -509,7 +520,7 @@ TEST_CASE("a peer that sends malformed message after malformed message is banned
   // The connection is cut, and new ones from the address are closed as they come.
   bool refused = false;
   for (int i = 0; i < 20 && !refused; ++i) {
-    refused = ping(std::string(20, '\x01')).error_code() == grpc::StatusCode::UNAVAILABLE;
+    refused = ping(self).error_code() == grpc::StatusCode::UNAVAILABLE;
     if (!refused) std::this_thread::sleep_for(100ms);
   }
   CHECK(refused);
@@ -527,4 +538,67 @@ TEST_CASE("a peer that sends malformed message after malformed message is banned
   ::close(other);
   CHECK(daemon.ctl({"status"}).status.exited_with(0));
   CHECK(daemon.stop().exited_with(0));
+}
+
+TEST_CASE("a closed pool takes in nodes proving its secret and refuses one without it, with a log line",
+          "[integration]") {
+  TempDir dir;
+  const auto secret = dir.path() / "pool.secret";
+  { std::ofstream(secret) << "9f2c4e6a8b0d1f3e5a7c9b1d3f5e7a9c\n"; }
+  ::chmod(secret.c_str(), 0640);
+  TestDaemon a(dir.path(), "a", {"--pool-secret-file", secret.string()});
+  REQUIRE(a.start());
+  const auto a_status = a.status_json();
+  const std::string listen = a_status["listen"].get<std::string>();
+  CHECK_THAT(a.log(), Catch::Contains("closed pool: peers must prove the secret in " + secret.string()));
+
+  TestDaemon b(dir.path(), "b", {"--pool-secret-file", secret.string(), "--bootstrap", listen});
+  REQUIRE(b.start());
+  const std::string b_id = b.status_json()["node_id"].get<std::string>();
+  const auto successor_of_a = [&] {
+    const auto ring = a.ctl_json({"ring"});
+    return ring.is_object() && !ring["successors"].empty() ? ring["successors"][0]["node_id"].get<std::string>()
+                                                           : std::string();
+  };
+  bool joined = false;
+  for (int i = 0; i < 120 && !joined; ++i) {
+    joined = successor_of_a() == b_id;
+    if (!joined) std::this_thread::sleep_for(250ms);
+  }
+  CHECK(joined);
+
+  // No secret: the handshake fails on a's side, which says why.
+  TestDaemon outsider(dir.path(), "c", {"--bootstrap", listen});
+  REQUIRE(outsider.start());
+  const std::string c_id = outsider.status_json()["node_id"].get<std::string>();
+  const std::string refusal = "has no proof of this pool's secret (--pool-secret-file)";
+  bool logged = false;
+  for (int i = 0; i < 120 && !logged; ++i) {
+    logged = a.log().find("node " + c_id.substr(0, 8) + " " + refusal) != std::string::npos;
+    if (!logged) std::this_thread::sleep_for(250ms);
+  }
+  CHECK(logged);
+  CHECK_THAT(a.log(), Catch::Contains("refused a peer connection from 127.0.0.1:"));
+  std::this_thread::sleep_for(2s);
+  CHECK(successor_of_a() == b_id);
+  const auto c_ring = outsider.ctl_json({"ring"});
+  REQUIRE(c_ring.is_object());
+  for (const auto& successor : c_ring["successors"]) CHECK(successor["node_id"] != a_status["node_id"]);
+  CHECK(outsider.stop().exited_with(0));
+  CHECK(b.stop().exited_with(0));
+  CHECK(a.stop().exited_with(0));
+}
+
+TEST_CASE("a pool secret file others can read stops the daemon with one clear line", "[integration]") {
+  TempDir dir;
+  const auto secret = dir.path() / "pool.secret";
+  { std::ofstream(secret) << "9f2c4e6a8b0d1f3e5a7c9b1d3f5e7a9c\n"; }
+  ::chmod(secret.c_str(), 0644);
+  TestDaemon daemon(dir.path(), "a", {"--pool-secret-file", secret.string()});
+  daemon.spawn();
+  const auto status = daemon.process().wait_for(30s);
+  REQUIRE(status);
+  CHECK(status->exited_with(1));
+  CHECK_THAT(daemon.log(), Catch::Contains("p2pd: error: pool secret file " + secret.string() +
+                                           " is accessible by others (mode 644); run: chmod 640"));
 }

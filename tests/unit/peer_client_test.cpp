@@ -1,5 +1,6 @@
-// PeerClient against an in-process peer on loopback that answers what the
-// test says: replies are validated, deadlines hold, shutdown cancels.
+// PeerClient against an in-process peer on loopback (over TLS, as between
+// daemons) that answers what the test says: replies are validated against
+// what the connection proved, deadlines hold, shutdown cancels.
 #include <catch2/catch.hpp>
 
 #include <condition_variable>
@@ -12,6 +13,7 @@
 #include "daemon/net/trace_interceptors.hpp"
 #include "daemon/trace/tracer.hpp"
 #include "proto/peer.grpc.pb.h"
+#include "tests/support/secure_peer.hpp"
 
 using namespace p2pd;
 using namespace p2pd::net;
@@ -75,13 +77,16 @@ class FakePeer final : public proto::Peer::CallbackService {
   std::string last_caller;
 };
 
+// Served over TLS with a key of its own, as a daemon's peer port is; it
+// answers with the id its key gives unless a test says otherwise.
 struct FakeServer {
   FakePeer service;
   std::unique_ptr<grpc::Server> server;
-  int port = 0;
+  std::unique_ptr<tls::SecureTransport> transport = test::make_transport();
+  std::unique_ptr<test::SecurePeerPort> port;
   explicit FakeServer(trace::Tracer* tracer = nullptr) {
+    service.node_id = std::string(transport->self().bytes().begin(), transport->self().bytes().end());
     grpc::ServerBuilder builder;
-    builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
     builder.RegisterService(&service);
     if (tracer != nullptr) {
       std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> interceptors;
@@ -89,10 +94,15 @@ struct FakeServer {
       builder.experimental().SetInterceptorCreators(std::move(interceptors));
     }
     server = builder.BuildAndStart();
-    REQUIRE(port > 0);
+    REQUIRE(server);
+    port = std::make_unique<test::SecurePeerPort>(*server, *transport);
   }
-  ~FakeServer() { server->Shutdown(std::chrono::system_clock::now() + 1s); }
-  HostPort addr() const { return HostPort{"127.0.0.1", static_cast<std::uint16_t>(port)}; }
+  ~FakeServer() {
+    port.reset();
+    transport->shutdown();
+    server->Shutdown(std::chrono::system_clock::now() + 1s);
+  }
+  HostPort addr() const { return port->addr(); }
 };
 
 const NodeId kSelf = NodeId::hash_of(std::string_view("client"));
@@ -100,7 +110,8 @@ const NodeId kSelf = NodeId::hash_of(std::string_view("client"));
 // One ping through a fresh client, as the node's io thread would see it.
 Result<PingResult> ping_once(const HostPort& to, std::chrono::milliseconds timeout) {
   Inbox inbox;
-  PeerClient client(kSelf, inbox.poster());
+  auto transport = test::make_transport();
+  PeerClient client(kSelf, inbox.poster(), *transport);
   std::optional<Result<PingResult>> got;
   client.ping(to, timeout, [&](Result<PingResult> r) { got = std::move(r); });
   REQUIRE(inbox.run_one(timeout + 10s));
@@ -114,7 +125,7 @@ TEST_CASE("a well-formed ping reply is decoded", "[unit][peer_client]") {
   FakeServer peer;
   const auto got = ping_once(peer.addr(), 5s);
   REQUIRE(got.has_value());
-  CHECK(got->node_id.hex() == "0101010101010101010101010101010101010101");
+  CHECK(got->node_id == peer.transport->self());
   CHECK(got->version == "fake");
   REQUIRE(got->observed);
   CHECK(got->observed->to_string() == "127.0.0.1:4242");
@@ -128,6 +139,16 @@ TEST_CASE("a reply with a malformed node id is rejected", "[unit][peer_client]")
   REQUIRE_FALSE(got.has_value());
   CHECK(got.error().code == ErrorCode::corrupt);
   CHECK_THAT(got.error().message, Catch::Contains("node id of 5 bytes"));
+}
+
+TEST_CASE("a reply claiming another node than the key the connection proved is rejected", "[unit][peer_client]") {
+  FakeServer peer;
+  peer.service.node_id = std::string(20, '\x01');
+  const auto got = ping_once(peer.addr(), 5s);
+  REQUIRE_FALSE(got.has_value());
+  CHECK(got.error().code == ErrorCode::corrupt);
+  CHECK_THAT(got.error().message,
+             Catch::Contains("answered as node 01010101 but its key is node " + peer.transport->self().short_hex()));
 }
 
 TEST_CASE("deadlines hold and an unreachable peer fails", "[unit][peer_client]") {
@@ -149,7 +170,8 @@ TEST_CASE("shutdown cancels calls in flight and refuses new ones", "[unit][peer_
   FakeServer peer;
   peer.service.hang = true;
   Inbox inbox;
-  PeerClient client(kSelf, inbox.poster());
+  auto transport = test::make_transport();
+  PeerClient client(kSelf, inbox.poster(), *transport);
   bool called = false;
   client.ping(peer.addr(), 60s, [&](Result<PingResult>) { called = true; });
   client.shutdown();  // returns without waiting out the 60 s deadline
@@ -169,7 +191,8 @@ TEST_CASE("every peer call carries the sender's clocks to the receiver", "[unit]
   FakeServer peer(&receiver);
   for (int i = 0; i < 100; ++i) sender.local("busy");
   Inbox inbox;
-  PeerClient client(kSelf, inbox.poster(), &sender);
+  auto transport = test::make_transport();
+  PeerClient client(kSelf, inbox.poster(), *transport, &sender);
   std::optional<Result<PingResult>> got;
   client.ping(peer.addr(), 5s, [&](Result<PingResult> r) { got = std::move(r); });
   REQUIRE(inbox.run_one(15s));

@@ -1,0 +1,414 @@
+#include "daemon/tls/secure_transport.hpp"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <openssl/crypto.h>
+#include <openssl/rand.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <fmt/format.h>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/read_until.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/streambuf.hpp>
+#include <boost/asio/write.hpp>
+#include <cerrno>
+#include <cstring>
+#include <vector>
+
+#include "common/host_port.hpp"
+#include "common/log.hpp"
+#include "daemon/tls/connect_request.hpp"
+
+namespace p2pd::tls {
+namespace asio = boost::asio;
+
+namespace {
+
+std::string hex_of(const std::uint8_t* data, std::size_t size) {
+  static constexpr char kDigits[] = "0123456789abcdef";
+  std::string text;
+  for (std::size_t i = 0; i < size; ++i) {
+    text += kDigits[data[i] >> 4];
+    text += kDigits[data[i] & 0xf];
+  }
+  return text;
+}
+
+void set_no_delay(int fd) {
+  const int on = 1;
+  ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof on);
+}
+
+// A connected TCP socket's family, for asio to adopt it; -1 if not one.
+int socket_family(int fd) {
+  sockaddr_storage address{};
+  socklen_t length = sizeof address;
+  if (::getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length) != 0) return -1;
+  return address.ss_family == AF_INET || address.ss_family == AF_INET6 ? address.ss_family : -1;
+}
+
+std::string remote_of(int fd) {
+  sockaddr_storage address{};
+  socklen_t length = sizeof address;
+  if (::getpeername(fd, reinterpret_cast<sockaddr*>(&address), &length) != 0) return "a peer";
+  char host[INET6_ADDRSTRLEN] = {};
+  std::uint16_t port = 0;
+  if (address.ss_family == AF_INET) {
+    const auto* v4 = reinterpret_cast<const sockaddr_in*>(&address);
+    ::inet_ntop(AF_INET, &v4->sin_addr, host, sizeof host);
+    port = ntohs(v4->sin_port);
+  } else if (address.ss_family == AF_INET6) {
+    const auto* v6 = reinterpret_cast<const sockaddr_in6*>(&address);
+    ::inet_ntop(AF_INET6, &v6->sin6_addr, host, sizeof host);
+    port = ntohs(v6->sin6_port);
+    return fmt::format("[{}]:{}", host, port);
+  }
+  return fmt::format("{}:{}", host, port);
+}
+
+}  // namespace
+
+// The loopback listener gRPC's channels dial (secure_transport.hpp).
+struct SecureTransport::Proxy {
+  explicit Proxy(asio::io_context& io) : acceptor(io) {}
+  asio::ip::tcp::acceptor acceptor;
+  static constexpr std::size_t kMaxSessions = 4096;
+};
+
+// One CONNECT: read the request, dial, handshake, answer 200, carry.
+class SecureTransport::ProxySession : public std::enable_shared_from_this<ProxySession> {
+ public:
+  ProxySession(SecureTransport& transport, Socket client)
+      : m_transport(transport),
+        m_client(std::move(client)),
+        m_timer(*transport.m_io),
+        m_resolver(*transport.m_io),
+        m_head(kMaxConnectRequestBytes) {}
+  ~ProxySession() { --m_transport.m_proxy_sessions; }
+
+  void start() {
+    m_timer.expires_after(kHandshakeTimeout);
+    m_timer.async_wait([self = shared_from_this()](const boost::system::error_code& ec) {
+      if (ec) return;
+      self->m_timed_out = true;
+      boost::system::error_code ignored;
+      self->m_client.close(ignored);
+      if (self->m_stream) self->m_stream->lowest_layer().close(ignored);
+      self->m_resolver.cancel();
+    });
+    asio::async_read_until(m_client, m_head, "\r\n\r\n",
+                           [self = shared_from_this()](const boost::system::error_code& ec, std::size_t end) {
+                             self->on_request(ec, end);
+                           });
+  }
+
+ private:
+  void on_request(const boost::system::error_code& ec, std::size_t end) {
+    if (ec) return;  // gRPC went away, or the request was too large or slow
+    if (end != m_head.size()) return answer(400, "bytes after the request");
+    const std::string head(asio::buffers_begin(m_head.data()), asio::buffers_end(m_head.data()));
+    auto request = parse_connect_request(head);
+    if (!request) return answer(400, request.error().message);
+    if (request->authorization.size() != m_transport.m_proxy_authorization.size() ||
+        CRYPTO_memcmp(request->authorization.data(), m_transport.m_proxy_authorization.data(),
+                      request->authorization.size()) != 0) {
+      return answer(407, "wrong proxy password");
+    }
+    auto target = parse_host_port(request->target, false);
+    if (!target || target->port == 0) return answer(400, "target must be HOST:PORT");
+    m_target = request->target;
+    m_resolver.async_resolve(target->host, std::to_string(target->port),
+                             [self = shared_from_this()](const boost::system::error_code& resolve_ec,
+                                                         asio::ip::tcp::resolver::results_type results) {
+                               if (resolve_ec)
+                                 return self->fail(fmt::format("cannot resolve: {}", resolve_ec.message()));
+                               self->m_endpoints.assign(results.begin(), results.end());
+                               self->connect_next();
+                             });
+  }
+
+  void connect_next() {
+    if (m_next >= m_endpoints.size()) return fail(m_last_error.empty() ? "no address" : m_last_error);
+    const asio::ip::tcp::endpoint endpoint = m_endpoints[m_next++].endpoint();
+    m_stream = std::make_shared<SecureStream>(Socket(*m_transport.m_io), m_transport.m_client_context);
+    m_stream->lowest_layer().async_connect(
+        asio::generic::stream_protocol::endpoint(endpoint),
+        [self = shared_from_this(), endpoint](const boost::system::error_code& ec) {
+          if (self->m_timed_out) return self->fail("no TLS connection within 10 s");
+          if (ec) {
+            self->m_last_error = fmt::format("{}: {}", endpoint.address().to_string(), ec.message());
+            return self->connect_next();
+          }
+          set_no_delay(self->m_stream->lowest_layer().native_handle());
+          self->m_transport.handshake(self->m_stream, false, std::nullopt, self->m_target,
+                                      [self](Result<NodeId> peer) { self->on_handshake(std::move(peer)); });
+        });
+  }
+
+  void on_handshake(Result<NodeId> peer) {
+    if (!peer) return answer(502, peer.error().message);
+    m_transport.note_proven(m_target, *peer);
+    m_peer = *peer;
+    m_response = "HTTP/1.0 200 Connection established\r\n\r\n";
+    asio::async_write(m_client, asio::buffer(m_response),
+                      [self = shared_from_this()](const boost::system::error_code& ec, std::size_t /*n*/) {
+                        self->m_timer.cancel();
+                        if (ec || self->m_timed_out) return;
+                        ++self->m_transport.m_open;
+                        Tunnel::start(self->m_stream, std::move(self->m_client),
+                                      [transport = &self->m_transport] { --transport->m_open; });
+                      });
+  }
+
+  void fail(std::string why) { answer(502, std::move(why)); }
+
+  // gRPC reports the status code; the reason is in our debug log.
+  void answer(int code, std::string why) {
+    m_timer.cancel();
+    log::debug(log::Category::net, "peer connection to {} not made: {}", m_target.empty() ? "?" : m_target, why);
+    const char* reason = code == 407 ? "Proxy Authentication Required" : code == 400 ? "Bad Request" : "Bad Gateway";
+    m_response = fmt::format("HTTP/1.0 {} {}\r\n\r\n", code, reason);
+    asio::async_write(m_client, asio::buffer(m_response),
+                      [self = shared_from_this()](const boost::system::error_code& /*ec*/, std::size_t /*n*/) {
+                        boost::system::error_code ignored;
+                        self->m_client.close(ignored);
+                      });
+  }
+
+  SecureTransport& m_transport;
+  Socket m_client;
+  asio::steady_timer m_timer;
+  asio::ip::tcp::resolver m_resolver;
+  asio::streambuf m_head;
+  std::vector<asio::ip::tcp::resolver::results_type::value_type> m_endpoints;
+  std::size_t m_next = 0;
+  std::string m_last_error;
+  std::string m_target;
+  std::string m_response;
+  std::shared_ptr<SecureStream> m_stream;
+  NodeId m_peer;
+  bool m_timed_out = false;
+};
+
+SecureTransport::SecureTransport(NodeCertificate self, std::optional<PoolSecret> pool)
+    : m_self(std::move(self)),
+      m_pool(std::move(pool)),
+      m_server_context(asio::ssl::context::tls_server),
+      m_client_context(asio::ssl::context::tls_client) {}
+
+Result<std::unique_ptr<SecureTransport>> SecureTransport::start(NodeCertificate self, std::optional<PoolSecret> pool) {
+  std::unique_ptr<SecureTransport> transport(new SecureTransport(std::move(self), std::move(pool)));
+  if (auto opened = transport->open(); !opened) return opened.error();
+  return transport;
+}
+
+Result<void> SecureTransport::open() {
+  if (auto ok = configure_context(m_server_context.native_handle(), m_self, true); !ok) return ok.error();
+  if (auto ok = configure_context(m_client_context.native_handle(), m_self, false); !ok) return ok.error();
+  std::array<std::uint8_t, 16> password{};
+  if (RAND_bytes(password.data(), static_cast<int>(password.size())) != 1) {
+    return make_error(ErrorCode::internal, "no random bytes for the proxy password: {}", openssl_errors());
+  }
+  const std::string user_info = "p2pd:" + hex_of(password.data(), password.size());
+  m_proxy_authorization = basic_authorization(user_info);
+  m_proxy = std::make_unique<Proxy>(*m_io);
+  boost::system::error_code ec;
+  const asio::ip::tcp::endpoint loopback(asio::ip::address_v4::loopback(), 0);
+  m_proxy->acceptor.open(loopback.protocol(), ec);
+  if (!ec) m_proxy->acceptor.bind(loopback, ec);
+  if (!ec) m_proxy->acceptor.listen(asio::socket_base::max_listen_connections, ec);
+  if (ec) return make_error(ErrorCode::io, "cannot open the loopback port for peer channels: {}", ec.message());
+  m_proxy_uri = fmt::format("http://{}@127.0.0.1:{}", user_info, m_proxy->acceptor.local_endpoint().port());
+
+  // Accept the proxy's connections as generic sockets, so a tunnel carries
+  // them like a socketpair's end.
+  auto accept = std::make_shared<std::function<void()>>();
+  *accept = [this, accept_weak = std::weak_ptr<std::function<void()>>(accept)] {
+    auto client = std::make_shared<Socket>(*m_io);
+    m_proxy->acceptor.async_accept(*client, [this, client, accept_weak](const boost::system::error_code& accept_ec) {
+      auto again = accept_weak.lock();
+      if (accept_ec == asio::error::operation_aborted || m_stopped) return;
+      if (!accept_ec) {
+        if (m_proxy_sessions < Proxy::kMaxSessions) {
+          ++m_proxy_sessions;
+          set_no_delay(client->native_handle());
+          std::make_shared<ProxySession>(*this, std::move(*client))->start();
+        } else {
+          boost::system::error_code ignored;
+          client->close(ignored);
+        }
+      }
+      if (again) (*again)();
+    });
+  };
+  m_thread = std::thread([this, accept] {
+    (*accept)();
+    auto guard = asio::make_work_guard(*m_io);
+    m_io->run();
+  });
+  return {};
+}
+
+SecureTransport::~SecureTransport() {
+  shutdown();
+}
+
+void SecureTransport::shutdown() {
+  if (m_stopped.exchange(true)) return;
+  m_io->stop();
+  if (m_thread.joinable()) m_thread.join();
+  // Handlers never run again: dropping them (with the context) closes
+  // every socket and ends every tunnel.
+  m_proxy.reset();
+  m_io.reset();
+}
+
+void SecureTransport::handshake(std::shared_ptr<SecureStream> stream, bool server, std::optional<NodeId> expected,
+                                std::string who, std::function<void(Result<NodeId>)> then) {
+  auto timer = std::make_shared<asio::steady_timer>(*m_io, kHandshakeTimeout);
+  auto timed_out = std::make_shared<bool>(false);
+  timer->async_wait([stream, timed_out](const boost::system::error_code& ec) {
+    if (ec) return;
+    *timed_out = true;
+    boost::system::error_code ignored;
+    stream->lowest_layer().close(ignored);
+  });
+  stream->async_handshake(server ? asio::ssl::stream_base::server : asio::ssl::stream_base::client,
+                          [this, stream, server, expected, who = std::move(who), timer, timed_out,
+                           then = std::move(then)](const boost::system::error_code& ec) {
+                            timer->cancel();
+                            Result<NodeId> peer = make_error(ErrorCode::unavailable, "no handshake");
+                            if (*timed_out) {
+                              peer = make_error(ErrorCode::timed_out, "no TLS handshake within {} s",
+                                                kHandshakeTimeout.count());
+                            } else if (ec) {
+                              peer = make_error(ErrorCode::unavailable, "TLS handshake failed: {}", ec.message());
+                            } else {
+                              peer = identify_peer(stream->native_handle(), m_pool ? &*m_pool : nullptr);
+                              if (peer && expected && *peer != *expected) {
+                                peer = make_error(ErrorCode::permission_denied, "node {} answered, not {}",
+                                                  peer->short_hex(), expected->short_hex());
+                              }
+                            }
+                            if (peer) {
+                              ++m_handshakes;
+                            } else {
+                              ++m_refused;
+                              log_refusal(who, peer.error(), server);
+                              boost::system::error_code ignored;
+                              stream->lowest_layer().close(ignored);
+                            }
+                            then(std::move(peer));
+                          });
+}
+
+void SecureTransport::log_refusal(const std::string& who, const Error& error, bool inbound) {
+  // Another pool's node, or a node not in any, is worth a line: the
+  // operator may have given it the wrong secret. Broken handshakes are
+  // what the internet sends; they stay at debug.
+  const std::string line = inbound ? fmt::format("refused a peer connection from {}: {}", who, error.message)
+                                   : fmt::format("refused the peer at {}: {}", who, error.message);
+  if (error.code != ErrorCode::permission_denied) {
+    log::debug(log::Category::net, "{}", line);
+    return;
+  }
+  if (const auto held_back = m_refusal_log.admit()) {
+    log::warn(log::Category::net, "{}{}", line, log::held_back_note(*held_back));
+  }
+}
+
+Result<SecuredConnection> SecureTransport::carry(std::shared_ptr<SecureStream> stream, const NodeId& peer,
+                                                 std::function<void()> on_closed) {
+  int pair[2] = {-1, -1};
+  if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, pair) != 0) {
+    boost::system::error_code ignored;
+    stream->lowest_layer().close(ignored);
+    return make_error(ErrorCode::io, "cannot make a socketpair: {}", std::strerror(errno));
+  }
+  Socket ours(*m_io);
+  boost::system::error_code ec;
+  ours.assign(asio::generic::stream_protocol(AF_UNIX, 0), pair[0], ec);
+  if (ec) {
+    ::close(pair[0]);
+    ::close(pair[1]);
+    boost::system::error_code ignored;
+    stream->lowest_layer().close(ignored);
+    return make_error(ErrorCode::io, "cannot carry a connection: {}", ec.message());
+  }
+  ++m_open;
+  Tunnel::start(std::move(stream), std::move(ours), [this, on_closed = std::move(on_closed)] {
+    --m_open;
+    if (on_closed) on_closed();
+  });
+  return SecuredConnection{pair[1], peer};
+}
+
+void SecureTransport::secure_inbound(int fd, Done done, std::function<void()> on_closed) {
+  if (m_stopped) {
+    ::close(fd);
+    return done(make_error(ErrorCode::unavailable, "shutting down"));
+  }
+  asio::post(*m_io, [this, fd, done = std::move(done), on_closed = std::move(on_closed)]() mutable {
+    const int family = socket_family(fd);
+    auto stream = std::make_shared<SecureStream>(Socket(*m_io), m_server_context);
+    boost::system::error_code ec;
+    if (family >= 0) stream->lowest_layer().assign(asio::generic::stream_protocol(family, IPPROTO_TCP), fd, ec);
+    if (family < 0 || ec) {
+      ::close(fd);
+      return done(make_error(ErrorCode::io, "not a TCP connection"));
+    }
+    set_no_delay(fd);
+    const std::string who = remote_of(fd);
+    handshake(stream, true, std::nullopt, who,
+              [this, stream, done = std::move(done), on_closed = std::move(on_closed)](Result<NodeId> peer) mutable {
+                if (!peer) return done(peer.error());
+                done(carry(stream, *peer, std::move(on_closed)));
+              });
+  });
+}
+
+void SecureTransport::secure_outbound(int fd, std::optional<NodeId> expected, Done done) {
+  if (m_stopped) {
+    ::close(fd);
+    return done(make_error(ErrorCode::unavailable, "shutting down"));
+  }
+  asio::post(*m_io, [this, fd, expected, done = std::move(done)]() mutable {
+    const int family = socket_family(fd);
+    auto stream = std::make_shared<SecureStream>(Socket(*m_io), m_client_context);
+    boost::system::error_code ec;
+    if (family >= 0) stream->lowest_layer().assign(asio::generic::stream_protocol(family, IPPROTO_TCP), fd, ec);
+    if (family < 0 || ec) {
+      ::close(fd);
+      return done(make_error(ErrorCode::io, "not a TCP connection"));
+    }
+    set_no_delay(fd);
+    const std::string who = remote_of(fd);
+    handshake(stream, false, expected, who, [this, stream, done = std::move(done)](Result<NodeId> peer) mutable {
+      if (!peer) return done(peer.error());
+      done(carry(stream, *peer, {}));
+    });
+  });
+}
+
+void SecureTransport::note_proven(const std::string& target, const NodeId& id) {
+  std::lock_guard lock(m_mutex);
+  if (!m_proven.contains(target) && m_proven.size() >= kMaxProven) m_proven.erase(m_proven.begin());
+  m_proven[target] = id;
+}
+
+std::optional<NodeId> SecureTransport::proven_at(const std::string& target) const {
+  std::lock_guard lock(m_mutex);
+  auto it = m_proven.find(target);
+  if (it == m_proven.end()) return std::nullopt;
+  return it->second;
+}
+
+SecureTransportStats SecureTransport::stats() const {
+  return {m_handshakes.load(), m_refused.load(), m_open.load()};
+}
+
+}  // namespace p2pd::tls

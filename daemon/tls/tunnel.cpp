@@ -1,0 +1,59 @@
+#include "daemon/tls/tunnel.hpp"
+
+#include <boost/asio/write.hpp>
+
+namespace p2pd::tls {
+
+std::shared_ptr<Tunnel> Tunnel::start(std::shared_ptr<SecureStream> secure, Socket plain,
+                                      std::function<void()> on_closed) {
+  auto tunnel = std::make_shared<Tunnel>(std::move(secure), std::move(plain), std::move(on_closed));
+  tunnel->read_secure();
+  tunnel->read_plain();
+  return tunnel;
+}
+
+Tunnel::Tunnel(std::shared_ptr<SecureStream> secure, Socket plain, std::function<void()> on_closed)
+    : m_secure(std::move(secure)), m_plain(std::move(plain)), m_on_closed(std::move(on_closed)) {}
+
+// The pending operations hold the tunnel (shared_from_this); closing both
+// sockets completes them, and the last one frees it.
+void Tunnel::read_secure() {
+  m_secure->async_read_some(boost::asio::buffer(m_from_peer), [self = shared_from_this()](
+                                                                  const boost::system::error_code& ec, std::size_t n) {
+    if (ec || self->m_closed) return self->close();
+    boost::asio::async_write(self->m_plain, boost::asio::buffer(self->m_from_peer.data(), n),
+                             [self](const boost::system::error_code& write_ec, std::size_t /*written*/) {
+                               if (write_ec || self->m_closed) return self->close();
+                               self->read_secure();
+                             });
+  });
+}
+
+void Tunnel::read_plain() {
+  m_plain.async_read_some(
+      boost::asio::buffer(m_to_peer), [self = shared_from_this()](const boost::system::error_code& ec, std::size_t n) {
+        if (ec || self->m_closed) return self->close();
+        boost::asio::async_write(*self->m_secure, boost::asio::buffer(self->m_to_peer.data(), n),
+                                 [self](const boost::system::error_code& write_ec, std::size_t /*written*/) {
+                                   if (write_ec || self->m_closed) return self->close();
+                                   self->read_plain();
+                                 });
+      });
+}
+
+void Tunnel::close() {
+  if (m_closed) return;
+  m_closed = true;
+  boost::system::error_code ignored;
+  // No close_notify: the peer sees the TCP connection end, which gRPC on
+  // its side treats the same way.
+  m_secure->lowest_layer().close(ignored);
+  m_plain.close(ignored);
+  if (m_on_closed) {
+    auto on_closed = std::move(m_on_closed);
+    m_on_closed = nullptr;
+    on_closed();
+  }
+}
+
+}  // namespace p2pd::tls

@@ -1,0 +1,301 @@
+// The peers' TLS layer (daemon/tls): certificates whose key is the node id,
+// handshakes that prove it both ways, closed pools, the tunnel's bytes, and
+// the local CONNECT proxy's refusals.
+#include <catch2/catch.hpp>
+
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <condition_variable>
+#include <fstream>
+#include <mutex>
+#include <optional>
+
+#include "daemon/tls/connect_request.hpp"
+#include "daemon/tls/node_certificate.hpp"
+#include "daemon/tls/pool_secret.hpp"
+#include "daemon/tls/secure_transport.hpp"
+#include "tests/support/secure_peer.hpp"
+#include "tests/support/temp_dir.hpp"
+
+using namespace p2pd;
+using namespace p2pd::tls;
+using namespace std::chrono_literals;
+
+namespace {
+
+// A connected loopback TCP pair: {the dialler's end, the accepted end}.
+std::pair<int, int> tcp_pair() {
+  const int listener = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t size = sizeof address;
+  REQUIRE(::bind(listener, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0);
+  REQUIRE(::listen(listener, 1) == 0);
+  REQUIRE(::getsockname(listener, reinterpret_cast<sockaddr*>(&address), &size) == 0);
+  const int dialler = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  REQUIRE(::connect(dialler, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0);
+  const int accepted = ::accept4(listener, nullptr, nullptr, SOCK_CLOEXEC);
+  REQUIRE(accepted >= 0);
+  ::close(listener);
+  for (int fd : {dialler, accepted}) ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK);
+  return {dialler, accepted};
+}
+
+class Outcome {
+ public:
+  SecureTransport::Done callback() {
+    return [this](Result<SecuredConnection> result) {
+      std::lock_guard lock(m_mutex);
+      m_result = std::move(result);
+      m_cv.notify_all();
+    };
+  }
+  Result<SecuredConnection> wait() {
+    std::unique_lock lock(m_mutex);
+    REQUIRE(m_cv.wait_for(lock, 15s, [&] { return m_result.has_value(); }));
+    return *m_result;
+  }
+
+ private:
+  std::mutex m_mutex;
+  std::condition_variable m_cv;
+  std::optional<Result<SecuredConnection>> m_result;
+};
+
+struct Handshake {
+  Result<SecuredConnection> client;
+  Result<SecuredConnection> server;
+};
+
+Handshake handshake(SecureTransport& client, SecureTransport& server, std::optional<NodeId> expected) {
+  auto [dialler, accepted] = tcp_pair();
+  Outcome client_side;
+  Outcome server_side;
+  server.secure_inbound(accepted, server_side.callback());
+  client.secure_outbound(dialler, expected, client_side.callback());
+  return Handshake{client_side.wait(), server_side.wait()};
+}
+
+// Reads what arrives on a non-blocking fd within a few seconds.
+std::string read_some(int fd, std::size_t want) {
+  std::string got;
+  const auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (got.size() < want && std::chrono::steady_clock::now() < deadline) {
+    pollfd waiting{fd, POLLIN, 0};
+    if (::poll(&waiting, 1, 100) <= 0) continue;
+    char buffer[4096];
+    const ssize_t n = ::read(fd, buffer, sizeof buffer);
+    if (n <= 0) break;
+    got.append(buffer, static_cast<std::size_t>(n));
+  }
+  return got;
+}
+
+PoolSecret secret(const std::string& text) {
+  auto made = PoolSecret::from_bytes(text);
+  REQUIRE(made.has_value());
+  return *made;
+}
+
+}  // namespace
+
+TEST_CASE("a node certificate carries the node's key and so its id", "[unit][tls]") {
+  const std::string pem = test::new_node_key_pem();
+  auto first = NodeCertificate::create(pem, nullptr);
+  auto again = NodeCertificate::create(pem, nullptr);
+  REQUIRE(first.has_value());
+  REQUIRE(again.has_value());
+  CHECK(first->id() == again->id());  // the id is the key's, whatever the certificate
+  auto read_back = node_id_of_certificate(first->certificate());
+  REQUIRE(read_back.has_value());
+  CHECK(*read_back == first->id());
+  auto other = NodeCertificate::create(test::new_node_key_pem(), nullptr);
+  REQUIRE(other.has_value());
+  CHECK(other->id() != first->id());
+  CHECK_FALSE(NodeCertificate::create("not a key", nullptr).has_value());
+}
+
+TEST_CASE("a handshake proves each side's id to the other, and the bytes cross it", "[unit][tls]") {
+  auto alice = test::make_transport();
+  auto bob = test::make_transport();
+  auto done = handshake(*alice, *bob, bob->self());
+  REQUIRE(done.client.has_value());
+  REQUIRE(done.server.has_value());
+  CHECK(done.client->peer == bob->self());
+  CHECK(done.server->peer == alice->self());
+
+  const std::string hello = "PRI * HTTP/2.0 and more";
+  REQUIRE(::write(done.client->fd, hello.data(), hello.size()) == static_cast<ssize_t>(hello.size()));
+  CHECK(read_some(done.server->fd, hello.size()) == hello);
+  const std::string big(200'000, 'x');  // many TLS records, both buffers full more than once
+  std::thread writer([&] {
+    std::size_t sent = 0;
+    while (sent < big.size()) {
+      pollfd waiting{done.server->fd, POLLOUT, 0};
+      ::poll(&waiting, 1, 100);
+      const ssize_t n = ::write(done.server->fd, big.data() + sent, big.size() - sent);
+      if (n > 0) sent += static_cast<std::size_t>(n);
+    }
+  });
+  const std::string got = read_some(done.client->fd, big.size());
+  writer.join();
+  CHECK(got == big);
+  CHECK(alice->stats().open == 1);
+  CHECK(bob->stats().open == 1);
+
+  // One side closing ends the other.
+  ::close(done.client->fd);
+  CHECK(read_some(done.server->fd, 1).empty());
+  ::close(done.server->fd);
+  for (int i = 0; i < 100 && (alice->stats().open != 0 || bob->stats().open != 0); ++i)
+    std::this_thread::sleep_for(20ms);
+  CHECK(alice->stats().open == 0);
+  CHECK(bob->stats().open == 0);
+}
+
+TEST_CASE("a client that expected another node refuses the one that answered", "[unit][tls]") {
+  auto alice = test::make_transport();
+  auto bob = test::make_transport();
+  const NodeId someone_else = NodeId::hash_of(std::string_view("someone else"));
+  auto done = handshake(*alice, *bob, someone_else);
+  REQUIRE_FALSE(done.client.has_value());
+  CHECK(done.client.error().code == ErrorCode::permission_denied);
+  CHECK_THAT(done.client.error().message, Catch::Contains("node " + bob->self().short_hex() + " answered, not"));
+  CHECK(alice->stats().refused == 1);
+  if (done.server) ::close(done.server->fd);
+}
+
+TEST_CASE("a closed pool lets in only nodes proving its secret, both ways", "[unit][tls]") {
+  const auto ours = secret("the pool's secret, 32 bytes long!");
+  const auto theirs = secret("another pool's secret, as long..");
+  auto member = test::make_transport(&ours);
+  auto member_too = test::make_transport(&ours);
+  auto outsider = test::make_transport();
+  auto stranger = test::make_transport(&theirs);
+
+  SECTION("members") {
+    auto done = handshake(*member, *member_too, std::nullopt);
+    REQUIRE(done.client.has_value());
+    REQUIRE(done.server.has_value());
+    CHECK(done.server->peer == member->self());
+    ::close(done.client->fd);
+    ::close(done.server->fd);
+  }
+  SECTION("a node of no pool calls a member: the member refuses it") {
+    auto done = handshake(*outsider, *member, std::nullopt);
+    REQUIRE_FALSE(done.server.has_value());
+    CHECK(done.server.error().code == ErrorCode::permission_denied);
+    CHECK_THAT(done.server.error().message, Catch::Contains("has no proof of this pool's secret"));
+    if (done.client) ::close(done.client->fd);
+  }
+  SECTION("a member calls a node of no pool: the member refuses to talk") {
+    auto done = handshake(*member, *outsider, std::nullopt);
+    REQUIRE_FALSE(done.client.has_value());
+    CHECK_THAT(done.client.error().message, Catch::Contains("has no proof of this pool's secret"));
+    if (done.server) ::close(done.server->fd);
+  }
+  SECTION("another pool's member") {
+    auto done = handshake(*stranger, *member, std::nullopt);
+    REQUIRE_FALSE(done.server.has_value());
+    CHECK_THAT(done.server.error().message, Catch::Contains("proves another pool's secret"));
+    if (done.client) ::close(done.client->fd);
+  }
+}
+
+TEST_CASE("bytes that are not a p2pd TLS handshake are refused at once", "[unit][tls]") {
+  auto server = test::make_transport();
+  auto [dialler, accepted] = tcp_pair();
+  Outcome outcome;
+  server->secure_inbound(accepted, outcome.callback());
+  const std::string preface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";  // a plaintext gRPC client
+  REQUIRE(::write(dialler, preface.data(), preface.size()) == static_cast<ssize_t>(preface.size()));
+  const auto started = std::chrono::steady_clock::now();
+  auto result = outcome.wait();
+  CHECK(std::chrono::steady_clock::now() - started < 5s);
+  REQUIRE_FALSE(result.has_value());
+  CHECK_THAT(result.error().message, Catch::Contains("TLS handshake failed"));
+  CHECK(server->stats().refused == 1);
+  ::close(dialler);
+}
+
+TEST_CASE("the CONNECT request gRPC sends is parsed, anything else refused", "[unit][tls]") {
+  auto request = parse_connect_request(
+      "CONNECT 10.0.0.7:7420 HTTP/1.0\r\nHost: 10.0.0.7:7420\r\nproxy-authorization: Basic "
+      "cDJwZDpzZWNyZXQ=\r\n\r\n");
+  REQUIRE(request.has_value());
+  CHECK(request->target == "10.0.0.7:7420");
+  CHECK(request->authorization == "Basic cDJwZDpzZWNyZXQ=");
+  CHECK(basic_authorization("p2pd:secret") == "Basic cDJwZDpzZWNyZXQ=");
+  CHECK(parse_connect_request("CONNECT [::1]:7420 HTTP/1.1\r\n\r\n")->authorization.empty());
+
+  CHECK_FALSE(parse_connect_request("GET / HTTP/1.1\r\n\r\n").has_value());
+  CHECK_FALSE(parse_connect_request("CONNECT 10.0.0.7:7420 HTTP/1.0\r\n").has_value());  // no blank line
+  CHECK_FALSE(parse_connect_request("CONNECT 10.0.0.7:7420\r\n\r\n").has_value());
+  CHECK_FALSE(parse_connect_request("CONNECT  HTTP/1.0\r\n\r\n").has_value());
+  CHECK_FALSE(parse_connect_request("CONNECT a:1 HTTP/1.0\r\nno colon\r\n\r\n").has_value());
+  CHECK_FALSE(parse_connect_request(std::string("CONNECT a:1 HTTP/1.0\r\nX: \x01\r\n\r\n")).has_value());
+  CHECK_FALSE(parse_connect_request("\r\n\r\n").has_value());
+  CHECK_FALSE(parse_connect_request("CONNECT a:1 HTTP/1.0\r\nX: " + std::string(5000, 'y') + "\r\n\r\n").has_value());
+}
+
+TEST_CASE("the local proxy serves only this process's channels", "[unit][tls]") {
+  auto transport = test::make_transport();
+  const std::string uri = transport->proxy_uri();
+  REQUIRE(uri.rfind("http://p2pd:", 0) == 0);
+  const auto at = uri.rfind(':');
+  const int port = std::stoi(uri.substr(at + 1));
+  auto ask = [&](const std::string& request) {
+    const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    address.sin_port = htons(static_cast<std::uint16_t>(port));
+    REQUIRE(::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0);
+    REQUIRE(::write(fd, request.data(), request.size()) == static_cast<ssize_t>(request.size()));
+    ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK);
+    std::string answer = read_some(fd, 12);
+    ::close(fd);
+    return answer;
+  };
+  // Another local user knows the port, not the password.
+  CHECK(ask("CONNECT 127.0.0.1:1 HTTP/1.0\r\n\r\n").rfind("HTTP/1.0 407", 0) == 0);
+  CHECK(ask("CONNECT 127.0.0.1:1 HTTP/1.0\r\nProxy-Authorization: Basic cDJwZDpzZWNyZXQ=\r\n\r\n")
+            .rfind("HTTP/1.0 407", 0) == 0);
+  CHECK(ask("GET / HTTP/1.0\r\n\r\n").rfind("HTTP/1.0 400", 0) == 0);
+  // With it, a target where nothing listens is a bad gateway.
+  const std::string user_info = uri.substr(7, uri.find('@') - 7);
+  CHECK(ask("CONNECT 127.0.0.1:1 HTTP/1.0\r\nProxy-Authorization: " + basic_authorization(user_info) + "\r\n\r\n")
+            .rfind("HTTP/1.0 502", 0) == 0);
+}
+
+TEST_CASE("a pool secret file must be private and long enough", "[unit][tls]") {
+  test::TempDir dir;
+  const auto file = dir.path() / "pool.secret";
+  auto write = [&](const std::string& text, mode_t mode) {
+    std::ofstream(file, std::ios::trunc) << text;
+    ::chmod(file.c_str(), mode);
+  };
+  write("0123456789abcdef0123456789abcdef\n", 0640);
+  auto loaded = PoolSecret::load(file);
+  REQUIRE(loaded.has_value());
+  // The trailing newline is not part of it: `echo` and editors add one.
+  const std::vector<std::uint8_t> key(32, 7);
+  CHECK(loaded->verify(key, secret("0123456789abcdef0123456789abcdef").proof_for(key)));
+  CHECK_FALSE(loaded->verify(key, secret("0123456789abcdef0123456789abcdeF").proof_for(key)));
+
+  write("0123456789abcdef0123456789abcdef\n", 0644);
+  auto open_to_all = PoolSecret::load(file);
+  REQUIRE_FALSE(open_to_all.has_value());
+  CHECK_THAT(open_to_all.error().message, Catch::Contains("accessible by others") && Catch::Contains("chmod 640"));
+  write("short\n", 0600);
+  auto too_short = PoolSecret::load(file);
+  REQUIRE_FALSE(too_short.has_value());
+  CHECK_THAT(too_short.error().message, Catch::Contains("at least 16 are needed"));
+  REQUIRE_FALSE(PoolSecret::load(dir.path() / "missing").has_value());
+}
