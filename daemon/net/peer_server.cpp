@@ -9,6 +9,7 @@
 
 #include "common/log.hpp"
 #include "common/version.hpp"
+#include "daemon/net/call_rates.hpp"
 #include "daemon/net/dial_back.hpp"
 #include "daemon/net/peer_connections.hpp"
 #include "daemon/net/peer_listener.hpp"
@@ -71,13 +72,47 @@ std::optional<HostPort> accepted_from(const PeerConnections& connections, grpc::
 
 }  // namespace
 
+// Every call passes here first: calls past the caller's rate
+// (call_rates.hpp) are refused, and cost an accepted caller's address.
+class CallGate {
+ public:
+  using Banned = std::function<void(const std::string& address)>;
+  CallGate(const PeerConnections& connections, CallRateRules rules, PeerScores& scores, Banned banned)
+      : m_connections(connections), m_rates(rules), m_scores(scores), m_banned(std::move(banned)) {}
+
+  std::optional<grpc::Status> admit(grpc::CallbackServerContext* context) {
+    const auto caller = m_connections.find(context->peer());
+    if (!caller) return std::nullopt;  // ended meanwhile; the handler refuses what it must
+    const std::string address = caller->accepted_from ? address_key(caller->accepted_from->host) : std::string();
+    const auto now = CallRates::Clock::now();
+    if (m_rates.admit(caller->id.hex(), address, now)) return std::nullopt;
+    if (!address.empty() && m_scores.penalize(address, kOverRatePoints, now)) m_banned(address);
+    if (const auto held_back = m_log.admit()) {
+      log::warn(log::Category::net, "node {}{} calls faster than {} a second: its calls are refused{}",
+                caller->id.short_hex(), address.empty() ? std::string() : " at " + address,
+                m_rates.rules().calls_per_second, log::held_back_note(*held_back));
+    }
+    return grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
+                        fmt::format("more than {} calls a second from node {}", m_rates.rules().calls_per_second,
+                                    caller->id.short_hex()));
+  }
+
+ private:
+  const PeerConnections& m_connections;
+  CallRates m_rates;
+  PeerScores& m_scores;
+  Banned m_banned;
+  log::Limiter m_log{5, std::chrono::minutes(1)};
+};
+
 // Ping touches only our id, version and reachability, so it answers on
 // gRPC's thread; handlers that touch protocol state post onto the node.
 class PeerService final : public proto::Peer::CallbackService {
  public:
   PeerService(const NodeId& self, std::shared_ptr<PeerSelfState> state, ConnectivityHandler& connectivity,
-              const PeerConnections& connections, tls::SecureTransport& transport)
-      : m_self(self),
+              const PeerConnections& connections, tls::SecureTransport& transport, CallGate& gate)
+      : m_gate(gate),
+        m_self(self),
         m_state(std::move(state)),
         m_connectivity(connectivity),
         m_connections(connections),
@@ -86,6 +121,10 @@ class PeerService final : public proto::Peer::CallbackService {
   grpc::ServerUnaryReactor* Ping(grpc::CallbackServerContext* context, const proto::PingRequest* request,
                                  proto::PingReply* reply) override {
     auto* reactor = context->DefaultReactor();
+    if (auto refused = m_gate.admit(context)) {
+      reactor->Finish(*refused);
+      return reactor;
+    }
     if (!request->node_id().empty() && request->node_id().size() != NodeId::kBytes) {
       reactor->Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "node_id must be 20 bytes"));
       return reactor;
@@ -110,6 +149,10 @@ class PeerService final : public proto::Peer::CallbackService {
   grpc::ServerUnaryReactor* Reserve(grpc::CallbackServerContext* context, const proto::ReserveRequest* request,
                                     proto::ReserveReply* reply) override {
     auto* reactor = context->DefaultReactor();
+    if (auto refused = m_gate.admit(context)) {
+      reactor->Finish(*refused);
+      return reactor;
+    }
     auto caller = node_id_of(request->node_id());
     if (!caller) return refuse(reactor, grpc::StatusCode::INVALID_ARGUMENT, "node_id must be 20 bytes");
     if (auto refused = not_the_caller(m_connections, context, request->node_id())) {
@@ -133,6 +176,10 @@ class PeerService final : public proto::Peer::CallbackService {
   grpc::ServerUnaryReactor* DialBack(grpc::CallbackServerContext* context, const proto::DialBackRequest* request,
                                      proto::DialBackReply* reply) override {
     auto* reactor = context->DefaultReactor();
+    if (auto refused = m_gate.admit(context)) {
+      reactor->Finish(*refused);
+      return reactor;
+    }
     auto caller = node_id_of(request->node_id());
     if (!caller || request->port() == 0 || request->port() > 65535) {
       return refuse(reactor, grpc::StatusCode::INVALID_ARGUMENT, "node_id must be 20 bytes, port 1..65535");
@@ -158,6 +205,10 @@ class PeerService final : public proto::Peer::CallbackService {
   grpc::ServerUnaryReactor* PunchOffer(grpc::CallbackServerContext* context, const proto::PunchOfferRequest* request,
                                        proto::PunchOfferReply* reply) override {
     auto* reactor = context->DefaultReactor();
+    if (auto refused = m_gate.admit(context)) {
+      reactor->Finish(*refused);
+      return reactor;
+    }
     auto caller = node_id_of(request->node_id());
     if (!caller) return refuse(reactor, grpc::StatusCode::INVALID_ARGUMENT, "node_id must be 20 bytes");
     if (auto refused = not_the_caller(m_connections, context, request->node_id())) {
@@ -187,6 +238,10 @@ class PeerService final : public proto::Peer::CallbackService {
   grpc::ServerUnaryReactor* PunchGo(grpc::CallbackServerContext* context, const proto::PunchGoRequest* request,
                                     proto::PunchGoReply* /*reply*/) override {
     auto* reactor = context->DefaultReactor();
+    if (auto refused = m_gate.admit(context)) {
+      reactor->Finish(*refused);
+      return reactor;
+    }
     auto caller = node_id_of(request->node_id());
     if (!caller) return refuse(reactor, grpc::StatusCode::INVALID_ARGUMENT, "node_id must be 20 bytes");
     if (auto refused = not_the_caller(m_connections, context, request->node_id())) {
@@ -200,6 +255,7 @@ class PeerService final : public proto::Peer::CallbackService {
   }
 
  private:
+  CallGate& m_gate;
   NodeId m_self;
   std::shared_ptr<PeerSelfState> m_state;
   ConnectivityHandler& m_connectivity;
@@ -210,8 +266,9 @@ class PeerService final : public proto::Peer::CallbackService {
 class ChordService final : public proto::Chord::CallbackService {
  public:
   ChordService(const NodeId& self, std::string executor, std::shared_ptr<PeerSelfState> state, ChordHandler& handler,
-               const PeerConnections& connections)
-      : m_self(self),
+               const PeerConnections& connections, CallGate& gate)
+      : m_gate(gate),
+        m_self(self),
         m_executor(std::move(executor)),
         m_state(std::move(state)),
         m_handler(handler),
@@ -220,6 +277,10 @@ class ChordService final : public proto::Chord::CallbackService {
   grpc::ServerUnaryReactor* Call(grpc::CallbackServerContext* context, const proto::ChordRequest* request,
                                  proto::ChordReply* reply) override {
     auto* reactor = context->DefaultReactor();
+    if (auto refused = m_gate.admit(context)) {
+      reactor->Finish(*refused);
+      return reactor;
+    }
     auto inbound = decode_request(*request);
     if (inbound) {
       if (auto refused = not_the_caller(m_connections, context, request->from().node_id())) {
@@ -242,6 +303,7 @@ class ChordService final : public proto::Chord::CallbackService {
   }
 
  private:
+  CallGate& m_gate;
   NodeId m_self;
   std::string m_executor;
   std::shared_ptr<PeerSelfState> m_state;
@@ -251,12 +313,16 @@ class ChordService final : public proto::Chord::CallbackService {
 
 class RaftService final : public proto::Raft::CallbackService {
  public:
-  RaftService(const NodeId& self, RaftHandler& handler, const PeerConnections& connections)
-      : m_self(self), m_handler(handler), m_connections(connections) {}
+  RaftService(const NodeId& self, RaftHandler& handler, const PeerConnections& connections, CallGate& gate)
+      : m_gate(gate), m_self(self), m_handler(handler), m_connections(connections) {}
 
   grpc::ServerUnaryReactor* Step(grpc::CallbackServerContext* context, const proto::RaftMessage* request,
                                  proto::RaftAck* /*reply*/) override {
     auto* reactor = context->DefaultReactor();
+    if (auto refused = m_gate.admit(context)) {
+      reactor->Finish(*refused);
+      return reactor;
+    }
     auto inbound = decode_raft(*request, m_self);
     if (inbound) {
       if (auto refused = not_the_caller(m_connections, context, request->from_id())) {
@@ -275,6 +341,7 @@ class RaftService final : public proto::Raft::CallbackService {
   }
 
  private:
+  CallGate& m_gate;
   NodeId m_self;
   RaftHandler& m_handler;
   const PeerConnections& m_connections;
@@ -300,11 +367,15 @@ grpc::Status to_status(const Error& error) {
 
 class BlobService final : public proto::Blobs::CallbackService {
  public:
-  explicit BlobService(BlobHandler& handler) : m_handler(handler) {}
+  BlobService(BlobHandler& handler, CallGate& gate) : m_gate(gate), m_handler(handler) {}
 
   grpc::ServerUnaryReactor* Put(grpc::CallbackServerContext* context, const proto::BlobPut* request,
                                 proto::BlobPutReply* /*reply*/) override {
     auto* reactor = context->DefaultReactor();
+    if (auto refused = m_gate.admit(context)) {
+      reactor->Finish(*refused);
+      return reactor;
+    }
     auto put = decode_blob_put(*request);
     if (!put) {
       reactor->Finish(invalid(put.error()));
@@ -319,6 +390,10 @@ class BlobService final : public proto::Blobs::CallbackService {
   grpc::ServerUnaryReactor* Get(grpc::CallbackServerContext* context, const proto::BlobGet* request,
                                 proto::BlobGetReply* reply) override {
     auto* reactor = context->DefaultReactor();
+    if (auto refused = m_gate.admit(context)) {
+      reactor->Finish(*refused);
+      return reactor;
+    }
     auto id = decode_blob_id(request->id());
     if (!id) {
       reactor->Finish(invalid(id.error()));
@@ -338,6 +413,7 @@ class BlobService final : public proto::Blobs::CallbackService {
   }
 
  private:
+  CallGate& m_gate;
   BlobHandler& m_handler;
 };
 
@@ -345,11 +421,15 @@ class BlobService final : public proto::Blobs::CallbackService {
 // ring is disk work the io thread should not wait for.
 class TraceService final : public proto::Trace::CallbackService {
  public:
-  explicit TraceService(trace::Recorder& recorder) : m_recorder(recorder) {}
+  TraceService(trace::Recorder& recorder, CallGate& gate) : m_gate(gate), m_recorder(recorder) {}
 
   grpc::ServerUnaryReactor* Events(grpc::CallbackServerContext* context, const proto::TraceQuery* request,
                                    proto::TraceEvents* reply) override {
     auto* reactor = context->DefaultReactor();
+    if (auto refused = m_gate.admit(context)) {
+      reactor->Finish(*refused);
+      return reactor;
+    }
     if (request->job_id().size() > trace::kMaxTraceIdBytes) {
       reactor->Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "job id too long"));
       return reactor;
@@ -381,17 +461,22 @@ class TraceService final : public proto::Trace::CallbackService {
   }
 
  private:
+  CallGate& m_gate;
   trace::Recorder& m_recorder;
 };
 
 class JobsService final : public proto::Jobs::CallbackService {
  public:
-  JobsService(JobsHandler& handler, const PeerConnections& connections)
-      : m_handler(handler), m_connections(connections) {}
+  JobsService(JobsHandler& handler, const PeerConnections& connections, CallGate& gate)
+      : m_gate(gate), m_handler(handler), m_connections(connections) {}
 
   grpc::ServerUnaryReactor* Propose(grpc::CallbackServerContext* context, const proto::JobProposal* request,
                                     proto::JobProposalReply* reply) override {
     auto* reactor = context->DefaultReactor();
+    if (auto refused = m_gate.admit(context)) {
+      reactor->Finish(*refused);
+      return reactor;
+    }
     auto proposal = decode_job_proposal(*request);
     if (!proposal) {
       reactor->Finish(invalid(proposal.error()));
@@ -414,6 +499,10 @@ class JobsService final : public proto::Jobs::CallbackService {
   grpc::ServerUnaryReactor* Heartbeat(grpc::CallbackServerContext* context, const proto::WorkerHeartbeat* request,
                                       proto::WorkerHeartbeatReply* reply) override {
     auto* reactor = context->DefaultReactor();
+    if (auto refused = m_gate.admit(context)) {
+      reactor->Finish(*refused);
+      return reactor;
+    }
     auto heartbeat = decode_worker_heartbeat(*request);
     if (!heartbeat) {
       reactor->Finish(invalid(heartbeat.error()));
@@ -433,6 +522,10 @@ class JobsService final : public proto::Jobs::CallbackService {
   grpc::ServerUnaryReactor* ReportShard(grpc::CallbackServerContext* context, const proto::ShardReport* request,
                                         proto::ShardReportReply* reply) override {
     auto* reactor = context->DefaultReactor();
+    if (auto refused = m_gate.admit(context)) {
+      reactor->Finish(*refused);
+      return reactor;
+    }
     auto report = decode_shard_report(*request);
     if (!report) {
       reactor->Finish(invalid(report.error()));
@@ -451,6 +544,7 @@ class JobsService final : public proto::Jobs::CallbackService {
   }
 
  private:
+  CallGate& m_gate;
   JobsHandler& m_handler;
   const PeerConnections& m_connections;
 };
@@ -484,22 +578,32 @@ Result<std::unique_ptr<PeerServer>> PeerServer::start(const HostPort& listen, tl
                                                       const std::string& executor, ChordHandler& chord,
                                                       RaftHandler& raft, BlobHandler& blobs, JobsHandler& jobs,
                                                       ConnectivityHandler& connectivity, ConnectionCaps caps,
-                                                      trace::Tracer* tracer, trace::Recorder* recorder) {
+                                                      CallRateRules rates, trace::Tracer* tracer,
+                                                      trace::Recorder* recorder) {
   const NodeId self = transport.self();
   std::unique_ptr<PeerServer> server(new PeerServer());
   server->m_transport = &transport;
   server->m_intake = std::make_shared<Intake>();
   const PeerConnections& connections = server->m_intake->connections;
-  server->m_self_state = std::make_shared<PeerSelfState>();
-  server->m_service = std::make_unique<PeerService>(self, server->m_self_state, connectivity, connections, transport);
-  server->m_chord = std::make_unique<ChordService>(self, executor, server->m_self_state, chord, connections);
-  server->m_raft = std::make_unique<RaftService>(self, raft, connections);
-  server->m_blobs = std::make_unique<BlobService>(blobs);
-  server->m_jobs = std::make_unique<JobsService>(jobs, connections);
-  if (recorder != nullptr) server->m_trace = std::make_unique<TraceService>(*recorder);
   auto listener = PeerListener::bind(listen);
   if (!listener) return listener.error();
   server->m_listener = std::move(*listener);
+  server->m_scores = std::make_unique<PeerScores>();
+  const auto ban = [listener = server->m_listener.get()](const std::string& key, std::string_view why) {
+    listener->ban(key, why);
+  };
+  server->m_gate = std::make_unique<CallGate>(connections, rates, *server->m_scores, [ban](const std::string& key) {
+    ban(key, "calls past its rate, again and again");
+  });
+  CallGate& gate = *server->m_gate;
+  server->m_self_state = std::make_shared<PeerSelfState>();
+  server->m_service =
+      std::make_unique<PeerService>(self, server->m_self_state, connectivity, connections, transport, gate);
+  server->m_chord = std::make_unique<ChordService>(self, executor, server->m_self_state, chord, connections, gate);
+  server->m_raft = std::make_unique<RaftService>(self, raft, connections, gate);
+  server->m_blobs = std::make_unique<BlobService>(blobs, gate);
+  server->m_jobs = std::make_unique<JobsService>(jobs, connections, gate);
+  if (recorder != nullptr) server->m_trace = std::make_unique<TraceService>(*recorder, gate);
   // gRPC does not listen itself: the listener accepts and caps, the
   // transport runs TLS, and gRPC is handed the plaintext end.
   grpc::ServerBuilder builder;
@@ -523,11 +627,9 @@ Result<std::unique_ptr<PeerServer>> PeerServer::start(const HostPort& listen, tl
   builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS, kMaxPeerStreams);
   std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> interceptors;
   if (tracer != nullptr) interceptors.push_back(make_trace_reader(*tracer));
-  server->m_scores = std::make_unique<PeerScores>();
-  interceptors.push_back(
-      make_score_keeper(*server->m_scores, connections, [listener = server->m_listener.get()](const std::string& key) {
-        listener->ban(key, "malformed message after malformed message");
-      }));
+  interceptors.push_back(make_score_keeper(*server->m_scores, connections, [ban](const std::string& key) {
+    ban(key, "malformed message after malformed message");
+  }));
   builder.experimental().SetInterceptorCreators(std::move(interceptors));
   server->m_server = builder.BuildAndStart();
   if (!server->m_server) return make_error(ErrorCode::unavailable, "cannot start the peer RPC server");

@@ -12,6 +12,7 @@
 #include "common/host_port.hpp"
 #include "common/node_id.hpp"
 #include "common/result.hpp"
+#include "daemon/net/call_rates.hpp"
 #include "daemon/net/chord_codec.hpp"
 #include "daemon/net/connection_limits.hpp"
 #include "daemon/net/jobs_codec.hpp"
@@ -41,6 +42,7 @@ class BlobService;
 class JobsService;
 class TraceService;
 class PeerListener;
+class CallGate;
 
 // What the peer server needs from the node.
 class ChordHandler {
@@ -133,7 +135,7 @@ class PeerServer {
                                                    const std::string& executor, ChordHandler& chord, RaftHandler& raft,
                                                    BlobHandler& blobs, JobsHandler& jobs,
                                                    ConnectivityHandler& connectivity, ConnectionCaps caps = {},
-                                                   trace::Tracer* tracer = nullptr,
+                                                   CallRateRules rates = {}, trace::Tracer* tracer = nullptr,
                                                    trace::Recorder* recorder = nullptr);
   ~PeerServer();
   PeerServer(const PeerServer&) = delete;
@@ -167,6 +169,7 @@ class PeerServer {
   std::unique_ptr<JobsService> m_jobs;
   std::unique_ptr<TraceService> m_trace;
   std::unique_ptr<PeerScores> m_scores;  // outlives the server and the listener
+  std::unique_ptr<CallGate> m_gate;      // outlives the server
   std::unique_ptr<PeerListener> m_listener;
   std::unique_ptr<grpc::Server> m_server;
 };

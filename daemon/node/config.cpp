@@ -57,6 +57,10 @@ OptionGroups make_options() {
        "close the pool: only peers whose certificate proves this secret (at least 16 "
        "bytes; make one with: openssl rand -hex 32) are let in or called; others are "
        "refused with a log line. Give every member the same file (default: an open pool)")
+      ("peer-call-rate", po::value<std::string>()->value_name("N"),
+       "calls one peer may make a second, in bursts of twice that (its IP address: four "
+       "times that); more are refused, and a peer that keeps calling past it is banned "
+       "(default: 500)")
       ("max-connections-per-ip", po::value<std::string>()->value_name("N"),
        "peer connections one IP address may hold open at once; more are closed "
        "as they come (default: 64; at most 4096 from all addresses)")
@@ -167,6 +171,10 @@ Result<void> apply_value(NodeConfig& config, const std::string& key, const std::
     auto n = parse_count(value, 0, 1u << 20);
     if (!n) return fail(n.error());
     config.trace_capacity_mib = *n;
+  } else if (key == "peer-call-rate") {
+    auto n = parse_count(value, 10, 1'000'000);
+    if (!n) return fail(n.error());
+    config.peer_call_rate = *n;
   } else if (key == "max-connections-per-ip") {
     auto n = parse_count(value, 1, 4096);
     if (!n) return fail(n.error());
@@ -317,6 +325,7 @@ ReloadPlan plan_reload(const NodeConfig& running, const NodeConfig& reread) {
   if (running.relay_max_circuits != reread.relay_max_circuits) plan.need_restart.emplace_back("relay-max-circuits");
   if (running.port_mapping != reread.port_mapping) plan.need_restart.emplace_back("port-mapping");
   if (running.pool_secret_file != reread.pool_secret_file) plan.need_restart.emplace_back("pool-secret-file");
+  if (running.peer_call_rate != reread.peer_call_rate) plan.need_restart.emplace_back("peer-call-rate");
   if (running.max_connections_per_ip != reread.max_connections_per_ip) {
     plan.need_restart.emplace_back("max-connections-per-ip");
   }

@@ -44,10 +44,10 @@ Result<void> Node::start() {
   m_control_server = std::move(*control);
 
   if (auto secured = start_transport(); !secured) return secured.error();
-  auto peer = net::PeerServer::start(m_config.listen, *m_transport, std::string(exec::to_string(m_executor.kind)),
-                                     *this, *this, *this, *this, *this,
-                                     net::ConnectionCaps{m_config.max_connections_per_ip, net::kMaxPeerConnections},
-                                     m_tracer.get(), m_trace_recorder.get());
+  auto peer = net::PeerServer::start(
+      m_config.listen, *m_transport, std::string(exec::to_string(m_executor.kind)), *this, *this, *this, *this, *this,
+      net::ConnectionCaps{m_config.max_connections_per_ip, net::kMaxPeerConnections},
+      net::CallRateRules{m_config.peer_call_rate}, m_tracer.get(), m_trace_recorder.get());
   if (!peer) return peer.error();
   m_peer_server = std::move(*peer);
   m_listen = m_peer_server->bound();

@@ -11,7 +11,7 @@
 #include <mutex>
 
 #include "common/log.hpp"
-#include "daemon/relay/token_bucket.hpp"
+#include "common/token_bucket.hpp"
 
 namespace p2pd::relay {
 

@@ -602,3 +602,53 @@ TEST_CASE("a pool secret file others can read stops the daemon with one clear li
   CHECK_THAT(daemon.log(), Catch::Contains("p2pd: error: pool secret file " + secret.string() +
                                            " is accessible by others (mode 644); run: chmod 640"));
 }
+
+TEST_CASE("a peer calling past --peer-call-rate is refused, then banned and cut off", "[integration]") {
+  TempDir dir;
+  TestDaemon daemon(dir.path(), "a", {"--peer-call-rate", "10"});
+  REQUIRE(daemon.start());
+  const std::string listen = daemon.status_json()["listen"].get<std::string>();
+  auto transport = p2pd::test::make_transport();
+  const std::string self(transport->self().bytes().begin(), transport->self().bytes().end());
+  auto stub = p2pd::proto::Peer::NewStub(grpc::CreateCustomChannel(listen, grpc::InsecureChannelCredentials(),
+                                                                   p2pd::test::secure_channel_arguments(*transport)));
+  std::size_t answered = 0;
+  std::size_t over_rate = 0;
+  std::size_t cut_off = 0;
+  std::string over_rate_message;
+  // Far faster than 10 a second: the first 20 (the burst) are answered, then
+  // about 10 a second; each refusal costs the address a point, and at 100
+  // it is banned.
+  const auto start = std::chrono::steady_clock::now();
+  for (int i = 0; i < 400 && cut_off == 0; ++i) {
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() + 5s);
+    p2pd::proto::PingRequest request;
+    request.set_node_id(self);
+    p2pd::proto::PingReply reply;
+    const auto status = stub->Ping(&context, request, &reply);
+    if (status.ok()) {
+      ++answered;
+    } else if (status.error_code() == grpc::StatusCode::RESOURCE_EXHAUSTED) {
+      ++over_rate;
+      over_rate_message = status.error_message();
+    } else {
+      ++cut_off;
+    }
+  }
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  INFO("answered " << answered << ", over the rate " << over_rate << ", cut off " << cut_off << " in " << seconds
+                   << " s");
+  CHECK(answered >= 20);
+  CHECK(static_cast<double>(answered) <= 20 + 10 * seconds + 2);
+  CHECK(over_rate >= 95);
+  CHECK_THAT(over_rate_message,
+             Catch::Contains("more than 10 calls a second from node " + transport->self().short_hex()));
+  CHECK(cut_off >= 1);
+  const std::string log = daemon.log();
+  CHECK_THAT(log, Catch::Contains("node " + transport->self().short_hex() +
+                                  " at 127.0.0.1 calls faster than 10 a second: its calls are refused"));
+  CHECK_THAT(log, Catch::Contains("banned 127.0.0.1 for 600 s: calls past its rate, again and again"));
+  CHECK(daemon.ctl({"status"}).status.exited_with(0));
+  CHECK(daemon.stop().exited_with(0));
+}

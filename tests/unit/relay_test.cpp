@@ -15,7 +15,7 @@
 
 #include "daemon/relay/relay_link.hpp"
 #include "daemon/relay/relay_server.hpp"
-#include "daemon/relay/token_bucket.hpp"
+#include "common/token_bucket.hpp"
 
 using namespace p2pd;
 using namespace p2pd::relay;

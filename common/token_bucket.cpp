@@ -1,9 +1,9 @@
-#include "daemon/relay/token_bucket.hpp"
+#include "common/token_bucket.hpp"
 
 #include <algorithm>
 #include <cmath>
 
-namespace p2pd::relay {
+namespace p2pd {
 
 TokenBucket::TokenBucket(std::uint64_t rate_bytes_per_s, std::uint64_t burst_bytes, Clock::time_point now)
     : m_rate(rate_bytes_per_s),
@@ -44,4 +44,4 @@ TokenBucket::Clock::duration TokenBucket::wait_time(Clock::time_point now) const
          std::chrono::microseconds(1);
 }
 
-}  // namespace p2pd::relay
+}  // namespace p2pd

@@ -1,15 +1,15 @@
 #pragma once
-// A token bucket (RFC 2697's single-rate shape, one bucket): `rate` bytes a
-// second flow on average, with bursts of up to `burst` bytes. The relay's
-// circuits share one bucket, so an operator's --relay-max-rate bounds what
-// relaying costs this node's uplink however many circuits are open.
+// A token bucket (RFC 2697's single-rate shape, one bucket): `rate` units
+// (bytes, calls) a second flow on average, with bursts of up to `burst`.
+// The relay's circuits share one for bytes (--relay-max-rate); the peer
+// server keeps one per peer for calls (--peer-call-rate).
 // Sans-IO: the caller passes the time.
 
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
 
-namespace p2pd::relay {
+namespace p2pd {
 
 class TokenBucket {
  public:
@@ -36,4 +36,4 @@ class TokenBucket {
   Clock::time_point m_last;
 };
 
-}  // namespace p2pd::relay
+}  // namespace p2pd
