@@ -3,7 +3,7 @@
 // id, and one per address the connection was accepted from at four times
 // the rate (a NAT may hide several peers; ids are cheap to make, addresses
 // are not). A call past either is refused RESOURCE_EXHAUSTED, and, for an
-// accepted connection, costs its address kOverRatePoints (peer_scores.hpp):
+// accepted connection, costs its address over_rate_points (peer_scores.hpp):
 // a peer that keeps calling past its limit is banned and cut off. Honest
 // peers stay far below: Raft heartbeats, Chord maintenance and blob
 // transfers make tens of calls a second between two nodes.
@@ -21,11 +21,18 @@
 namespace p2pd::net {
 
 struct CallRateRules {
-  std::uint32_t calls_per_second = 500;  // per node id; bursts of twice this
-  std::size_t max_tracked = 8192;        // buckets kept; past it, idle ones (full again) go first
+  std::uint32_t calls_per_second = 1000;  // per node id; bursts of twice this
+  std::size_t max_tracked = 8192;         // buckets kept; past it, idle ones (full again) go first
 };
 
-inline constexpr double kOverRatePoints = 1;
+// What a call past the rate costs its address: a ban (100 points) takes
+// twenty seconds' worth of refused calls, so an honest node's burst (a
+// leader's queued appends reaching a follower back from a pause) never
+// earns one, and a flood earns it in moments.
+inline constexpr double kOverRateSecondsToBan = 20;
+inline double over_rate_points(std::uint32_t calls_per_second) {
+  return 100.0 / (kOverRateSecondsToBan * calls_per_second);
+}
 inline constexpr std::uint32_t kAddressRateFactor = 4;
 
 class CallRates {

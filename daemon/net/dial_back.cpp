@@ -6,6 +6,7 @@
 #include <iterator>
 
 #include "common/version.hpp"
+#include "daemon/net/secure_channel.hpp"
 #include "daemon/tls/secure_transport.hpp"
 #include "proto/peer.grpc.pb.h"
 
@@ -60,44 +61,45 @@ bool DialBacker::dial(const HostPort& target, const NodeId& expected, std::funct
   // process already has to that address.
   args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
   args.SetInt(GRPC_ARG_ENABLE_RETRIES, 0);
-  args.SetInt(GRPC_ARG_ENABLE_HTTP_PROXY, 1);
-  args.SetString(GRPC_ARG_HTTP_PROXY, m_transport.proxy_uri());  // TLS, as every peer connection
-  dial->channel = grpc::CreateCustomChannel(target.to_string(), grpc::InsecureChannelCredentials(), args);
+  // TLS, as every peer connection (secure_channel.hpp).
+  const std::string proxy = route_through(m_transport, target.to_string(), args);
+  dial->channel = grpc::CreateCustomChannel(proxy, grpc::InsecureChannelCredentials(), args);
   dial->stub = proto::Peer::NewStub(dial->channel);
   dial->context.set_deadline(std::chrono::system_clock::now() + kDialTimeout);
   dial->context.set_wait_for_ready(true);  // keep trying to connect until the deadline
   dial->request.set_version(kVersion);
-  dial->stub->async()->Ping(
-      &dial->context, &dial->request, &dial->reply,
-      [this, dial, expected, target, done = std::move(done)](grpc::Status status) {
-        bool reached = false;
-        std::string error;
-        if (!status.ok()) {
-          error = status.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED
-                      ? fmt::format("no connection to {} within {} ms", target.to_string(), kDialTimeout.count())
-                      : fmt::format("{}: {}", target.to_string(), status.error_message());
-        } else if (dial->reply.node_id() != std::string(expected.bytes().begin(), expected.bytes().end())) {
-          error = fmt::format("another node answers at {}", target.to_string());
-        } else {
-          reached = true;
-        }
-        {
-          std::lock_guard lock(m_mutex);
-          auto it = std::find_if(m_in_flight.begin(), m_in_flight.end(),
-                                 [&](const std::unique_ptr<Dial>& d) { return d.get() == dial; });
-          if (it != m_in_flight.end()) {
-            (*it)->finished_at = std::chrono::steady_clock::now();
-            m_finished.push_back(std::move(*it));
-            m_in_flight.erase(it);
-          }
-          m_busy_hosts.erase(target.host);
-        }
-        done(reached, std::move(error));
-        // Once the caller is answered the server may shut down; the
-        // destructor waits for this.
-        std::lock_guard lock(m_mutex);
-        if (--m_callbacks_running == 0) m_idle.notify_all();
-      });
+  dial->stub->async()->Ping(&dial->context, &dial->request, &dial->reply,
+                            [this, dial, expected, target, done = std::move(done)](grpc::Status status) {
+                              bool reached = false;
+                              std::string error;
+                              if (!status.ok()) {
+                                error = status.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED
+                                            ? fmt::format("no connection to {} within {} ms", target.to_string(),
+                                                          kDialTimeout.count())
+                                            : fmt::format("{}: {}", target.to_string(), status.error_message());
+                              } else if (m_transport.proven_at(target.to_string()) != expected) {
+                                // Who answered is what its key proved, not what it says.
+                                error = fmt::format("another node answers at {}", target.to_string());
+                              } else {
+                                reached = true;
+                              }
+                              {
+                                std::lock_guard lock(m_mutex);
+                                auto it = std::find_if(m_in_flight.begin(), m_in_flight.end(),
+                                                       [&](const std::unique_ptr<Dial>& d) { return d.get() == dial; });
+                                if (it != m_in_flight.end()) {
+                                  (*it)->finished_at = std::chrono::steady_clock::now();
+                                  m_finished.push_back(std::move(*it));
+                                  m_in_flight.erase(it);
+                                }
+                                m_busy_hosts.erase(target.host);
+                              }
+                              done(reached, std::move(error));
+                              // Once the caller is answered the server may shut down; the
+                              // destructor waits for this.
+                              std::lock_guard lock(m_mutex);
+                              if (--m_callbacks_running == 0) m_idle.notify_all();
+                            });
   return true;
 }
 

@@ -5,6 +5,7 @@
 
 #include "common/version.hpp"
 #include "daemon/net/peer_server.hpp"
+#include "daemon/net/secure_channel.hpp"
 #include "daemon/net/trace_interceptors.hpp"
 #include "daemon/tls/secure_transport.hpp"
 #include "proto/peer.grpc.pb.h"
@@ -47,6 +48,19 @@ Result<PingResult> decode(const HostPort& to, const proto::PingReply& reply) {
   return result;
 }
 
+// A node id an answer claims must be the one its connection proved (the
+// proxy noted it in the handshake, before the connection carried a call).
+std::optional<Error> not_proven(const tls::SecureTransport& transport, const HostPort& to, const NodeId& claimed) {
+  const auto proven = transport.proven_at(to.to_string());
+  if (!proven)
+    return make_error(ErrorCode::corrupt, "{} answered on a connection that proved no node id", to.to_string());
+  if (*proven != claimed) {
+    return make_error(ErrorCode::corrupt, "{} answered as node {} but its key is node {}", to.to_string(),
+                      claimed.short_hex(), proven->short_hex());
+  }
+  return std::nullopt;
+}
+
 }  // namespace
 
 PeerClient::PeerClient(NodeId self, Post post, tls::SecureTransport& transport, trace::Tracer* tracer)
@@ -65,11 +79,6 @@ grpc::ChannelArguments PeerClient::channel_arguments() const {
   args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 200);
   args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 200);
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 2000);
-  // Every connection to a peer is TLS, made by the transport's CONNECT
-  // proxy (tls/secure_transport.hpp); a channel that bypassed it would
-  // fail the peer's handshake, never talk in the clear.
-  args.SetInt(GRPC_ARG_ENABLE_HTTP_PROXY, 1);
-  args.SetString(GRPC_ARG_HTTP_PROXY, m_transport.proxy_uri());
   return args;
 }
 
@@ -81,8 +90,11 @@ std::shared_ptr<grpc::Channel> PeerClient::channel_for(const HostPort& to) {
   grpc::ChannelArguments args = channel_arguments();
   std::vector<std::unique_ptr<grpc::experimental::ClientInterceptorFactoryInterface>> interceptors;
   if (m_tracer != nullptr) interceptors.push_back(make_trace_stamper(*m_tracer));
-  auto channel = grpc::experimental::CreateCustomChannelWithInterceptors(key, grpc::InsecureChannelCredentials(), args,
-                                                                         std::move(interceptors));
+  // Every connection to a peer is TLS, made by the transport's CONNECT
+  // proxy (secure_channel.hpp).
+  const std::string target = route_through(m_transport, key, args);
+  auto channel = grpc::experimental::CreateCustomChannelWithInterceptors(target, grpc::InsecureChannelCredentials(),
+                                                                         args, std::move(interceptors));
   m_channels.emplace(key, channel);
   return channel;
 }
@@ -180,10 +192,7 @@ void PeerClient::ping_on(const HostPort& to, DirectChannel over, std::chrono::mi
         // Over a channel the proxy made, the answer's id must be the one the
         // connection proved (a direct channel checked it in its handshake).
         if (pong && !proxied_checked_by_handshake) {
-          if (auto proven = transport.proven_at(to.to_string()); proven && *proven != pong->node_id) {
-            return Result<PingResult>(make_error(ErrorCode::corrupt, "{} answered as node {} but its key is node {}",
-                                                 to.to_string(), pong->node_id.short_hex(), proven->short_hex()));
-          }
+          if (auto wrong = not_proven(transport, to, pong->node_id)) return Result<PingResult>(*wrong);
         }
         return pong;
       },
@@ -314,11 +323,18 @@ void PeerClient::chord_call(const HostPort& to, const proto::ChordRequest& reque
   auto call = std::make_shared<Call>();
   call->request = request;
   if (!stamp.empty()) call->context.AddMetadata(std::string(trace::kTraceMetadataKey), stamp);
+  const bool checked_by_handshake = has_direct(to);
   unary<proto::ChordReply>(
       to, timeout, call,
-      [call, to](const grpc::Status& status) {
-        return status.ok() ? Result<proto::ChordReply>(std::move(call->reply))
-                           : Result<proto::ChordReply>(from_status(to, status));
+      [call, to, checked_by_handshake, &transport = m_transport](const grpc::Status& status) {
+        if (!status.ok()) return Result<proto::ChordReply>(from_status(to, status));
+        // The answerer's id goes into the ring: it must be the one its key proves.
+        const auto& id = call->reply.node_id();
+        auto answerer = NodeId::from_bytes(std::span(reinterpret_cast<const std::uint8_t*>(id.data()), id.size()));
+        if (answerer && !checked_by_handshake) {
+          if (auto wrong = not_proven(transport, to, *answerer)) return Result<proto::ChordReply>(*wrong);
+        }
+        return Result<proto::ChordReply>(std::move(call->reply));
       },
       std::move(done));
 }

@@ -4,17 +4,9 @@
 
 namespace p2pd::net {
 
-std::uint64_t PeerConnections::add(int fd, ConnectedPeer peer) {
+void PeerConnections::add(int fd, ConnectedPeer peer) {
   std::lock_guard lock(m_mutex);
-  const std::uint64_t serial = m_next_serial++;
-  m_by_fd[fd] = Entry{std::move(peer), serial};
-  return serial;
-}
-
-void PeerConnections::remove(int fd, std::uint64_t serial) {
-  std::lock_guard lock(m_mutex);
-  auto it = m_by_fd.find(fd);
-  if (it != m_by_fd.end() && it->second.serial == serial) m_by_fd.erase(it);
+  m_by_fd[fd] = std::move(peer);
 }
 
 std::optional<ConnectedPeer> PeerConnections::find(std::string_view grpc_peer) const {
@@ -27,7 +19,7 @@ std::optional<ConnectedPeer> PeerConnections::find(std::string_view grpc_peer) c
   std::lock_guard lock(m_mutex);
   auto it = m_by_fd.find(fd);
   if (it == m_by_fd.end()) return std::nullopt;
-  return it->second.peer;
+  return it->second;
 }
 
 std::size_t PeerConnections::size() const {

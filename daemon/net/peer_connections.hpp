@@ -5,7 +5,6 @@
 // came from, are looked up. Handlers check every node id a message claims
 // against the proven one (peer_server.cpp).
 
-#include <cstdint>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -23,24 +22,21 @@ struct ConnectedPeer {
 
 class PeerConnections {
  public:
-  // Registers `fd` (the end gRPC gets) before gRPC sees it; the number
-  // returned identifies this registration for remove().
-  std::uint64_t add(int fd, ConnectedPeer peer);
-  // The connection ended. Only the registration `serial` goes: by now the
-  // descriptor may name a newer connection.
-  void remove(int fd, std::uint64_t serial);
+  // Registers `fd` (the end gRPC gets) before gRPC sees it, replacing what
+  // an earlier connection with the same descriptor number left. Entries are
+  // never removed when a connection ends: gRPC may still be reading what
+  // the peer sent before it left, and its calls must still be scored and
+  // checked. A lookup only comes from a call on a live descriptor, whose
+  // registration is the newest, and there are no more entries than
+  // descriptor numbers.
+  void add(int fd, ConnectedPeer peer);
   // By gRPC's peer string for the call ("fd:N").
   [[nodiscard]] std::optional<ConnectedPeer> find(std::string_view grpc_peer) const;
   [[nodiscard]] std::size_t size() const;
 
  private:
-  struct Entry {
-    ConnectedPeer peer;
-    std::uint64_t serial = 0;
-  };
   mutable std::mutex m_mutex;
-  std::map<int, Entry> m_by_fd;
-  std::uint64_t m_next_serial = 1;
+  std::map<int, ConnectedPeer> m_by_fd;
 };
 
 }  // namespace p2pd::net

@@ -86,7 +86,8 @@ class CallGate {
     const std::string address = caller->accepted_from ? address_key(caller->accepted_from->host) : std::string();
     const auto now = CallRates::Clock::now();
     if (m_rates.admit(caller->id.hex(), address, now)) return std::nullopt;
-    if (!address.empty() && m_scores.penalize(address, kOverRatePoints, now)) m_banned(address);
+    if (!address.empty() && m_scores.penalize(address, over_rate_points(m_rates.rules().calls_per_second), now))
+      m_banned(address);
     if (const auto held_back = m_log.admit()) {
       log::warn(log::Category::net, "node {}{} calls faster than {} a second: its calls are refused{}",
                 caller->id.short_hex(), address.empty() ? std::string() : " at " + address,
@@ -549,23 +550,6 @@ class JobsService final : public proto::Jobs::CallbackService {
   const PeerConnections& m_connections;
 };
 
-std::optional<HostPort> host_port_from_grpc_peer(std::string_view peer) {
-  std::string text;
-  if (peer.starts_with("ipv4:")) {
-    text = peer.substr(5);
-  } else if (peer.starts_with("ipv6:")) {
-    text = peer.substr(5);
-    for (auto [escaped, plain] : {std::pair{"%5B", "["}, std::pair{"%5D", "]"}}) {
-      for (auto at = text.find(escaped); at != std::string::npos; at = text.find(escaped)) text.replace(at, 3, plain);
-    }
-  } else {
-    return std::nullopt;
-  }
-  auto parsed = parse_host_port(text, false);
-  if (!parsed) return std::nullopt;
-  return *parsed;
-}
-
 // What the transport's thread needs after a handshake, shared so that it
 // stays valid however late the handshake ends.
 struct PeerServer::Intake {
@@ -635,7 +619,7 @@ Result<std::unique_ptr<PeerServer>> PeerServer::start(const HostPort& listen, tl
   if (!server->m_server) return make_error(ErrorCode::unavailable, "cannot start the peer RPC server");
   server->m_intake->server = server->m_server.get();
   auto* raw = server.get();
-  if (!server->m_listener->start([raw](int fd, const HostPort& from) { raw->secure(fd, from); }, caps,
+  if (!server->m_listener->start([raw](int fd, const HostPort& from) { raw->secure(fd, from, std::nullopt); }, caps,
                                  *server->m_scores)) {
     return make_error(ErrorCode::io, "cannot start accepting peers on {}", listen.to_string());
   }
@@ -644,33 +628,21 @@ Result<std::unique_ptr<PeerServer>> PeerServer::start(const HostPort& listen, tl
   return server;
 }
 
-void PeerServer::add_connection(int fd) {
-  secure(fd, std::nullopt);
+void PeerServer::add_connection(int fd, std::optional<NodeId> expected) {
+  secure(fd, std::nullopt, expected);
 }
 
-void PeerServer::secure(int fd, std::optional<HostPort> accepted_from) {
-  struct Registration {
-    int fd = -1;
-    std::uint64_t serial = 0;
-  };
-  auto registration = std::make_shared<Registration>();
-  // Both callbacks run on the transport's thread, one after the other.
-  m_transport->secure_inbound(
-      fd,
-      [intake = m_intake, registration, accepted_from](Result<tls::SecuredConnection> secured) {
-        if (!secured) return;  // logged by the transport
-        std::lock_guard lock(intake->mutex);
-        if (intake->server == nullptr) {
-          ::close(secured->fd);
-          return;
-        }
-        registration->fd = secured->fd;
-        registration->serial = intake->connections.add(secured->fd, ConnectedPeer{secured->peer, accepted_from});
-        grpc::AddInsecureChannelFromFd(intake->server, secured->fd);
-      },
-      [intake = m_intake, registration] {
-        if (registration->fd >= 0) intake->connections.remove(registration->fd, registration->serial);
-      });
+void PeerServer::secure(int fd, std::optional<HostPort> accepted_from, std::optional<NodeId> expected) {
+  m_transport->secure_inbound(fd, expected, [intake = m_intake, accepted_from](Result<tls::SecuredConnection> secured) {
+    if (!secured) return;  // logged by the transport
+    std::lock_guard lock(intake->mutex);
+    if (intake->server == nullptr) {
+      ::close(secured->fd);
+      return;
+    }
+    intake->connections.add(secured->fd, ConnectedPeer{secured->peer, accepted_from});
+    grpc::AddInsecureChannelFromFd(intake->server, secured->fd);
+  });
 }
 
 void PeerServer::set_reachability(std::string reachability) {

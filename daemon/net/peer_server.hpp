@@ -119,7 +119,6 @@ class ConnectivityHandler {
 // peer input is validated with size limits").
 inline constexpr int kMaxPeerMessageBytes = 4 << 20;
 // Connection limits on the peer port (see PeerServer::start).
-inline constexpr std::chrono::milliseconds kPeerHandshakeTimeout{10'000};
 inline constexpr std::chrono::milliseconds kPeerIdleTimeout{5 * 60'000};
 inline constexpr int kMaxPeerStreams = 128;
 // A trace reply holds at most this many events, and stops past this many bytes.
@@ -146,9 +145,10 @@ class PeerServer {
   void shutdown(std::chrono::milliseconds grace);
 
   // Serves gRPC on a connection we did not accept (a relayed caller's leg,
-  // or a punched socket), after the TLS handshake: connected,
-  // non-blocking; the server owns `fd`.
-  void add_connection(int fd);
+  // or a punched socket), after the TLS handshake, in which the caller
+  // must prove `expected` when given: connected, non-blocking; the server
+  // owns `fd`.
+  void add_connection(int fd, std::optional<NodeId> expected = std::nullopt);
   // What this node says of itself: its reachability in Ping replies, and
   // whether peers reach it through a relay, in Chord replies.
   void set_reachability(std::string reachability);
@@ -157,7 +157,7 @@ class PeerServer {
  private:
   struct Intake;
   PeerServer() = default;
-  void secure(int fd, std::optional<HostPort> accepted_from);
+  void secure(int fd, std::optional<HostPort> accepted_from, std::optional<NodeId> expected);
   tls::SecureTransport* m_transport = nullptr;
   std::shared_ptr<Intake> m_intake;  // before the services, which read its connections
   std::shared_ptr<PeerSelfState> m_self_state;
@@ -173,9 +173,5 @@ class PeerServer {
   std::unique_ptr<PeerListener> m_listener;
   std::unique_ptr<grpc::Server> m_server;
 };
-
-// "ipv4:127.0.0.1:5000" / "ipv6:%5B::1%5D:5000" (gRPC's peer strings) to
-// HOST:PORT; nullopt for anything else.
-std::optional<HostPort> host_port_from_grpc_peer(std::string_view peer);
 
 }  // namespace p2pd::net

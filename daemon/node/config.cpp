@@ -59,8 +59,8 @@ OptionGroups make_options() {
        "refused with a log line. Give every member the same file (default: an open pool)")
       ("peer-call-rate", po::value<std::string>()->value_name("N"),
        "calls one peer may make a second, in bursts of twice that (its IP address: four "
-       "times that); more are refused, and a peer that keeps calling past it is banned "
-       "(default: 500)")
+       "times that); more are refused, and twenty seconds' worth of refused calls bans "
+       "the address (default: 1000)")
       ("max-connections-per-ip", po::value<std::string>()->value_name("N"),
        "peer connections one IP address may hold open at once; more are closed "
        "as they come (default: 64; at most 4096 from all addresses)")

@@ -53,7 +53,7 @@ struct NodeConfig {
   std::uint32_t max_connections_per_ip = 64;
   // Calls one peer may make a second, in bursts of twice as many (its
   // address: four times as many); more are refused.
-  std::uint32_t peer_call_rate = 500;
+  std::uint32_t peer_call_rate = 1000;
   // Relaying for unreachable peers: reservations (ports) held at once (0: no
   // relaying), circuits open at once, and the bandwidth all circuits share
   // (MiB/s, each direction counted; 0: unlimited).

@@ -1,5 +1,8 @@
 #include "daemon/node/daemon_main.hpp"
 
+#include <sys/resource.h>
+
+#include <algorithm>
 #include <csignal>
 #include <cstdio>
 #include <exception>
@@ -29,6 +32,18 @@ int fail(int code, const std::string& message) {
   return code;
 }
 
+// A peer connection holds three descriptors (its TCP socket and both ends
+// of the socketpair to gRPC, tls/secure_transport.hpp); 4096 of them need
+// more than the usual soft limit of 1024. The service sets LimitNOFILE; a
+// p2pd started by hand takes its hard limit (up to 65536) itself.
+void raise_descriptor_limit() {
+  constexpr rlim_t kWanted = 65536;
+  rlimit limit{};
+  if (::getrlimit(RLIMIT_NOFILE, &limit) != 0 || limit.rlim_cur >= kWanted) return;
+  limit.rlim_cur = std::min(kWanted, limit.rlim_max);
+  ::setrlimit(RLIMIT_NOFILE, &limit);
+}
+
 int run(const std::vector<std::string>& args) {
   auto parsed = parse_command_line(args);
   if (!parsed) return fail(kExitUsage, parsed.error().message + " (see p2pd --help)");
@@ -42,6 +57,7 @@ int run(const std::vector<std::string>& args) {
   log::set_format(config.log_format);
   if (config.config_file) log::info(log::Category::config, "read {}", config.config_file->string());
 
+  raise_descriptor_limit();
   auto lock = StateDirLock::acquire(config.state_dir);
   if (!lock) return fail(kExitFailed, lock.error().message);
   auto identity = load_or_create_identity(config.state_dir);

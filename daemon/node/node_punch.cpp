@@ -355,7 +355,7 @@ void Node::on_punch_go(const NodeId& caller, std::uint64_t punch_id, std::functi
                         // The caller is the client on it; we serve it (the relay stopping
                         // flag also says the peer server is about to shut down).
                         if (m_peer_server && !m_relay_stopped) {
-                          m_peer_server->add_connection(socket->fd);
+                          m_peer_server->add_connection(socket->fd, response->caller);
                           log::debug(log::Category::net, "punch: serving {} on a direct connection",
                                      response->caller.short_hex());
                         } else {

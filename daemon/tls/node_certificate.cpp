@@ -114,10 +114,11 @@ Result<NodeCertificate> NodeCertificate::create(const std::string& private_key_p
                                        reinterpret_cast<const unsigned char*>(common_name.c_str()), -1, -1, 0) == 1 &&
             X509_set_issuer_name(cert.get(), name) == 1 && X509_set_pubkey(cert.get(), key.get()) == 1;
   if (ok && pool != nullptr) {
-    const PoolProof proof = pool->proof_for(*raw);
+    const auto proof = pool->proof_for(*raw);
     std::unique_ptr<ASN1_OCTET_STRING, OctetsDeleter> octets(ASN1_OCTET_STRING_new());
     auto oid = pool_proof_oid();
-    ok = octets && oid && ASN1_OCTET_STRING_set(octets.get(), proof.data(), static_cast<int>(proof.size())) == 1;
+    ok = proof && octets && oid &&
+         ASN1_OCTET_STRING_set(octets.get(), proof->data(), static_cast<int>(proof->size())) == 1;
     if (ok) {
       std::unique_ptr<X509_EXTENSION, ExtensionDeleter> extension(
           X509_EXTENSION_create_by_OBJ(nullptr, oid.get(), 0, octets.get()));

@@ -53,21 +53,24 @@ Result<PoolSecret> PoolSecret::from_bytes(std::string bytes) {
   return PoolSecret(std::move(bytes));
 }
 
-PoolProof PoolSecret::proof_for(std::span<const std::uint8_t> public_key) const {
+std::optional<PoolProof> PoolSecret::proof_for(std::span<const std::uint8_t> public_key) const {
   std::string message(kProofLabel);
   message.append(reinterpret_cast<const char*>(public_key.data()), public_key.size());
   PoolProof proof{};
   std::size_t length = 0;
-  EVP_Q_mac(nullptr, "HMAC", nullptr, "SHA256", nullptr, m_bytes.data(), m_bytes.size(),
-            reinterpret_cast<const unsigned char*>(message.data()), message.size(), proof.data(), proof.size(),
-            &length);
+  if (EVP_Q_mac(nullptr, "HMAC", nullptr, "SHA256", nullptr, m_bytes.data(), m_bytes.size(),
+                reinterpret_cast<const unsigned char*>(message.data()), message.size(), proof.data(), proof.size(),
+                &length) == nullptr ||
+      length != proof.size()) {
+    return std::nullopt;
+  }
   return proof;
 }
 
 bool PoolSecret::verify(std::span<const std::uint8_t> public_key, std::span<const std::uint8_t> proof) const {
   if (proof.size() != kPoolProofBytes) return false;
-  const PoolProof expected = proof_for(public_key);
-  return CRYPTO_memcmp(expected.data(), proof.data(), kPoolProofBytes) == 0;
+  const auto expected = proof_for(public_key);
+  return expected && CRYPTO_memcmp(expected->data(), proof.data(), kPoolProofBytes) == 0;
 }
 
 }  // namespace p2pd::tls

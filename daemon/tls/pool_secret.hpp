@@ -8,6 +8,7 @@
 #include <array>
 #include <cstdint>
 #include <filesystem>
+#include <optional>
 #include <span>
 #include <string>
 
@@ -30,8 +31,9 @@ class PoolSecret {
   // For tests.
   static Result<PoolSecret> from_bytes(std::string bytes);
 
-  // What a node with `public_key` (raw Ed25519) presents.
-  [[nodiscard]] PoolProof proof_for(std::span<const std::uint8_t> public_key) const;
+  // What a node with `public_key` (raw Ed25519) presents; nullopt if the
+  // HMAC cannot be made (an OpenSSL failure: never a proof of zeros).
+  [[nodiscard]] std::optional<PoolProof> proof_for(std::span<const std::uint8_t> public_key) const;
   // Whether `proof` is right for `public_key` (compared in constant time).
   [[nodiscard]] bool verify(std::span<const std::uint8_t> public_key, std::span<const std::uint8_t> proof) const;
 

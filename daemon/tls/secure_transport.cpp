@@ -91,15 +91,9 @@ class SecureTransport::ProxySession : public std::enable_shared_from_this<ProxyS
   ~ProxySession() { --m_transport.m_proxy_sessions; }
 
   void start() {
-    m_timer.expires_after(kHandshakeTimeout);
-    m_timer.async_wait([self = shared_from_this()](const boost::system::error_code& ec) {
-      if (ec) return;
-      self->m_timed_out = true;
-      boost::system::error_code ignored;
-      self->m_client.close(ignored);
-      if (self->m_stream) self->m_stream->lowest_layer().close(ignored);
-      self->m_resolver.cancel();
-    });
+    // gRPC sends its request at once; a local process that connects and
+    // says nothing must not hold a session slot for long.
+    arm_timer(kRequestTimeout);
     asio::async_read_until(m_client, m_head, "\r\n\r\n",
                            [self = shared_from_this()](const boost::system::error_code& ec, std::size_t end) {
                              self->on_request(ec, end);
@@ -107,8 +101,28 @@ class SecureTransport::ProxySession : public std::enable_shared_from_this<ProxyS
   }
 
  private:
+  static constexpr std::chrono::seconds kRequestTimeout{2};
+
+  void arm_timer(std::chrono::steady_clock::duration after) {
+    m_timer.expires_after(after);
+    m_timer.async_wait([self = shared_from_this()](const boost::system::error_code& ec) {
+      // A completion already queued when the tunnel took over must not end it.
+      if (ec || self->m_tunnelled) return;
+      self->m_timed_out = true;
+      boost::system::error_code ignored;
+      self->m_client.close(ignored);
+      if (self->m_stream) self->m_stream->lowest_layer().close(ignored);
+      self->m_resolver.cancel();
+    });
+  }
+
   void on_request(const boost::system::error_code& ec, std::size_t end) {
-    if (ec) return;  // gRPC went away, or the request was too large or slow
+    if (ec) {  // gRPC went away, or the request was too large or slow
+      m_timer.cancel();
+      boost::system::error_code ignored;
+      m_client.close(ignored);
+      return;
+    }
     if (end != m_head.size()) return answer(400, "bytes after the request");
     const std::string head(asio::buffers_begin(m_head.data()), asio::buffers_end(m_head.data()));
     auto request = parse_connect_request(head);
@@ -121,6 +135,15 @@ class SecureTransport::ProxySession : public std::enable_shared_from_this<ProxyS
     auto target = parse_host_port(request->target, false);
     if (!target || target->port == 0) return answer(400, "target must be HOST:PORT");
     m_target = request->target;
+    arm_timer(kHandshakeTimeout);
+    // An address needs no lookup (peers are named by address; only a
+    // --bootstrap name is looked up, on asio's one resolver thread).
+    boost::system::error_code not_literal;
+    const auto literal = asio::ip::make_address(target->host, not_literal);
+    if (!not_literal) {
+      m_literal = asio::ip::tcp::endpoint(literal, target->port);
+      return connect_next();
+    }
     m_resolver.async_resolve(target->host, std::to_string(target->port),
                              [self = shared_from_this()](const boost::system::error_code& resolve_ec,
                                                          asio::ip::tcp::resolver::results_type results) {
@@ -132,8 +155,14 @@ class SecureTransport::ProxySession : public std::enable_shared_from_this<ProxyS
   }
 
   void connect_next() {
-    if (m_next >= m_endpoints.size()) return fail(m_last_error.empty() ? "no address" : m_last_error);
-    const asio::ip::tcp::endpoint endpoint = m_endpoints[m_next++].endpoint();
+    asio::ip::tcp::endpoint endpoint;
+    if (m_literal) {
+      if (m_next++ > 0) return fail(m_last_error);
+      endpoint = *m_literal;
+    } else {
+      if (m_next >= m_endpoints.size()) return fail(m_last_error.empty() ? "no address" : m_last_error);
+      endpoint = m_endpoints[m_next++].endpoint();
+    }
     m_stream = std::make_shared<SecureStream>(Socket(*m_transport.m_io), m_transport.m_client_context);
     m_stream->lowest_layer().async_connect(
         asio::generic::stream_protocol::endpoint(endpoint),
@@ -158,6 +187,7 @@ class SecureTransport::ProxySession : public std::enable_shared_from_this<ProxyS
                       [self = shared_from_this()](const boost::system::error_code& ec, std::size_t /*n*/) {
                         self->m_timer.cancel();
                         if (ec || self->m_timed_out) return;
+                        self->m_tunnelled = true;
                         ++self->m_transport.m_open;
                         Tunnel::start(self->m_stream, std::move(self->m_client),
                                       [transport = &self->m_transport] { --transport->m_open; });
@@ -185,6 +215,7 @@ class SecureTransport::ProxySession : public std::enable_shared_from_this<ProxyS
   asio::ip::tcp::resolver m_resolver;
   asio::streambuf m_head;
   std::vector<asio::ip::tcp::resolver::results_type::value_type> m_endpoints;
+  std::optional<asio::ip::tcp::endpoint> m_literal;
   std::size_t m_next = 0;
   std::string m_last_error;
   std::string m_target;
@@ -192,6 +223,7 @@ class SecureTransport::ProxySession : public std::enable_shared_from_this<ProxyS
   std::shared_ptr<SecureStream> m_stream;
   NodeId m_peer;
   bool m_timed_out = false;
+  bool m_tunnelled = false;
 };
 
 SecureTransport::SecureTransport(NodeCertificate self, std::optional<PoolSecret> pool)
@@ -222,7 +254,7 @@ Result<void> SecureTransport::open() {
   if (!ec) m_proxy->acceptor.bind(loopback, ec);
   if (!ec) m_proxy->acceptor.listen(asio::socket_base::max_listen_connections, ec);
   if (ec) return make_error(ErrorCode::io, "cannot open the loopback port for peer channels: {}", ec.message());
-  m_proxy_uri = fmt::format("http://{}@127.0.0.1:{}", user_info, m_proxy->acceptor.local_endpoint().port());
+  m_proxy_target = fmt::format("ipv4:127.0.0.1:{}", m_proxy->acceptor.local_endpoint().port());
 
   // Accept the proxy's connections as generic sockets, so a tunnel carries
   // them like a socketpair's end.
@@ -232,6 +264,12 @@ Result<void> SecureTransport::open() {
     m_proxy->acceptor.async_accept(*client, [this, client, accept_weak](const boost::system::error_code& accept_ec) {
       auto again = accept_weak.lock();
       if (accept_ec == asio::error::operation_aborted || m_stopped) return;
+      if (accept_ec && again) {
+        // Out of descriptors, say: try again shortly rather than spin.
+        auto pause = std::make_shared<asio::steady_timer>(*m_io, std::chrono::milliseconds(100));
+        pause->async_wait([pause, again](const boost::system::error_code&) { (*again)(); });
+        return;
+      }
       if (!accept_ec) {
         if (m_proxy_sessions < Proxy::kMaxSessions) {
           ++m_proxy_sessions;
@@ -321,8 +359,7 @@ void SecureTransport::log_refusal(const std::string& who, const Error& error, bo
   }
 }
 
-Result<SecuredConnection> SecureTransport::carry(std::shared_ptr<SecureStream> stream, const NodeId& peer,
-                                                 std::function<void()> on_closed) {
+Result<SecuredConnection> SecureTransport::carry(std::shared_ptr<SecureStream> stream, const NodeId& peer) {
   int pair[2] = {-1, -1};
   if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, pair) != 0) {
     boost::system::error_code ignored;
@@ -340,19 +377,16 @@ Result<SecuredConnection> SecureTransport::carry(std::shared_ptr<SecureStream> s
     return make_error(ErrorCode::io, "cannot carry a connection: {}", ec.message());
   }
   ++m_open;
-  Tunnel::start(std::move(stream), std::move(ours), [this, on_closed = std::move(on_closed)] {
-    --m_open;
-    if (on_closed) on_closed();
-  });
+  Tunnel::start(std::move(stream), std::move(ours), [this] { --m_open; });
   return SecuredConnection{pair[1], peer};
 }
 
-void SecureTransport::secure_inbound(int fd, Done done, std::function<void()> on_closed) {
+void SecureTransport::secure_inbound(int fd, std::optional<NodeId> expected, Done done) {
   if (m_stopped) {
     ::close(fd);
     return done(make_error(ErrorCode::unavailable, "shutting down"));
   }
-  asio::post(*m_io, [this, fd, done = std::move(done), on_closed = std::move(on_closed)]() mutable {
+  asio::post(*m_io, [this, fd, expected, done = std::move(done)]() mutable {
     const int family = socket_family(fd);
     auto stream = std::make_shared<SecureStream>(Socket(*m_io), m_server_context);
     boost::system::error_code ec;
@@ -363,11 +397,10 @@ void SecureTransport::secure_inbound(int fd, Done done, std::function<void()> on
     }
     set_no_delay(fd);
     const std::string who = remote_of(fd);
-    handshake(stream, true, std::nullopt, who,
-              [this, stream, done = std::move(done), on_closed = std::move(on_closed)](Result<NodeId> peer) mutable {
-                if (!peer) return done(peer.error());
-                done(carry(stream, *peer, std::move(on_closed)));
-              });
+    handshake(stream, true, expected, who, [this, stream, done = std::move(done)](Result<NodeId> peer) mutable {
+      if (!peer) return done(peer.error());
+      done(carry(stream, *peer));
+    });
   });
 }
 
@@ -389,7 +422,7 @@ void SecureTransport::secure_outbound(int fd, std::optional<NodeId> expected, Do
     const std::string who = remote_of(fd);
     handshake(stream, false, expected, who, [this, stream, done = std::move(done)](Result<NodeId> peer) mutable {
       if (!peer) return done(peer.error());
-      done(carry(stream, *peer, {}));
+      done(carry(stream, *peer));
     });
   });
 }

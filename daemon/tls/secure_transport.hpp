@@ -66,15 +66,19 @@ class SecureTransport {
   [[nodiscard]] const NodeId& self() const { return m_self.id(); }
 
   // TLS server side of `fd` (connected; ownership passes here), a socket a
-  // peer opened to us. `done` runs once on this layer's thread; after a
-  // success, `on_closed` (may be empty) runs there when the connection ends.
-  void secure_inbound(int fd, Done done, std::function<void()> on_closed = {});
+  // peer opened to us; with `expected`, a peer proving another id is
+  // refused. `done` runs once, on this layer's thread. Not to be called
+  // once shutdown() has begun.
+  void secure_inbound(int fd, std::optional<NodeId> expected, Done done);
   // TLS client side of `fd`, a socket we connected ourselves. With
   // `expected`, a peer proving another id is refused.
   void secure_outbound(int fd, std::optional<NodeId> expected, Done done);
 
-  // What gRPC channels to peers take as GRPC_ARG_HTTP_PROXY.
-  [[nodiscard]] const std::string& proxy_uri() const { return m_proxy_uri; }
+  // Where gRPC channels to peers dial ("ipv4:127.0.0.1:PORT"), and the
+  // Proxy-Authorization value their CONNECT must carry
+  // (net/secure_channel.hpp).
+  [[nodiscard]] const std::string& proxy_target() const { return m_proxy_target; }
+  [[nodiscard]] const std::string& proxy_authorization() const { return m_proxy_authorization; }
   // The id the newest connection the proxy made to `target` (host:port as
   // the channel names it) proved; nullopt when it made none.
   [[nodiscard]] std::optional<NodeId> proven_at(const std::string& target) const;
@@ -92,8 +96,7 @@ class SecureTransport {
   // Runs the handshake on an adopted socket, then checks the peer.
   void handshake(std::shared_ptr<SecureStream> stream, bool server, std::optional<NodeId> expected, std::string who,
                  std::function<void(Result<NodeId>)> then);
-  Result<SecuredConnection> carry(std::shared_ptr<SecureStream> stream, const NodeId& peer,
-                                  std::function<void()> on_closed);
+  Result<SecuredConnection> carry(std::shared_ptr<SecureStream> stream, const NodeId& peer);
   void note_proven(const std::string& target, const NodeId& id);
   void log_refusal(const std::string& who, const Error& error, bool inbound);
 
@@ -108,7 +111,7 @@ class SecureTransport {
   std::size_t m_proxy_sessions = 0;  // the thread's own
   std::unique_ptr<boost::asio::io_context> m_io = std::make_unique<boost::asio::io_context>();
   std::unique_ptr<Proxy> m_proxy;
-  std::string m_proxy_uri;
+  std::string m_proxy_target;
   std::string m_proxy_authorization;
   std::thread m_thread;
   std::atomic<bool> m_stopped{false};

@@ -11,6 +11,8 @@
 #include <grpcpp/server_posix.h>
 #include <stdexcept>
 
+#include "daemon/net/secure_channel.hpp"
+
 namespace p2pd::test {
 
 std::string new_node_key_pem() {
@@ -37,11 +39,10 @@ std::unique_ptr<tls::SecureTransport> make_transport(const tls::PoolSecret* pool
   return std::move(*transport);
 }
 
-grpc::ChannelArguments secure_channel_arguments(tls::SecureTransport& transport) {
+std::shared_ptr<grpc::Channel> secure_channel(tls::SecureTransport& transport, const std::string& peer) {
   grpc::ChannelArguments args;
-  args.SetInt(GRPC_ARG_ENABLE_HTTP_PROXY, 1);
-  args.SetString(GRPC_ARG_HTTP_PROXY, transport.proxy_uri());
-  return args;
+  const std::string target = net::route_through(transport, peer, args);
+  return grpc::CreateCustomChannel(target, grpc::InsecureChannelCredentials(), args);
 }
 
 SecurePeerPort::SecurePeerPort(grpc::Server& server, tls::SecureTransport& transport) {
@@ -61,7 +62,7 @@ SecurePeerPort::SecurePeerPort(grpc::Server& server, tls::SecureTransport& trans
       if (::poll(&waiting, 1, 50) <= 0) continue;
       const int fd = ::accept4(m_listen_fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
       if (fd < 0) continue;
-      transport.secure_inbound(fd, [&server](Result<tls::SecuredConnection> secured) {
+      transport.secure_inbound(fd, std::nullopt, [&server](Result<tls::SecuredConnection> secured) {
         if (secured) grpc::AddInsecureChannelFromFd(&server, secured->fd);
       });
     }

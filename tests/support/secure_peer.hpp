@@ -12,7 +12,7 @@
 #include "daemon/tls/secure_transport.hpp"
 
 namespace grpc {
-class ChannelArguments;
+class Channel;
 class Server;
 }  // namespace grpc
 
@@ -22,8 +22,8 @@ namespace p2pd::test {
 std::string new_node_key_pem();
 // A transport for a new node; with `pool`, it proves that pool's secret.
 std::unique_ptr<tls::SecureTransport> make_transport(const tls::PoolSecret* pool = nullptr);
-// Arguments for a channel to a peer that goes through `transport`.
-grpc::ChannelArguments secure_channel_arguments(tls::SecureTransport& transport);
+// A channel to the peer at `peer` (HOST:PORT) through `transport`.
+std::shared_ptr<grpc::Channel> secure_channel(tls::SecureTransport& transport, const std::string& peer);
 
 // Accepts on 127.0.0.1 and hands each connection, after the handshake,
 // to `server` (built without a listening port). Destroy it, and shut the

@@ -13,9 +13,9 @@
 #include <future>
 #include <thread>
 
+#include "common/token_bucket.hpp"
 #include "daemon/relay/relay_link.hpp"
 #include "daemon/relay/relay_server.hpp"
-#include "common/token_bucket.hpp"
 
 using namespace p2pd;
 using namespace p2pd::relay;
