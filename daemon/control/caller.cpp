@@ -7,10 +7,11 @@
 #include <algorithm>
 #include <array>
 #include <cerrno>
-#include <charconv>
 #include <cstring>
 
 #include <fmt/format.h>
+
+#include "common/grpc_fd_peer.hpp"
 
 namespace p2pd::control {
 namespace {
@@ -96,14 +97,10 @@ void CallerRegistry::remember(int fd, Caller caller) {
 }
 
 std::optional<Caller> CallerRegistry::find(std::string_view grpc_peer) const {
-  constexpr std::string_view kPrefix = "fd:";
-  if (grpc_peer.substr(0, kPrefix.size()) != kPrefix) return std::nullopt;
-  const std::string_view digits = grpc_peer.substr(kPrefix.size());
-  int fd = -1;
-  const auto [end, err] = std::from_chars(digits.data(), digits.data() + digits.size(), fd);
-  if (err != std::errc() || end != digits.data() + digits.size()) return std::nullopt;
+  const auto fd = fd_of_grpc_peer(grpc_peer);
+  if (!fd) return std::nullopt;
   std::lock_guard lock(m_mutex);
-  auto it = m_by_fd.find(fd);
+  auto it = m_by_fd.find(*fd);
   if (it == m_by_fd.end()) return std::nullopt;
   return it->second;
 }

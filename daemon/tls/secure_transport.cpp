@@ -382,36 +382,21 @@ Result<SecuredConnection> SecureTransport::carry(std::shared_ptr<SecureStream> s
 }
 
 void SecureTransport::secure_inbound(int fd, std::optional<NodeId> expected, Done done) {
-  if (m_stopped) {
-    ::close(fd);
-    return done(make_error(ErrorCode::unavailable, "shutting down"));
-  }
-  asio::post(*m_io, [this, fd, expected, done = std::move(done)]() mutable {
-    const int family = socket_family(fd);
-    auto stream = std::make_shared<SecureStream>(Socket(*m_io), m_server_context);
-    boost::system::error_code ec;
-    if (family >= 0) stream->lowest_layer().assign(asio::generic::stream_protocol(family, IPPROTO_TCP), fd, ec);
-    if (family < 0 || ec) {
-      ::close(fd);
-      return done(make_error(ErrorCode::io, "not a TCP connection"));
-    }
-    set_no_delay(fd);
-    const std::string who = remote_of(fd);
-    handshake(stream, true, expected, who, [this, stream, done = std::move(done)](Result<NodeId> peer) mutable {
-      if (!peer) return done(peer.error());
-      done(carry(stream, *peer));
-    });
-  });
+  secure(fd, true, expected, std::move(done));
 }
 
 void SecureTransport::secure_outbound(int fd, std::optional<NodeId> expected, Done done) {
+  secure(fd, false, expected, std::move(done));
+}
+
+void SecureTransport::secure(int fd, bool server, std::optional<NodeId> expected, Done done) {
   if (m_stopped) {
     ::close(fd);
     return done(make_error(ErrorCode::unavailable, "shutting down"));
   }
-  asio::post(*m_io, [this, fd, expected, done = std::move(done)]() mutable {
+  asio::post(*m_io, [this, fd, server, expected, done = std::move(done)]() mutable {
     const int family = socket_family(fd);
-    auto stream = std::make_shared<SecureStream>(Socket(*m_io), m_client_context);
+    auto stream = std::make_shared<SecureStream>(Socket(*m_io), server ? m_server_context : m_client_context);
     boost::system::error_code ec;
     if (family >= 0) stream->lowest_layer().assign(asio::generic::stream_protocol(family, IPPROTO_TCP), fd, ec);
     if (family < 0 || ec) {
@@ -420,7 +405,7 @@ void SecureTransport::secure_outbound(int fd, std::optional<NodeId> expected, Do
     }
     set_no_delay(fd);
     const std::string who = remote_of(fd);
-    handshake(stream, false, expected, who, [this, stream, done = std::move(done)](Result<NodeId> peer) mutable {
+    handshake(stream, server, expected, who, [this, stream, done = std::move(done)](Result<NodeId> peer) mutable {
       if (!peer) return done(peer.error());
       done(carry(stream, *peer));
     });

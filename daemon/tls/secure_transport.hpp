@@ -93,6 +93,8 @@ class SecureTransport {
   struct Proxy;
   SecureTransport(NodeCertificate self, std::optional<PoolSecret> pool);
   Result<void> open();
+  // Either side of secure_inbound/secure_outbound.
+  void secure(int fd, bool server, std::optional<NodeId> expected, Done done);
   // Runs the handshake on an adopted socket, then checks the peer.
   void handshake(std::shared_ptr<SecureStream> stream, bool server, std::optional<NodeId> expected, std::string who,
                  std::function<void(Result<NodeId>)> then);
