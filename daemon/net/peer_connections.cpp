@@ -18,9 +18,4 @@ std::optional<ConnectedPeer> PeerConnections::find(std::string_view grpc_peer) c
   return it->second;
 }
 
-std::size_t PeerConnections::size() const {
-  std::lock_guard lock(m_mutex);
-  return m_by_fd.size();
-}
-
 }  // namespace p2pd::net

@@ -32,7 +32,6 @@ class PeerConnections {
   void add(int fd, ConnectedPeer peer);
   // By gRPC's peer string for the call ("fd:N").
   [[nodiscard]] std::optional<ConnectedPeer> find(std::string_view grpc_peer) const;
-  [[nodiscard]] std::size_t size() const;
 
  private:
   mutable std::mutex m_mutex;

@@ -181,7 +181,6 @@ class SecureTransport::ProxySession : public std::enable_shared_from_this<ProxyS
   void on_handshake(Result<NodeId> peer) {
     if (!peer) return answer(502, peer.error().message);
     m_transport.note_proven(m_target, *peer);
-    m_peer = *peer;
     m_response = "HTTP/1.0 200 Connection established\r\n\r\n";
     asio::async_write(m_client, asio::buffer(m_response),
                       [self = shared_from_this()](const boost::system::error_code& ec, std::size_t /*n*/) {
@@ -221,7 +220,6 @@ class SecureTransport::ProxySession : public std::enable_shared_from_this<ProxyS
   std::string m_target;
   std::string m_response;
   std::shared_ptr<SecureStream> m_stream;
-  NodeId m_peer;
   bool m_timed_out = false;
   bool m_tunnelled = false;
 };
