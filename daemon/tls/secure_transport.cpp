@@ -188,7 +188,7 @@ class SecureTransport::ProxySession : public std::enable_shared_from_this<ProxyS
                         if (ec || self->m_timed_out) return;
                         self->m_tunnelled = true;
                         ++self->m_transport.m_open;
-                        Tunnel::start(self->m_stream, std::move(self->m_client),
+                        Tunnel::start(self->m_stream, std::move(self->m_client), self->m_transport.m_write_stall_limit,
                                       [transport = &self->m_transport] { --transport->m_open; });
                       });
   }
@@ -224,14 +224,17 @@ class SecureTransport::ProxySession : public std::enable_shared_from_this<ProxyS
   bool m_tunnelled = false;
 };
 
-SecureTransport::SecureTransport(NodeCertificate self, std::optional<PoolSecret> pool)
+SecureTransport::SecureTransport(NodeCertificate self, std::optional<PoolSecret> pool,
+                                 std::chrono::milliseconds write_stall_limit)
     : m_self(std::move(self)),
       m_pool(std::move(pool)),
+      m_write_stall_limit(write_stall_limit),
       m_server_context(asio::ssl::context::tls_server),
       m_client_context(asio::ssl::context::tls_client) {}
 
-Result<std::unique_ptr<SecureTransport>> SecureTransport::start(NodeCertificate self, std::optional<PoolSecret> pool) {
-  std::unique_ptr<SecureTransport> transport(new SecureTransport(std::move(self), std::move(pool)));
+Result<std::unique_ptr<SecureTransport>> SecureTransport::start(NodeCertificate self, std::optional<PoolSecret> pool,
+                                                                std::chrono::milliseconds write_stall_limit) {
+  std::unique_ptr<SecureTransport> transport(new SecureTransport(std::move(self), std::move(pool), write_stall_limit));
   if (auto opened = transport->open(); !opened) return opened.error();
   return transport;
 }
@@ -375,7 +378,7 @@ Result<SecuredConnection> SecureTransport::carry(std::shared_ptr<SecureStream> s
     return make_error(ErrorCode::io, "cannot carry a connection: {}", ec.message());
   }
   ++m_open;
-  Tunnel::start(std::move(stream), std::move(ours), [this] { --m_open; });
+  Tunnel::start(std::move(stream), std::move(ours), m_write_stall_limit, [this] { --m_open; });
   return SecuredConnection{pair[1], peer};
 }
 

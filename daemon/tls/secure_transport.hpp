@@ -55,10 +55,15 @@ class SecureTransport {
  public:
   using Done = std::function<void(Result<SecuredConnection>)>;
   static constexpr std::chrono::seconds kHandshakeTimeout{10};
+  // A connection whose write to one side has not moved for this long is
+  // ended (tunnel.hpp). Long enough for a peer paused by its scheduler or
+  // a congested link; a peer that stops reading for good lets go of it.
+  static constexpr std::chrono::milliseconds kWriteStallLimit{std::chrono::minutes(2)};
 
   // `pool`: with it, only peers proving the same secret are let in or
   // called, both ways.
-  static Result<std::unique_ptr<SecureTransport>> start(NodeCertificate self, std::optional<PoolSecret> pool);
+  static Result<std::unique_ptr<SecureTransport>> start(NodeCertificate self, std::optional<PoolSecret> pool,
+                                                        std::chrono::milliseconds write_stall_limit = kWriteStallLimit);
   ~SecureTransport();
   SecureTransport(const SecureTransport&) = delete;
   SecureTransport& operator=(const SecureTransport&) = delete;
@@ -91,7 +96,7 @@ class SecureTransport {
  private:
   class ProxySession;
   struct Proxy;
-  SecureTransport(NodeCertificate self, std::optional<PoolSecret> pool);
+  SecureTransport(NodeCertificate self, std::optional<PoolSecret> pool, std::chrono::milliseconds write_stall_limit);
   Result<void> open();
   // Either side of secure_inbound/secure_outbound.
   void secure(int fd, bool server, std::optional<NodeId> expected, Done done);
@@ -104,6 +109,7 @@ class SecureTransport {
 
   NodeCertificate m_self;
   std::optional<PoolSecret> m_pool;
+  std::chrono::milliseconds m_write_stall_limit;
   boost::asio::ssl::context m_server_context;
   boost::asio::ssl::context m_client_context;
   // Declared before the io context: handlers it drops at shutdown count down.

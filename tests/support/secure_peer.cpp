@@ -30,11 +30,13 @@ std::string new_node_key_pem() {
   return pem;
 }
 
-std::unique_ptr<tls::SecureTransport> make_transport(const tls::PoolSecret* pool) {
+std::unique_ptr<tls::SecureTransport> make_transport(const tls::PoolSecret* pool,
+                                                     std::chrono::milliseconds write_stall_limit) {
   auto certificate = tls::NodeCertificate::create(new_node_key_pem(), pool);
   if (!certificate) throw std::runtime_error(certificate.error().message);
   auto transport = tls::SecureTransport::start(std::move(*certificate),
-                                               pool != nullptr ? std::optional<tls::PoolSecret>(*pool) : std::nullopt);
+                                               pool != nullptr ? std::optional<tls::PoolSecret>(*pool) : std::nullopt,
+                                               write_stall_limit);
   if (!transport) throw std::runtime_error(transport.error().message);
   return std::move(*transport);
 }

@@ -21,7 +21,9 @@ namespace p2pd::test {
 // A new Ed25519 node key, PKCS#8 PEM.
 std::string new_node_key_pem();
 // A transport for a new node; with `pool`, it proves that pool's secret.
-std::unique_ptr<tls::SecureTransport> make_transport(const tls::PoolSecret* pool = nullptr);
+std::unique_ptr<tls::SecureTransport> make_transport(
+    const tls::PoolSecret* pool = nullptr,
+    std::chrono::milliseconds write_stall_limit = tls::SecureTransport::kWriteStallLimit);
 // A channel to the peer at `peer` (HOST:PORT) through `transport`.
 std::shared_ptr<grpc::Channel> secure_channel(tls::SecureTransport& transport, const std::string& peer);
 

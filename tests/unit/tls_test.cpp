@@ -174,6 +174,36 @@ TEST_CASE("a handshake proves each side's id to the other, and the bytes cross i
   ::close(done.server->fd);
 }
 
+TEST_CASE("a connection whose writes stall is ended, on both sides", "[unit][tls]") {
+  // Alice's gRPC never reads, so her tunnel stops reading TLS, so bob's
+  // tunnel's write to her blocks: without the stall limit both tunnels
+  // would stay open for as long as the connection does.
+  auto alice = test::make_transport(nullptr, 300ms);
+  auto bob = test::make_transport(nullptr, 300ms);
+  auto done = handshake(*alice, *bob, bob->self());
+  REQUIRE(done.client.has_value());
+  REQUIRE(done.server.has_value());
+  const std::string chunk(64 * 1024, 'x');
+  std::size_t sent = 0;
+  const auto deadline = std::chrono::steady_clock::now() + 10s;
+  bool refused = false;
+  while (!refused && std::chrono::steady_clock::now() < deadline && sent < 512 * 1024 * 1024) {
+    pollfd waiting{done.server->fd, POLLOUT, 0};
+    if (::poll(&waiting, 1, 100) <= 0) continue;  // full: the stall is under way
+    const ssize_t n = ::send(done.server->fd, chunk.data(), chunk.size(), MSG_NOSIGNAL);
+    if (n > 0) sent += static_cast<std::size_t>(n);
+    refused = n < 0 && errno != EAGAIN;  // the tunnel let go of its end
+  }
+  CHECK(refused);
+  CHECK(sent > 0);
+  for (int i = 0; i < 250 && (alice->stats().open != 0 || bob->stats().open != 0); ++i)
+    std::this_thread::sleep_for(20ms);
+  CHECK(alice->stats().open == 0);
+  CHECK(bob->stats().open == 0);
+  ::close(done.client->fd);
+  ::close(done.server->fd);
+}
+
 TEST_CASE("a client that expected another node refuses the one that answered", "[unit][tls]") {
   auto alice = test::make_transport();
   auto bob = test::make_transport();
