@@ -25,6 +25,9 @@ packages=(
   clang-format
   # fuzzing (scripts/fuzz.sh): clang and its libFuzzer runtime
   clang libclang-rt-dev
+  # the TSan-instrumented gRPC (scripts/tsan-deps.sh) builds from Debian's sources: curl fetches
+  # them, patch applies Debian's series, and gRPC's CMake wants the protoc library's headers
+  curl patch libprotoc-dev libc-ares-dev libre2-dev zlib1g-dev
 )
 
 missing=()
