@@ -12,13 +12,16 @@
 #   bash scripts/tsan-deps.sh        # once; about 20 minutes on 2 cores
 #
 # The sources are fetched from deb.debian.org and checked against the
-# SHA-256 sums pinned below (the ones in Debian's signed .dsc files). A
-# finished build is kept (build/tsan-deps/prefix/.stamp) and not redone.
-# scripts/tsan.sh runs this first.
+# SHA-256 sums pinned below (the ones in Debian's signed .dsc files). Once
+# Debian replaces a version, it leaves the pool: P2PD_DEBIAN_POOL names
+# another (e.g. http://snapshot.debian.org/archive/debian/TIMESTAMP/pool/main);
+# the sums still guard what comes. A finished build is kept
+# (build/tsan-deps/prefix/.stamp) and not redone. scripts/tsan.sh runs this
+# first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-pool=http://deb.debian.org/debian/pool/main
+pool="${P2PD_DEBIAN_POOL:-http://deb.debian.org/debian/pool/main}"
 absl_version=20220623.1
 absl_debian=1+deb12u2
 grpc_version=1.51.1
@@ -49,7 +52,12 @@ for entry in "${sources[@]}"; do
   file="$root/downloads/$(basename "$path")"
   if [[ ! -f "$file" ]] || ! echo "$sum  $file" | sha256sum --check --status; then
     echo "tsan-deps: fetching $pool/$path"
-    curl --fail --silent --show-error --location --retry 3 -o "$file.part" "$pool/$path"
+    if ! curl --fail --silent --show-error --location --retry 3 -o "$file.part" "$pool/$path"; then
+      echo "tsan-deps: error: cannot fetch $pool/$path; if Debian has moved on from this version, set" \
+        "P2PD_DEBIAN_POOL to a snapshot.debian.org pool that has it" >&2
+      rm -f "$file.part"
+      exit 1
+    fi
     if ! echo "$sum  $file.part" | sha256sum --check --status; then
       echo "tsan-deps: error: $path does not have the pinned SHA-256 $sum" >&2
       rm -f "$file.part"
@@ -60,21 +68,24 @@ for entry in "${sources[@]}"; do
 done
 
 # unpack NAME ORIG DEBIAN: a fresh source tree with Debian's patch series
-# applied, as dpkg-source would.
+# applied, as dpkg-source would. --touch: the files are newer than any
+# object a build of other sources left.
 unpack() {
   local name="$1" orig="$2" debian="$3" dir="$root/src/$1"
   rm -rf "$dir"
   mkdir -p "$dir"
-  tar -xzf "$root/downloads/$orig" -C "$dir" --strip-components=1
-  tar -xJf "$root/downloads/$debian" -C "$dir"
-  local patch
-  while read -r patch; do
+  tar -xzf "$root/downloads/$orig" -C "$dir" --strip-components=1 --touch
+  tar -xJf "$root/downloads/$debian" -C "$dir" --touch
+  local patch options
+  while read -r patch options || [[ -n "$patch" ]]; do
     [[ -z "$patch" || "$patch" == \#* ]] && continue
-    patch --quiet --directory="$dir" --strip=1 --input="debian/patches/$patch"
+    [[ -z "$options" || "$options" == -p1 ]] || { echo "tsan-deps: error: patch options '$options' not supported" >&2; exit 1; }
+    patch --batch --forward --quiet --directory="$dir" --strip=1 --input="debian/patches/$patch" </dev/null
   done <"$dir/debian/patches/series"
 }
 
-rm -rf "$prefix"
+# Nothing of an earlier build is trusted: other versions or flags.
+rm -rf "$prefix" "$root/absl-build" "$root/grpc-build"
 common=(-G Ninja -DCMAKE_BUILD_TYPE=None "-DCMAKE_C_FLAGS=$flags" "-DCMAKE_CXX_FLAGS=$flags"
   -DCMAKE_EXE_LINKER_FLAGS=-fsanitize=thread -DCMAKE_SHARED_LINKER_FLAGS=-fsanitize=thread
   "-DCMAKE_INSTALL_PREFIX=$prefix" -DCMAKE_INSTALL_LIBDIR=lib "-DCMAKE_INSTALL_RPATH=$prefix/lib"

@@ -4,8 +4,10 @@
 # ctest. Every process the tests start (test binaries, p2pd daemons, p2pctl)
 # writes its reports to build/tsan/reports/tsan.PID instead of stderr, so a
 # report in a daemon is counted even when the test around it passes. Prints
-# each distinct report's summary line with how often it came; exit 1 if any
-# test failed or any report was written.
+# each distinct report's summary line with how often it came; exit non-zero
+# if any test failed (ctest's status) or any report was written (1).
+# (`ctest --preset tsan` instead stops each process at its first report,
+# which it prints on its stderr.)
 #
 #   bash scripts/tsan.sh                  # unit, integration and netns tests
 #   bash scripts/tsan.sh -L integration   # other ctest arguments instead
@@ -20,7 +22,8 @@ bash scripts/tsan-deps.sh
 
 jobs=$(nproc)
 echo "== tsan.sh: configure and build the tsan preset"
-cmake --preset tsan >/dev/null
+# --fresh: a build/tsan configured before it built against Debian's gRPC.
+cmake --preset tsan --fresh >/dev/null
 cmake --build --preset tsan -j "$jobs"
 
 reports="$PWD/build/tsan/reports"
@@ -40,8 +43,11 @@ files=("$reports"/tsan.*)
 [[ -e "${files[0]}" ]] || files=()
 if [[ ${#files[@]} -gt 0 ]]; then
   echo "== tsan.sh: ${#files[@]} processes wrote reports ($reports):"
-  grep -h '^SUMMARY: ThreadSanitizer' "${files[@]}" | sort | uniq -c | sort -rn
-  status=1
+  grep -h '^SUMMARY: ThreadSanitizer' "${files[@]}" | sort | uniq -c | sort -rn || true
+  for file in "${files[@]}"; do  # a fatal error or a warning of another kind has no summary
+    grep -q '^SUMMARY: ThreadSanitizer' "$file" || { echo "-- $file:"; head -5 "$file"; }
+  done
+  [[ $status -ne 0 ]] || status=1
 else
   echo "== tsan.sh: no ThreadSanitizer report"
 fi
