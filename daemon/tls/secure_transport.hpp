@@ -55,8 +55,8 @@ class SecureTransport {
  public:
   using Done = std::function<void(Result<SecuredConnection>)>;
   static constexpr std::chrono::seconds kHandshakeTimeout{10};
-  // A connection whose write to one side has not moved for this long is
-  // ended (tunnel.hpp). Long enough for a peer paused by its scheduler or
+  // A connection where a write (up to 16 KiB) to either side has not
+  // completed in this long is ended (tunnel.hpp). Long enough for a peer paused by its scheduler or
   // a congested link; a peer that stops reading for good lets go of it.
   static constexpr std::chrono::milliseconds kWriteStallLimit{std::chrono::minutes(2)};
 
