@@ -1,22 +1,17 @@
 #pragma once
 // How many connections the peer port keeps from one address, and in all.
 // Anyone can connect to the peer port; without a cap one host could hold
-// every descriptor the daemon has. gRPC closes the connections it serves
-// without telling us, so a connection is tracked by its descriptor and the
-// socket's inode, and counted while the descriptor still names that socket
-// (a reused descriptor names another inode). Entries are checked only when
-// an address, or the whole table, is at its cap, so an accept costs at most
-// one pass over one address's connections; the whole table is checked at
-// most once a second, so a flood at the total cap costs no more.
+// every descriptor the daemon has. A connection counts from its admission
+// until whoever carries it reports its end (forget): the TLS layer sees
+// every accepted connection end, so the count is exact, and no descriptor
+// another thread may close is ever looked at. Not thread-safe: the
+// listener guards it.
 
-#include <sys/types.h>
-
-#include <chrono>
 #include <cstddef>
-#include <functional>
+#include <cstdint>
 #include <map>
-#include <optional>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 namespace p2pd::net {
@@ -30,38 +25,34 @@ struct ConnectionCaps {
   std::size_t total = kMaxPeerConnections;
 };
 
+// Names one admitted connection; never reused within a process's lifetime.
+using ConnectionId = std::uint64_t;
+
 class ConnectionLimits {
  public:
-  struct Connection {
-    int fd = -1;
-    ino_t inode = 0;
-  };
-  // Whether the connection is still open (its descriptor still names that socket).
-  using IsOpen = std::function<bool(const Connection&)>;
   enum class Verdict { admitted, too_many_from_address, too_many };
+  struct Admission {
+    Verdict verdict;
+    ConnectionId id = 0;  // when admitted
+  };
 
-  ConnectionLimits(ConnectionCaps caps, IsOpen is_open);
+  explicit ConnectionLimits(ConnectionCaps caps);
 
-  // Counts `connection` against `address` if both caps allow it.
-  Verdict admit(const std::string& address, Connection connection, std::chrono::steady_clock::time_point now);
-  // The connections tracked from `address` (some may have closed since).
-  [[nodiscard]] std::vector<Connection> connections_of(const std::string& address) const;
-  // Connections tracked (some may have closed since last checked).
-  [[nodiscard]] std::size_t tracked() const { return m_total; }
+  // Counts a new connection from `address` if both caps allow it.
+  Admission admit(const std::string& address);
+  // The connection `id` has ended; false if it was not counted (already
+  // forgotten, or never admitted).
+  bool forget(ConnectionId id);
+  // The connections counted from `address`, oldest first.
+  [[nodiscard]] std::vector<ConnectionId> connections_of(const std::string& address) const;
+  [[nodiscard]] std::size_t tracked() const { return m_address_of.size(); }
   [[nodiscard]] const ConnectionCaps& caps() const { return m_caps; }
 
  private:
-  void forget_closed(std::vector<Connection>& connections);
-  void forget_all_closed();
-
   ConnectionCaps m_caps;
-  IsOpen m_is_open;
-  std::map<std::string, std::vector<Connection>> m_by_address;
-  std::size_t m_total = 0;
-  std::optional<std::chrono::steady_clock::time_point> m_last_full_check;
+  ConnectionId m_next_id = 1;
+  std::map<std::string, std::vector<ConnectionId>> m_by_address;  // never an empty vector
+  std::unordered_map<ConnectionId, std::string> m_address_of;
 };
-
-// The descriptor still names the socket with `inode`.
-bool descriptor_names_socket(const ConnectionLimits::Connection& connection);
 
 }  // namespace p2pd::net

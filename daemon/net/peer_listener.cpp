@@ -5,7 +5,6 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -151,7 +150,7 @@ PeerListener::~PeerListener() {
 bool PeerListener::start(HandOver hand_over, ConnectionCaps caps, PeerScores& scores) {
   m_hand_over = std::move(hand_over);
   m_scores = &scores;
-  m_limits = std::make_unique<ConnectionLimits>(caps, descriptor_names_socket);
+  m_admissions = std::make_shared<Admissions>(caps);
   m_loop = std::make_unique<AcceptLoop>(m_fds, "peer port", log::Category::net);
   return m_loop->start([this](int fd, int /*listener*/) { on_accept(fd); });
 }
@@ -161,61 +160,55 @@ void PeerListener::stop() {
 }
 
 void PeerListener::on_accept(int fd) {
-  const std::string ip = peer_ip(fd);
-  struct stat st {};
-  if (ip.empty() || ::fstat(fd, &st) != 0) {
+  const auto from = remote_address(fd);
+  if (!from) {
     ::close(fd);  // gone already
     return;
   }
-  const std::string address = address_key(ip);
-  const auto now = PeerScores::Clock::now();
-  if (m_scores->banned(address, now)) {
-    ::close(fd);
-    return;
-  }
-  ConnectionLimits::Verdict verdict;
+  const std::string address = address_key(from->host);
+  std::string refusal;
   {
-    std::lock_guard lock(m_limits_mutex);
-    verdict = m_limits->admit(address, ConnectionLimits::Connection{fd, st.st_ino}, now);
-  }
-  if (verdict != ConnectionLimits::Verdict::admitted) {
-    if (const auto held_back = m_refusal_log.admit()) {
-      const std::string why =
-          verdict == ConnectionLimits::Verdict::too_many_from_address
-              ? fmt::format("{} connections from it already (at most {})", m_limits->caps().per_address,
-                            m_limits->caps().per_address)
-              : fmt::format("{} peer connections already (at most {})", m_limits->tracked(), m_limits->caps().total);
-      log::warn(log::Category::net, "refused a peer connection from {}: {}{}", address, why,
-                log::held_back_note(*held_back));
+    // The ban check, the admission and the hand-over happen under the one
+    // lock ban() takes to collect an address's connections, so a ban
+    // cannot fall between them: either this connection sees it, or ban()
+    // returns its id after the owner has been handed it (and so can close
+    // it).
+    std::lock_guard lock(m_admissions->mutex);
+    if (m_scores->banned(address, PeerScores::Clock::now())) {
+      ::close(fd);
+      return;
     }
-    ::close(fd);
-    return;
+    ConnectionLimits& limits = m_admissions->limits;
+    const auto admission = limits.admit(address);
+    if (admission.verdict == ConnectionLimits::Verdict::admitted) {
+      auto ended = [admissions = m_admissions, id = admission.id] {
+        std::lock_guard ended_lock(admissions->mutex);
+        admissions->limits.forget(id);
+      };
+      m_hand_over(fd, *from, Admitted{admission.id, std::move(ended)});
+      return;
+    }
+    refusal = admission.verdict == ConnectionLimits::Verdict::too_many_from_address
+                  ? fmt::format("{} connections from it already (at most {})", limits.caps().per_address,
+                                limits.caps().per_address)
+                  : fmt::format("{} peer connections already (at most {})", limits.tracked(), limits.caps().total);
   }
-  const auto from = remote_address(fd);
-  if (!from) {
-    ::close(fd);
-    return;
+  if (const auto held_back = m_refusal_log.admit()) {
+    log::warn(log::Category::net, "refused a peer connection from {}: {}{}", address, refusal,
+              log::held_back_note(*held_back));
   }
-  m_hand_over(fd, *from);
+  ::close(fd);
 }
 
-void PeerListener::ban(const std::string& address, std::string_view why) {
+std::vector<ConnectionId> PeerListener::ban(const std::string& address, std::string_view why) {
   if (const auto held_back = m_ban_log.admit()) {
     log::warn(log::Category::net, "banned {} for {} s: {}{}", address,
               std::chrono::duration_cast<std::chrono::seconds>(m_scores->rules().ban_duration).count(), why,
               log::held_back_note(*held_back));
   }
-  std::lock_guard lock(m_limits_mutex);
-  if (!m_limits) return;
-  for (const auto& connection : m_limits->connections_of(address)) {
-    // Only while the descriptor still names the connection we accepted: gRPC
-    // may have closed it since. It may also close it between this check and
-    // the shutdown, and the number be taken by a new socket in those
-    // microseconds; that socket's connection would then be cut (and
-    // reconnect). Closing a socket gRPC owns without that window would need
-    // SOCK_DESTROY (CAP_NET_ADMIN), which the service does not have.
-    if (descriptor_names_socket(connection)) ::shutdown(connection.fd, SHUT_RDWR);
-  }
+  if (!m_admissions) return {};
+  std::lock_guard lock(m_admissions->mutex);
+  return m_admissions->limits.connections_of(address);
 }
 
 }  // namespace p2pd::net

@@ -34,29 +34,45 @@ class PeerListener {
 
   [[nodiscard]] std::uint16_t port() const { return m_port; }
 
+  // An admitted connection, for whoever carries it: `id` is what ban()
+  // returns for it, and `ended` must run once it has closed (once, on any
+  // thread, even after the listener is gone) so that it no longer counts
+  // against its address.
+  struct Admitted {
+    ConnectionId id = 0;
+    std::function<void()> ended;
+  };
   // Accepts on its own thread until stop(), handing each admitted connection
   // (and the address it came from) to `hand_over`, which owns it from
   // then; connections from addresses `scores` has banned are closed as
   // they come. `scores` must outlive stop().
-  using HandOver = std::function<void(int fd, const HostPort& from)>;
+  using HandOver = std::function<void(int fd, const HostPort& from, Admitted admitted)>;
   bool start(HandOver hand_over, ConnectionCaps caps, PeerScores& scores);
-  // `address` (an address_key) was just banned: logs it (rate-limited) and
-  // closes every connection from it we accepted (shutdown: gRPC then sees
-  // the connection end and lets it go). Any thread.
-  void ban(const std::string& address, std::string_view why);
-  // Stops accepting and joins; connections handed on are gRPC's. Idempotent.
+  // `address` (an address_key) was just banned in `scores`: logs it
+  // (rate-limited) and returns the connections from it that are still
+  // open, for their owner to close. A connection admitted after this
+  // call sees the ban and is closed as it comes; one admitted before was
+  // handed over before this returns. Any thread.
+  std::vector<ConnectionId> ban(const std::string& address, std::string_view why);
+  // Stops accepting and joins; connections handed on are their owner's. Idempotent.
   void stop();
 
  private:
   PeerListener() = default;
   void on_accept(int fd);
 
+  // Shared with every `ended`, which may run after the listener is gone.
+  struct Admissions {
+    explicit Admissions(ConnectionCaps caps) : limits(caps) {}
+    std::mutex mutex;  // the accept thread admits, the TLS thread forgets, a gRPC thread bans
+    ConnectionLimits limits;
+  };
+
   std::vector<int> m_fds;
   std::uint16_t m_port = 0;
   HandOver m_hand_over;
   PeerScores* m_scores = nullptr;
-  std::mutex m_limits_mutex;  // the accept thread admits, a gRPC thread may disconnect
-  std::unique_ptr<ConnectionLimits> m_limits;
+  std::shared_ptr<Admissions> m_admissions;
   log::Limiter m_refusal_log{5, std::chrono::minutes(1)};
   log::Limiter m_ban_log{5, std::chrono::minutes(1)};
   std::unique_ptr<AcceptLoop> m_loop;

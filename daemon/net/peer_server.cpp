@@ -573,8 +573,8 @@ Result<std::unique_ptr<PeerServer>> PeerServer::start(const HostPort& listen, tl
   if (!listener) return listener.error();
   server->m_listener = std::move(*listener);
   server->m_scores = std::make_unique<PeerScores>();
-  const auto ban = [listener = server->m_listener.get()](const std::string& key, std::string_view why) {
-    listener->ban(key, why);
+  const auto ban = [listener = server->m_listener.get(), &transport](const std::string& key, std::string_view why) {
+    for (const ConnectionId id : listener->ban(key, why)) transport.close_watched(id);
   };
   server->m_gate = std::make_unique<CallGate>(connections, rates, *server->m_scores, [ban](const std::string& key) {
     ban(key, "calls past its rate, again and again");
@@ -619,8 +619,10 @@ Result<std::unique_ptr<PeerServer>> PeerServer::start(const HostPort& listen, tl
   if (!server->m_server) return make_error(ErrorCode::unavailable, "cannot start the peer RPC server");
   server->m_intake->server = server->m_server.get();
   auto* raw = server.get();
-  if (!server->m_listener->start([raw](int fd, const HostPort& from) { raw->secure(fd, from, std::nullopt); }, caps,
-                                 *server->m_scores)) {
+  const auto hand_over = [raw](int fd, const HostPort& from, PeerListener::Admitted admitted) {
+    raw->secure(fd, from, std::nullopt, admitted.id, std::move(admitted.ended));
+  };
+  if (!server->m_listener->start(hand_over, caps, *server->m_scores)) {
     return make_error(ErrorCode::io, "cannot start accepting peers on {}", listen.to_string());
   }
   server->m_bound = HostPort{listen.host, server->m_listener->port()};
@@ -629,20 +631,26 @@ Result<std::unique_ptr<PeerServer>> PeerServer::start(const HostPort& listen, tl
 }
 
 void PeerServer::add_connection(int fd, std::optional<NodeId> expected) {
-  secure(fd, std::nullopt, expected);
+  secure(fd, std::nullopt, expected, std::nullopt, nullptr);
 }
 
-void PeerServer::secure(int fd, std::optional<HostPort> accepted_from, std::optional<NodeId> expected) {
-  m_transport->secure_inbound(fd, expected, [intake = m_intake, accepted_from](Result<tls::SecuredConnection> secured) {
-    if (!secured) return;  // logged by the transport
-    std::lock_guard lock(intake->mutex);
-    if (intake->server == nullptr) {
-      ::close(secured->fd);
-      return;
-    }
-    intake->connections.add(secured->fd, ConnectedPeer{secured->peer, accepted_from});
-    grpc::AddInsecureChannelFromFd(intake->server, secured->fd);
-  });
+void PeerServer::secure(int fd, std::optional<HostPort> accepted_from, std::optional<NodeId> expected,
+                        std::optional<ConnectionId> admitted, std::function<void()> ended) {
+  std::optional<tls::SecureTransport::Watch> watch;
+  if (admitted) watch = tls::SecureTransport::Watch{*admitted, std::move(ended)};
+  m_transport->secure_inbound(
+      fd, expected,
+      [intake = m_intake, accepted_from](Result<tls::SecuredConnection> secured) {
+        if (!secured) return;  // logged by the transport
+        std::lock_guard lock(intake->mutex);
+        if (intake->server == nullptr) {
+          ::close(secured->fd);
+          return;
+        }
+        intake->connections.add(secured->fd, ConnectedPeer{secured->peer, accepted_from});
+        grpc::AddInsecureChannelFromFd(intake->server, secured->fd);
+      },
+      std::move(watch));
 }
 
 void PeerServer::set_reachability(std::string reachability) {

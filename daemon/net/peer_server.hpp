@@ -157,7 +157,10 @@ class PeerServer {
  private:
   struct Intake;
   PeerServer() = default;
-  void secure(int fd, std::optional<HostPort> accepted_from, std::optional<NodeId> expected);
+  // A connection the listener admitted comes with its id, and `ended`
+  // for the transport to run when it closes.
+  void secure(int fd, std::optional<HostPort> accepted_from, std::optional<NodeId> expected,
+              std::optional<ConnectionId> admitted, std::function<void()> ended);
   tls::SecureTransport* m_transport = nullptr;
   std::shared_ptr<Intake> m_intake;  // before the services, which read its connections
   std::shared_ptr<PeerSelfState> m_self_state;

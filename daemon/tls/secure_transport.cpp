@@ -360,7 +360,8 @@ void SecureTransport::log_refusal(const std::string& who, const Error& error, bo
   }
 }
 
-Result<SecuredConnection> SecureTransport::carry(std::shared_ptr<SecureStream> stream, const NodeId& peer) {
+Result<SecuredConnection> SecureTransport::carry(std::shared_ptr<SecureStream> stream, const NodeId& peer,
+                                                 std::optional<std::uint64_t> watched) {
   int pair[2] = {-1, -1};
   if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, pair) != 0) {
     boost::system::error_code ignored;
@@ -378,39 +379,91 @@ Result<SecuredConnection> SecureTransport::carry(std::shared_ptr<SecureStream> s
     return make_error(ErrorCode::io, "cannot carry a connection: {}", ec.message());
   }
   ++m_open;
-  Tunnel::start(std::move(stream), std::move(ours), m_write_stall_limit, [this] { --m_open; });
+  // The tunnel's handlers run only after this returns, so it cannot end
+  // before its watch entry names it.
+  auto tunnel = Tunnel::start(std::move(stream), std::move(ours), m_write_stall_limit, [this, watched] {
+    --m_open;
+    if (watched) end_watched(*watched);
+  });
+  if (watched) {
+    if (auto it = m_watched.find(*watched); it != m_watched.end()) {
+      it->second.close = [weak = std::weak_ptr<Tunnel>(tunnel)] {
+        if (auto open = weak.lock()) open->close();
+      };
+    }
+  }
   return SecuredConnection{pair[1], peer};
 }
 
-void SecureTransport::secure_inbound(int fd, std::optional<NodeId> expected, Done done) {
-  secure(fd, true, expected, std::move(done));
+void SecureTransport::secure_inbound(int fd, std::optional<NodeId> expected, Done done, std::optional<Watch> watch) {
+  secure(fd, true, expected, std::move(done), std::move(watch));
 }
 
 void SecureTransport::secure_outbound(int fd, std::optional<NodeId> expected, Done done) {
-  secure(fd, false, expected, std::move(done));
+  secure(fd, false, expected, std::move(done), std::nullopt);
 }
 
-void SecureTransport::secure(int fd, bool server, std::optional<NodeId> expected, Done done) {
+void SecureTransport::secure(int fd, bool server, std::optional<NodeId> expected, Done done,
+                             std::optional<Watch> watch) {
   if (m_stopped) {
-    ::close(fd);
+    ::close(fd);  // a watch is dropped unrun, as at shutdown
     return done(make_error(ErrorCode::unavailable, "shutting down"));
   }
-  asio::post(*m_io, [this, fd, server, expected, done = std::move(done)]() mutable {
+  asio::post(*m_io, [this, fd, server, expected, done = std::move(done), watch = std::move(watch)]() mutable {
     const int family = socket_family(fd);
     auto stream = std::make_shared<SecureStream>(Socket(*m_io), server ? m_server_context : m_client_context);
     boost::system::error_code ec;
     if (family >= 0) stream->lowest_layer().assign(asio::generic::stream_protocol(family, IPPROTO_TCP), fd, ec);
     if (family < 0 || ec) {
       ::close(fd);
+      if (watch && watch->on_ended) watch->on_ended();
       return done(make_error(ErrorCode::io, "not a TCP connection"));
+    }
+    std::optional<std::uint64_t> watched;
+    if (watch) {
+      watched = watch->id;
+      // Until the tunnel starts, closing the socket ends the handshake
+      // (its handler then reports the end).
+      auto close_socket = [weak = std::weak_ptr<SecureStream>(stream)] {
+        if (auto open = weak.lock()) {
+          boost::system::error_code ignored;
+          open->lowest_layer().close(ignored);
+        }
+      };
+      m_watched.insert_or_assign(watch->id, Watched{std::move(close_socket), std::move(watch->on_ended)});
     }
     set_no_delay(fd);
     const std::string who = remote_of(fd);
-    handshake(stream, server, expected, who, [this, stream, done = std::move(done)](Result<NodeId> peer) mutable {
-      if (!peer) return done(peer.error());
-      done(carry(stream, *peer));
-    });
+    handshake(stream, server, expected, who,
+              [this, stream, watched, done = std::move(done)](Result<NodeId> peer) mutable {
+                if (!peer) {
+                  if (watched) end_watched(*watched);
+                  return done(peer.error());
+                }
+                auto carried = carry(stream, *peer, watched);
+                if (!carried && watched) end_watched(*watched);
+                done(std::move(carried));
+              });
   });
+}
+
+void SecureTransport::close_watched(std::uint64_t id) {
+  if (m_stopped) return;
+  asio::post(*m_io, [this, id] {
+    auto it = m_watched.find(id);
+    if (it == m_watched.end()) return;  // ended already
+    // A copy: closing ends the connection, whose end erases the entry.
+    auto close = it->second.close;
+    close();
+  });
+}
+
+void SecureTransport::end_watched(std::uint64_t id) {
+  auto it = m_watched.find(id);
+  if (it == m_watched.end()) return;
+  auto on_ended = std::move(it->second.on_ended);
+  m_watched.erase(it);
+  if (on_ended) on_ended();
 }
 
 void SecureTransport::note_proven(const std::string& target, const NodeId& id) {

@@ -28,6 +28,7 @@
 #include <optional>
 #include <string>
 #include <thread>
+#include <unordered_map>
 
 #include "common/log_limiter.hpp"
 #include "common/node_id.hpp"
@@ -70,11 +71,27 @@ class SecureTransport {
 
   [[nodiscard]] const NodeId& self() const { return m_self.id(); }
 
+  // A connection its caller wants to close later and hear the end of:
+  // `id` is the caller's name for it (unique among the watched ones), and
+  // `on_ended` runs once, on this layer's thread, when it ends: handshake
+  // refused, tunnel closed by either side, or close_watched(). Not at
+  // shutdown(), which drops it unrun.
+  struct Watch {
+    std::uint64_t id = 0;
+    std::function<void()> on_ended;
+  };
+
   // TLS server side of `fd` (connected; ownership passes here), a socket a
   // peer opened to us; with `expected`, a peer proving another id is
   // refused. `done` runs once, on this layer's thread. Not to be called
   // once shutdown() has begun.
-  void secure_inbound(int fd, std::optional<NodeId> expected, Done done);
+  void secure_inbound(int fd, std::optional<NodeId> expected, Done done, std::optional<Watch> watch = std::nullopt);
+  // Ends the watched connection `id`, in its handshake or its tunnel, on
+  // this layer's thread: its descriptors are closed there, by the thread
+  // that owns them. Nothing if it has ended. Calls are handled in the
+  // order made, after every secure_inbound() made before them. Any
+  // thread; not once shutdown() has begun.
+  void close_watched(std::uint64_t id);
   // TLS client side of `fd`, a socket we connected ourselves. With
   // `expected`, a peer proving another id is refused.
   void secure_outbound(int fd, std::optional<NodeId> expected, Done done);
@@ -99,11 +116,16 @@ class SecureTransport {
   SecureTransport(NodeCertificate self, std::optional<PoolSecret> pool, std::chrono::milliseconds write_stall_limit);
   Result<void> open();
   // Either side of secure_inbound/secure_outbound.
-  void secure(int fd, bool server, std::optional<NodeId> expected, Done done);
+  void secure(int fd, bool server, std::optional<NodeId> expected, Done done, std::optional<Watch> watch);
+  // A watched connection has ended: forget it and tell its watcher.
+  void end_watched(std::uint64_t id);
   // Runs the handshake on an adopted socket, then checks the peer.
   void handshake(std::shared_ptr<SecureStream> stream, bool server, std::optional<NodeId> expected, std::string who,
                  std::function<void(Result<NodeId>)> then);
-  Result<SecuredConnection> carry(std::shared_ptr<SecureStream> stream, const NodeId& peer);
+  // Starts the tunnel; a watched connection is then closed by closing it,
+  // and ends when it does (not when this fails).
+  Result<SecuredConnection> carry(std::shared_ptr<SecureStream> stream, const NodeId& peer,
+                                  std::optional<std::uint64_t> watched);
   void note_proven(const std::string& target, const NodeId& id);
   void log_refusal(const std::string& who, const Error& error, bool inbound);
 
@@ -117,6 +139,13 @@ class SecureTransport {
   std::atomic<std::uint64_t> m_refused{0};
   std::atomic<std::uint64_t> m_open{0};
   std::size_t m_proxy_sessions = 0;  // the thread's own
+  // Watched connections (the thread's own): how to end each now, and whom
+  // to tell when it has ended.
+  struct Watched {
+    std::function<void()> close;
+    std::function<void()> on_ended;
+  };
+  std::unordered_map<std::uint64_t, Watched> m_watched;
   std::unique_ptr<boost::asio::io_context> m_io = std::make_unique<boost::asio::io_context>();
   std::unique_ptr<Proxy> m_proxy;
   std::string m_proxy_target;

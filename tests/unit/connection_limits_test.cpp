@@ -1,11 +1,8 @@
-// The peer port's connection caps: per address and in all, with closed
-// connections noticed only when a cap is reached.
+// The peer port's connection caps: per address and in all, a connection
+// counted from its admission until its end is reported.
 #include <catch2/catch.hpp>
 
-#include <sys/socket.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
+#include <algorithm>
 #include <set>
 
 #include "daemon/net/connection_limits.hpp"
@@ -13,89 +10,69 @@
 
 using namespace p2pd::net;
 using Verdict = ConnectionLimits::Verdict;
-using namespace std::chrono_literals;
-
-namespace {
-
-const auto t0 = std::chrono::steady_clock::time_point{} + 1h;
-
-// Connections are "open" while their inode is in the set.
-struct FakeSockets {
-  std::set<ino_t> open;
-  ino_t next = 1;
-  ConnectionLimits::Connection connect() {
-    open.insert(next);
-    return {static_cast<int>(next), next++};
-  }
-};
-
-}  // namespace
 
 TEST_CASE("connection limits: an address is capped, others are not", "[unit][net]") {
-  FakeSockets sockets;
-  std::size_t checks = 0;
-  ConnectionLimits limits(ConnectionCaps{3, 100}, [&](const ConnectionLimits::Connection& c) {
-    ++checks;
-    return sockets.open.count(c.inode) > 0;
-  });
-  for (int i = 0; i < 3; ++i) CHECK(limits.admit("10.0.0.1", sockets.connect(), t0) == Verdict::admitted);
-  CHECK(checks == 0);  // nothing is checked below the cap
-  CHECK(limits.admit("10.0.0.1", sockets.connect(), t0) == Verdict::too_many_from_address);
-  CHECK(checks == 3);
-  CHECK(limits.admit("10.0.0.2", sockets.connect(), t0) == Verdict::admitted);
+  ConnectionLimits limits(ConnectionCaps{3, 100});
+  std::vector<ConnectionId> from_one;
+  for (int i = 0; i < 3; ++i) {
+    const auto admission = limits.admit("10.0.0.1");
+    REQUIRE(admission.verdict == Verdict::admitted);
+    from_one.push_back(admission.id);
+  }
+  CHECK(std::set<ConnectionId>(from_one.begin(), from_one.end()).size() == 3);  // each its own id
+  CHECK(limits.admit("10.0.0.1").verdict == Verdict::too_many_from_address);
+  const auto other = limits.admit("10.0.0.2");
+  CHECK(other.verdict == Verdict::admitted);
   CHECK(limits.tracked() == 4);
-  // One of the three closes: room for one more from that address.
-  sockets.open.erase(2);
-  CHECK(limits.admit("10.0.0.1", sockets.connect(), t0) == Verdict::admitted);
-  CHECK(limits.admit("10.0.0.1", sockets.connect(), t0) == Verdict::too_many_from_address);
+  CHECK(limits.connections_of("10.0.0.1") == from_one);
+  CHECK(limits.connections_of("10.0.0.2") == std::vector<ConnectionId>{other.id});
+  CHECK(limits.connections_of("10.0.0.3").empty());
+  // One of the three ends: room for one more from that address, and a new id.
+  CHECK(limits.forget(from_one[1]));
+  CHECK_FALSE(limits.forget(from_one[1]));  // reported twice: counted once
+  const auto again = limits.admit("10.0.0.1");
+  CHECK(again.verdict == Verdict::admitted);
+  CHECK(std::find(from_one.begin(), from_one.end(), again.id) == from_one.end());
+  CHECK(limits.admit("10.0.0.1").verdict == Verdict::too_many_from_address);
+  CHECK(limits.connections_of("10.0.0.1") == std::vector<ConnectionId>{from_one[0], from_one[2], again.id});
+  CHECK(limits.tracked() == 4);
+  CHECK_FALSE(limits.forget(999'999));  // never admitted
   CHECK(limits.tracked() == 4);
 }
 
-TEST_CASE("connection limits: the total is capped, and closed connections anywhere make room", "[unit][net]") {
-  FakeSockets sockets;
-  ConnectionLimits limits(ConnectionCaps{2, 6},
-                          [&](const ConnectionLimits::Connection& c) { return sockets.open.count(c.inode) > 0; });
-  std::vector<ConnectionLimits::Connection> held;
+TEST_CASE("connection limits: the total is capped, and an end anywhere makes room", "[unit][net]") {
+  ConnectionLimits limits(ConnectionCaps{2, 6});
+  std::vector<ConnectionId> held;
   for (int host = 0; host < 3; ++host) {
     for (int i = 0; i < 2; ++i) {
-      held.push_back(sockets.connect());
-      CHECK(limits.admit("10.0.0." + std::to_string(host), held.back(), t0) == Verdict::admitted);
+      const auto admission = limits.admit("10.0.0." + std::to_string(host));
+      REQUIRE(admission.verdict == Verdict::admitted);
+      held.push_back(admission.id);
     }
   }
-  CHECK(limits.admit("10.0.1.1", sockets.connect(), t0) == Verdict::too_many);
+  CHECK(limits.admit("10.0.1.1").verdict == Verdict::too_many);
   CHECK(limits.tracked() == 6);
-  // All of one address's connections close: its entry goes, room is made,
-  // once a second has passed since the table was last checked.
-  sockets.open.erase(held[0].inode);
-  sockets.open.erase(held[1].inode);
-  CHECK(limits.admit("10.0.1.1", sockets.connect(), t0 + 500ms) == Verdict::too_many);
-  CHECK(limits.admit("10.0.1.1", sockets.connect(), t0 + 1s) == Verdict::admitted);
+  // All of one address's connections end: its entry goes, room is made.
+  CHECK(limits.forget(held[0]));
+  CHECK(limits.forget(held[1]));
+  CHECK(limits.connections_of("10.0.0.0").empty());
+  CHECK(limits.tracked() == 4);
+  CHECK(limits.admit("10.0.1.1").verdict == Verdict::admitted);
   CHECK(limits.tracked() == 5);
-  // An address that keeps trying is refused without growing the table.
+  CHECK(limits.admit("10.0.1.2").verdict == Verdict::admitted);
+  // Addresses that keep trying are refused without growing the table.
   for (int i = 0; i < 1000; ++i) {
-    CHECK(limits.admit("10.0.1.1", sockets.connect(), t0 + 2s) != Verdict::too_many);
+    CHECK(limits.admit("10.0.1.1").verdict == Verdict::too_many);
+    CHECK(limits.admit("10.0.2." + std::to_string(i)).verdict == Verdict::too_many);
   }
-  CHECK(limits.tracked() <= 6);
-}
-
-TEST_CASE("connection limits: a descriptor counts while it names the same socket", "[unit][net]") {
-  int pair[2];
-  REQUIRE(::socketpair(AF_UNIX, SOCK_STREAM, 0, pair) == 0);
-  struct stat st {};
-  REQUIRE(::fstat(pair[0], &st) == 0);
-  const ConnectionLimits::Connection connection{pair[0], st.st_ino};
-  CHECK(descriptor_names_socket(connection));
-  ::close(pair[0]);
-  CHECK_FALSE(descriptor_names_socket(connection));
-  // The number reused by another socket: not the same connection.
-  int other[2];
-  REQUIRE(::socketpair(AF_UNIX, SOCK_STREAM, 0, other) == 0);
-  REQUIRE(::dup2(other[0], connection.fd) == connection.fd);
-  CHECK_FALSE(descriptor_names_socket(connection));
-  ::close(connection.fd);
-  ::close(other[0]);
-  ::close(other[1]);
-  ::close(pair[1]);
+  CHECK(limits.connections_of("10.0.2.1").empty());
+  CHECK(limits.tracked() == 6);
+  // Every end reported: nothing is left, whatever the order.
+  for (const ConnectionId id : held) limits.forget(id);
+  for (const auto& address : {"10.0.1.1", "10.0.1.2"}) {
+    for (const ConnectionId id : limits.connections_of(address)) CHECK(limits.forget(id));
+  }
+  CHECK(limits.tracked() == 0);
   CHECK(peer_ip(-1).empty());
 }
 

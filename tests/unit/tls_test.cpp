@@ -11,10 +11,12 @@
 #include <unistd.h>
 #include <cerrno>
 
+#include <atomic>
 #include <condition_variable>
 #include <fstream>
 #include <mutex>
 #include <optional>
+#include <thread>
 
 #include "daemon/tls/connect_request.hpp"
 #include "daemon/tls/node_certificate.hpp"
@@ -267,6 +269,122 @@ TEST_CASE("bytes that are not a p2pd TLS handshake are refused at once", "[unit]
   CHECK_THAT(result.error().message, Catch::Contains("TLS handshake failed"));
   CHECK(server->stats().refused == 1);
   ::close(dialler);
+}
+
+namespace {
+
+// Counts a watched connection's ends; shared with the transport's thread.
+struct Ends {
+  std::shared_ptr<std::atomic<int>> count = std::make_shared<std::atomic<int>>(0);
+  SecureTransport::Watch watch(std::uint64_t id) const {
+    return SecureTransport::Watch{id, [count = count] { ++*count; }};
+  }
+  // Waits (a few seconds at most) for `want` ends, then a little more so
+  // that a second report would be seen.
+  int wait_for(int want) const {
+    for (int i = 0; i < 500 && count->load() < want; ++i) std::this_thread::sleep_for(10ms);
+    std::this_thread::sleep_for(50ms);
+    return count->load();
+  }
+};
+
+}  // namespace
+
+TEST_CASE("a watched connection can be closed by its watcher, and its end is told once", "[unit][tls]") {
+  auto server = test::make_transport();
+  Ends ends;
+
+  SECTION("a handshake refused") {
+    auto [dialler, accepted] = tcp_pair();
+    Outcome outcome;
+    server->secure_inbound(accepted, std::nullopt, outcome.callback(), ends.watch(1));
+    const std::string preface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+    REQUIRE(::write(dialler, preface.data(), preface.size()) == static_cast<ssize_t>(preface.size()));
+    CHECK_FALSE(outcome.wait().has_value());
+    CHECK(ends.wait_for(1) == 1);
+    server->close_watched(1);  // ended already: nothing happens
+    CHECK(ends.wait_for(2) == 1);
+    ::close(dialler);
+  }
+
+  SECTION("closed while its handshake waits") {
+    // A caller that connects and says nothing: its watcher (a ban) ends it
+    // long before the handshake timeout would.
+    auto [dialler, accepted] = tcp_pair();
+    Outcome outcome;
+    server->secure_inbound(accepted, std::nullopt, outcome.callback(), ends.watch(7));
+    const auto started = std::chrono::steady_clock::now();
+    server->close_watched(7);
+    CHECK_FALSE(outcome.wait().has_value());
+    CHECK(std::chrono::steady_clock::now() - started < SecureTransport::kHandshakeTimeout / 2);
+    CHECK(ends.wait_for(1) == 1);
+    bool ended = false;
+    CHECK(read_some(dialler, 1, &ended).empty());
+    CHECK(ended);
+    ::close(dialler);
+  }
+
+  SECTION("ended by the peer once carried, or closed by its watcher") {
+    const bool by_watcher = GENERATE(false, true);
+    INFO("closed by " << (by_watcher ? "the watcher" : "the peer"));
+    auto client = test::make_transport();
+    auto [dialler, accepted] = tcp_pair();
+    Outcome client_side;
+    Outcome server_side;
+    server->secure_inbound(accepted, std::nullopt, server_side.callback(), ends.watch(42));
+    client->secure_outbound(dialler, server->self(), client_side.callback());
+    auto secured_client = client_side.wait();
+    auto secured_server = server_side.wait();
+    REQUIRE(secured_client.has_value());
+    REQUIRE(secured_server.has_value());
+    const std::string hello = "hello";
+    REQUIRE(::write(secured_client->fd, hello.data(), hello.size()) == static_cast<ssize_t>(hello.size()));
+    CHECK(read_some(secured_server->fd, hello.size()) == hello);
+    CHECK(ends.count->load() == 0);  // open, and carried: no end yet
+    if (by_watcher) {
+      server->close_watched(42);
+    } else {
+      ::close(secured_client->fd);
+    }
+    CHECK(ends.wait_for(1) == 1);
+    // Either way both sides' gRPC see the end of their stream.
+    bool ended = false;
+    CHECK(read_some(secured_server->fd, 1, &ended).empty());
+    CHECK(ended);
+    if (by_watcher) {
+      ended = false;
+      CHECK(read_some(secured_client->fd, 1, &ended).empty());
+      CHECK(ended);
+      ::close(secured_client->fd);
+    }
+    for (int i = 0; i < 100 && server->stats().open != 0; ++i) std::this_thread::sleep_for(20ms);
+    CHECK(server->stats().open == 0);
+    server->close_watched(42);
+    CHECK(ends.wait_for(2) == 1);
+    ::close(secured_server->fd);
+  }
+
+  SECTION("unwatched connections and unknown ids are left alone") {
+    auto client = test::make_transport();
+    auto [dialler, accepted] = tcp_pair();
+    Outcome client_side;
+    Outcome server_side;
+    server->secure_inbound(accepted, std::nullopt, server_side.callback());
+    client->secure_outbound(dialler, server->self(), client_side.callback());
+    auto secured_client = client_side.wait();
+    auto secured_server = server_side.wait();
+    REQUIRE(secured_client.has_value());
+    REQUIRE(secured_server.has_value());
+    server->close_watched(0);
+    server->close_watched(5);
+    std::this_thread::sleep_for(100ms);
+    const std::string hello = "still here";
+    REQUIRE(::write(secured_client->fd, hello.data(), hello.size()) == static_cast<ssize_t>(hello.size()));
+    CHECK(read_some(secured_server->fd, hello.size()) == hello);
+    CHECK(server->stats().open == 1);
+    ::close(secured_client->fd);
+    ::close(secured_server->fd);
+  }
 }
 
 TEST_CASE("the CONNECT request gRPC sends is parsed, anything else refused", "[unit][tls]") {
