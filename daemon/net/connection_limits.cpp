@@ -1,6 +1,13 @@
 #include "daemon/net/connection_limits.hpp"
 
+#include <atomic>
+
 namespace p2pd::net {
+namespace {
+
+std::atomic<ConnectionId> g_next_connection_id{1};
+
+}  // namespace
 
 ConnectionLimits::ConnectionLimits(ConnectionCaps caps) : m_caps(caps) {}
 
@@ -9,7 +16,7 @@ ConnectionLimits::Admission ConnectionLimits::admit(const std::string& address) 
     return {Verdict::too_many_from_address};
   }
   if (m_address_of.size() >= m_caps.total) return {Verdict::too_many};
-  const ConnectionId id = m_next_id++;
+  const ConnectionId id = g_next_connection_id.fetch_add(1, std::memory_order_relaxed);
   m_by_address[address].push_back(id);
   m_address_of.emplace(id, address);
   return {Verdict::admitted, id};

@@ -25,7 +25,9 @@ struct ConnectionCaps {
   std::size_t total = kMaxPeerConnections;
 };
 
-// Names one admitted connection; never reused within a process's lifetime.
+// Names one admitted connection; never reused within a process's
+// lifetime, whichever ConnectionLimits admitted it (the TLS layer keys the
+// connections it watches by it).
 using ConnectionId = std::uint64_t;
 
 class ConnectionLimits {
@@ -50,7 +52,6 @@ class ConnectionLimits {
 
  private:
   ConnectionCaps m_caps;
-  ConnectionId m_next_id = 1;
   std::map<std::string, std::vector<ConnectionId>> m_by_address;  // never an empty vector
   std::unordered_map<ConnectionId, std::string> m_address_of;
 };

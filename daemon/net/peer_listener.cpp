@@ -91,7 +91,7 @@ std::string address_key(const std::string& ip) {
   return std::string(text.data()) + "/64";
 }
 
-Result<std::unique_ptr<PeerListener>> PeerListener::bind(const HostPort& listen) {
+Result<std::unique_ptr<PeerListener>> PeerListener::bind(const HostPort& listen, ConnectionCaps caps) {
   // A wildcard takes every address, IPv6 and IPv4 alike, as gRPC's own
   // listener did: one dual-stack socket on [::], or 0.0.0.0 where the host
   // has no IPv6.
@@ -99,6 +99,7 @@ Result<std::unique_ptr<PeerListener>> PeerListener::bind(const HostPort& listen)
   std::vector<std::string> hosts =
       wildcard ? std::vector<std::string>{"::", "0.0.0.0"} : std::vector<std::string>{listen.host};
   std::unique_ptr<PeerListener> listener(new PeerListener());
+  listener->m_admissions = std::make_shared<Admissions>(caps);
   std::string last_error = "no address";
   for (const auto& host : hosts) {
     if (wildcard && !listener->m_fds.empty()) break;  // [::] took IPv4 too
@@ -147,10 +148,9 @@ PeerListener::~PeerListener() {
   for (int fd : m_fds) ::close(fd);
 }
 
-bool PeerListener::start(HandOver hand_over, ConnectionCaps caps, PeerScores& scores) {
+bool PeerListener::start(HandOver hand_over, PeerScores& scores) {
   m_hand_over = std::move(hand_over);
   m_scores = &scores;
-  m_admissions = std::make_shared<Admissions>(caps);
   m_loop = std::make_unique<AcceptLoop>(m_fds, "peer port", log::Category::net);
   return m_loop->start([this](int fd, int /*listener*/) { on_accept(fd); });
 }
@@ -206,7 +206,6 @@ std::vector<ConnectionId> PeerListener::ban(const std::string& address, std::str
               std::chrono::duration_cast<std::chrono::seconds>(m_scores->rules().ban_duration).count(), why,
               log::held_back_note(*held_back));
   }
-  if (!m_admissions) return {};
   std::lock_guard lock(m_admissions->mutex);
   return m_admissions->limits.connections_of(address);
 }

@@ -1,9 +1,8 @@
 #pragma once
-// The peer port's listening sockets. We bind and accept ourselves and hand
-// each connection to gRPC (ExternalConnectionAcceptor, which keeps the
-// caller's address as the call's peer), so that the connections one
-// address may hold are capped (connection_limits.hpp) before gRPC spends
-// anything on them.
+// The peer port's listening sockets. We bind and accept ourselves, so that
+// the connections one address may hold are capped (connection_limits.hpp)
+// before anything is spent on them, and hand each admitted connection on
+// (to the TLS layer, then gRPC: peer_server.cpp), which reports its end.
 
 #include <cstdint>
 #include <functional>
@@ -27,7 +26,7 @@ class PeerListener {
  public:
   // Binds every address `listen` names (a wildcard, an address, or a name
   // such as localhost: all of its addresses, on one port) and listens.
-  static Result<std::unique_ptr<PeerListener>> bind(const HostPort& listen);
+  static Result<std::unique_ptr<PeerListener>> bind(const HostPort& listen, ConnectionCaps caps);
   ~PeerListener();
   PeerListener(const PeerListener&) = delete;
   PeerListener& operator=(const PeerListener&) = delete;
@@ -36,8 +35,8 @@ class PeerListener {
 
   // An admitted connection, for whoever carries it: `id` is what ban()
   // returns for it, and `ended` must run once it has closed (once, on any
-  // thread, even after the listener is gone) so that it no longer counts
-  // against its address.
+  // thread, even after the listener is gone; not from within hand_over)
+  // so that it no longer counts against its address.
   struct Admitted {
     ConnectionId id = 0;
     std::function<void()> ended;
@@ -45,14 +44,17 @@ class PeerListener {
   // Accepts on its own thread until stop(), handing each admitted connection
   // (and the address it came from) to `hand_over`, which owns it from
   // then; connections from addresses `scores` has banned are closed as
-  // they come. `scores` must outlive stop().
+  // they come. `scores` must outlive stop(). `hand_over` runs under the
+  // lock that ban() and `ended` take: it must pass the connection on and
+  // return, never call either.
   using HandOver = std::function<void(int fd, const HostPort& from, Admitted admitted)>;
-  bool start(HandOver hand_over, ConnectionCaps caps, PeerScores& scores);
+  bool start(HandOver hand_over, PeerScores& scores);
   // `address` (an address_key) was just banned in `scores`: logs it
-  // (rate-limited) and returns the connections from it that are still
-  // open, for their owner to close. A connection admitted after this
-  // call sees the ban and is closed as it comes; one admitted before was
-  // handed over before this returns. Any thread.
+  // (rate-limited) and returns the connections from it still counted
+  // (handed over, no end reported), for their owner to close. A
+  // connection admitted after this call sees the ban and is closed as it
+  // comes; one admitted before was handed over before this returns. Any
+  // thread, after start().
   std::vector<ConnectionId> ban(const std::string& address, std::string_view why);
   // Stops accepting and joins; connections handed on are their owner's. Idempotent.
   void stop();
@@ -72,7 +74,7 @@ class PeerListener {
   std::uint16_t m_port = 0;
   HandOver m_hand_over;
   PeerScores* m_scores = nullptr;
-  std::shared_ptr<Admissions> m_admissions;
+  std::shared_ptr<Admissions> m_admissions;  // made by bind(), before any thread can ban
   log::Limiter m_refusal_log{5, std::chrono::minutes(1)};
   log::Limiter m_ban_log{5, std::chrono::minutes(1)};
   std::unique_ptr<AcceptLoop> m_loop;

@@ -569,7 +569,7 @@ Result<std::unique_ptr<PeerServer>> PeerServer::start(const HostPort& listen, tl
   server->m_transport = &transport;
   server->m_intake = std::make_shared<Intake>();
   const PeerConnections& connections = server->m_intake->connections;
-  auto listener = PeerListener::bind(listen);
+  auto listener = PeerListener::bind(listen, caps);
   if (!listener) return listener.error();
   server->m_listener = std::move(*listener);
   server->m_scores = std::make_unique<PeerScores>();
@@ -620,9 +620,9 @@ Result<std::unique_ptr<PeerServer>> PeerServer::start(const HostPort& listen, tl
   server->m_intake->server = server->m_server.get();
   auto* raw = server.get();
   const auto hand_over = [raw](int fd, const HostPort& from, PeerListener::Admitted admitted) {
-    raw->secure(fd, from, std::nullopt, admitted.id, std::move(admitted.ended));
+    raw->secure(fd, from, std::nullopt, std::move(admitted));
   };
-  if (!server->m_listener->start(hand_over, caps, *server->m_scores)) {
+  if (!server->m_listener->start(hand_over, *server->m_scores)) {
     return make_error(ErrorCode::io, "cannot start accepting peers on {}", listen.to_string());
   }
   server->m_bound = HostPort{listen.host, server->m_listener->port()};
@@ -631,13 +631,13 @@ Result<std::unique_ptr<PeerServer>> PeerServer::start(const HostPort& listen, tl
 }
 
 void PeerServer::add_connection(int fd, std::optional<NodeId> expected) {
-  secure(fd, std::nullopt, expected, std::nullopt, nullptr);
+  secure(fd, std::nullopt, expected, std::nullopt);
 }
 
 void PeerServer::secure(int fd, std::optional<HostPort> accepted_from, std::optional<NodeId> expected,
-                        std::optional<ConnectionId> admitted, std::function<void()> ended) {
+                        std::optional<PeerListener::Admitted> admitted) {
   std::optional<tls::SecureTransport::Watch> watch;
-  if (admitted) watch = tls::SecureTransport::Watch{*admitted, std::move(ended)};
+  if (admitted) watch = tls::SecureTransport::Watch{admitted->id, std::move(admitted->ended)};
   m_transport->secure_inbound(
       fd, expected,
       [intake = m_intake, accepted_from](Result<tls::SecuredConnection> secured) {

@@ -16,6 +16,7 @@
 #include "daemon/net/chord_codec.hpp"
 #include "daemon/net/connection_limits.hpp"
 #include "daemon/net/jobs_codec.hpp"
+#include "daemon/net/peer_listener.hpp"
 #include "daemon/net/peer_scores.hpp"
 #include "daemon/net/raft_codec.hpp"
 
@@ -41,7 +42,6 @@ class RaftService;
 class BlobService;
 class JobsService;
 class TraceService;
-class PeerListener;
 class CallGate;
 
 // What the peer server needs from the node.
@@ -157,10 +157,10 @@ class PeerServer {
  private:
   struct Intake;
   PeerServer() = default;
-  // A connection the listener admitted comes with its id, and `ended`
-  // for the transport to run when it closes.
+  // A connection the listener admitted comes with `admitted`, for the
+  // transport to watch.
   void secure(int fd, std::optional<HostPort> accepted_from, std::optional<NodeId> expected,
-              std::optional<ConnectionId> admitted, std::function<void()> ended);
+              std::optional<PeerListener::Admitted> admitted);
   tls::SecureTransport* m_transport = nullptr;
   std::shared_ptr<Intake> m_intake;  // before the services, which read its connections
   std::shared_ptr<PeerSelfState> m_self_state;

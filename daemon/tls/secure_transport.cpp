@@ -406,7 +406,10 @@ void SecureTransport::secure_outbound(int fd, std::optional<NodeId> expected, Do
 void SecureTransport::secure(int fd, bool server, std::optional<NodeId> expected, Done done,
                              std::optional<Watch> watch) {
   if (m_stopped) {
-    ::close(fd);  // a watch is dropped unrun, as at shutdown
+    // The watch is dropped unrun, as shutdown() drops them: its watcher is
+    // going too. (Running it here, on the caller's thread, could also
+    // deadlock a caller that hands over under the lock its on_ended takes.)
+    ::close(fd);
     return done(make_error(ErrorCode::unavailable, "shutting down"));
   }
   asio::post(*m_io, [this, fd, server, expected, done = std::move(done), watch = std::move(watch)]() mutable {
@@ -430,7 +433,13 @@ void SecureTransport::secure(int fd, bool server, std::optional<NodeId> expected
           open->lowest_layer().close(ignored);
         }
       };
-      m_watched.insert_or_assign(watch->id, Watched{std::move(close_socket), std::move(watch->on_ended)});
+      if (!m_watched.try_emplace(watch->id, Watched{std::move(close_socket), std::move(watch->on_ended)}).second) {
+        // The caller broke its promise of unique ids: keep the first, and
+        // refuse this one rather than lose track of either.
+        log::error(log::Category::net, "a connection was handed over as {}, an id already watched", watch->id);
+        stream->lowest_layer().close(ec);
+        return done(make_error(ErrorCode::internal, "connection id {} already watched", watch->id));
+      }
     }
     set_no_delay(fd);
     const std::string who = remote_of(fd);

@@ -72,7 +72,8 @@ class SecureTransport {
   [[nodiscard]] const NodeId& self() const { return m_self.id(); }
 
   // A connection its caller wants to close later and hear the end of:
-  // `id` is the caller's name for it (unique among the watched ones), and
+  // `id` is the caller's name for it (unique among the watched ones: a
+  // second connection handed over with an id in use is refused), and
   // `on_ended` runs once, on this layer's thread, when it ends: handshake
   // refused, tunnel closed by either side, or close_watched(). Not at
   // shutdown(), which drops it unrun.
@@ -83,14 +84,15 @@ class SecureTransport {
 
   // TLS server side of `fd` (connected; ownership passes here), a socket a
   // peer opened to us; with `expected`, a peer proving another id is
-  // refused. `done` runs once, on this layer's thread. Not to be called
-  // once shutdown() has begun.
+  // refused. `done` runs once, on this layer's thread (on the caller's,
+  // at once, once shutdown() has begun). Not to be called while
+  // shutdown() runs.
   void secure_inbound(int fd, std::optional<NodeId> expected, Done done, std::optional<Watch> watch = std::nullopt);
   // Ends the watched connection `id`, in its handshake or its tunnel, on
   // this layer's thread: its descriptors are closed there, by the thread
   // that owns them. Nothing if it has ended. Calls are handled in the
   // order made, after every secure_inbound() made before them. Any
-  // thread; not once shutdown() has begun.
+  // thread; not while shutdown() runs.
   void close_watched(std::uint64_t id);
   // TLS client side of `fd`, a socket we connected ourselves. With
   // `expected`, a peer proving another id is refused.

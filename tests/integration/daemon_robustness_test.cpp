@@ -160,7 +160,7 @@ TEST_CASE("garbage and half requests and idle connections on the control socket"
   CHECK(daemon.stop().exited_with(0));
 }
 
-TEST_CASE("1000 status calls in a row are all answered with RSS flat", "[integration][soak]") {
+TEST_CASE("1000 status calls in a row are all answered with RSS flat", "[integration][soak][footprint]") {
   TempDir dir;
   TestDaemon daemon(dir.path(), "a", {"--log-level", "info"});
   // Under ASan, freed memory waits in a quarantine (256 MiB by default) and
@@ -218,7 +218,7 @@ TEST_CASE("1000 status calls in a row are all answered with RSS flat", "[integra
 TEST_CASE(
     "300 connections of random bytes and 200 silent ones on the peer port: the daemon answers, closes the silent "
     "ones and stays bounded",
-    "[integration]") {
+    "[integration][footprint]") {
   TempDir dir;
   // All from 127.0.0.1: lift the per-address cap (the next test has it) so
   // that every connection reaches gRPC.

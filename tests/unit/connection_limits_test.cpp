@@ -2,14 +2,103 @@
 // counted from its admission until its end is reported.
 #include <catch2/catch.hpp>
 
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <chrono>
+#include <condition_variable>
+#include <mutex>
 #include <set>
+#include <thread>
 
 #include "daemon/net/connection_limits.hpp"
 #include "daemon/net/peer_listener.hpp"
 
 using namespace p2pd::net;
 using Verdict = ConnectionLimits::Verdict;
+using namespace std::chrono_literals;
+
+namespace {
+
+// A blocking TCP connection to 127.0.0.1:`port`; -1 on failure.
+int connect_to(std::uint16_t port) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_port = htons(port);
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) != 0) {
+    ::close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+// The other end closed `fd` within `wait`.
+bool closed_by_peer(int fd, std::chrono::milliseconds wait) {
+  pollfd waiting{fd, POLLIN, 0};
+  if (::poll(&waiting, 1, static_cast<int>(wait.count())) <= 0) return false;
+  char byte = 0;
+  return ::recv(fd, &byte, 1, 0) <= 0;
+}
+
+// What the listener handed over, as its owner (the TLS layer) would keep it.
+class Owner {
+ public:
+  PeerListener::HandOver hand_over() {
+    return [this](int fd, const p2pd::HostPort& from, PeerListener::Admitted admitted) {
+      std::lock_guard lock(m_mutex);
+      m_handed.push_back(Handed{fd, from.host, std::move(admitted)});
+      m_cv.notify_all();
+    };
+  }
+  // Waits (5 s at most) until `count` connections were handed over.
+  bool wait_for(std::size_t count) {
+    std::unique_lock lock(m_mutex);
+    return m_cv.wait_for(lock, 5s, [&] { return m_handed.size() >= count; });
+  }
+  std::size_t count() {
+    std::lock_guard lock(m_mutex);
+    return m_handed.size();
+  }
+  ConnectionId id(std::size_t i) {
+    std::lock_guard lock(m_mutex);
+    return m_handed.at(i).admitted.id;
+  }
+  std::string from(std::size_t i) {
+    std::lock_guard lock(m_mutex);
+    return m_handed.at(i).from;
+  }
+  // The connection ends: closed, and its end reported.
+  void end(std::size_t i) {
+    std::function<void()> ended;
+    {
+      std::lock_guard lock(m_mutex);
+      ::close(m_handed.at(i).fd);
+      ended = m_handed.at(i).admitted.ended;
+    }
+    ended();
+  }
+  std::function<void()> ended(std::size_t i) {
+    std::lock_guard lock(m_mutex);
+    return m_handed.at(i).admitted.ended;
+  }
+
+ private:
+  struct Handed {
+    int fd;
+    std::string from;
+    PeerListener::Admitted admitted;
+  };
+  std::mutex m_mutex;
+  std::condition_variable m_cv;
+  std::vector<Handed> m_handed;
+};
+
+}  // namespace
 
 TEST_CASE("connection limits: an address is capped, others are not", "[unit][net]") {
   ConnectionLimits limits(ConnectionCaps{3, 100});
@@ -74,6 +163,50 @@ TEST_CASE("connection limits: the total is capped, and an end anywhere makes roo
   }
   CHECK(limits.tracked() == 0);
   CHECK(peer_ip(-1).empty());
+}
+
+TEST_CASE("the peer port hands over what it admits, counts it until its end, and names it on a ban", "[unit][net]") {
+  auto bound = PeerListener::bind(p2pd::HostPort{"127.0.0.1", 0}, ConnectionCaps{2, 100});
+  REQUIRE(bound.has_value());
+  auto listener = std::move(*bound);
+  PeerScores scores;
+  Owner owner;
+  REQUIRE(listener->start(owner.hand_over(), scores));
+  std::vector<int> clients;
+  for (int i = 0; i < 3; ++i) {
+    clients.push_back(connect_to(listener->port()));
+    REQUIRE(clients.back() >= 0);
+  }
+  // Two are handed over; the third, past the address's cap, is closed.
+  REQUIRE(owner.wait_for(2));
+  CHECK(closed_by_peer(clients[2], 2s));
+  CHECK(owner.count() == 2);
+  CHECK(owner.from(0) == "127.0.0.1");
+  CHECK(owner.id(0) != owner.id(1));
+  // Once one's end is reported (twice, even), there is room for one more.
+  owner.end(0);
+  owner.ended(0)();
+  clients.push_back(connect_to(listener->port()));
+  REQUIRE(owner.wait_for(3));
+  CHECK(owner.id(2) != owner.id(0));
+  clients.push_back(connect_to(listener->port()));
+  CHECK(closed_by_peer(clients.back(), 2s));
+  // A ban names the connections still counted, for their owner to close;
+  // the listener cuts nothing itself, and refuses new ones as they come.
+  REQUIRE(scores.penalize("127.0.0.1", scores.rules().ban_score, PeerScores::Clock::now()));
+  const auto named = listener->ban("127.0.0.1", "a test");
+  CHECK(std::set<ConnectionId>(named.begin(), named.end()) == std::set<ConnectionId>{owner.id(1), owner.id(2)});
+  CHECK_FALSE(closed_by_peer(clients[1], 100ms));
+  clients.push_back(connect_to(listener->port()));
+  CHECK(closed_by_peer(clients.back(), 2s));
+  CHECK(owner.count() == 3);
+  CHECK(listener->ban("10.9.9.9", "a test").empty());
+  // Ends reported after the listener is gone are harmless.
+  listener->stop();
+  listener.reset();
+  owner.end(1);
+  owner.end(2);
+  for (int fd : clients) ::close(fd);
 }
 
 TEST_CASE("connection limits: IPv6 callers are counted by their /64", "[unit][net]") {

@@ -364,6 +364,36 @@ TEST_CASE("a watched connection can be closed by its watcher, and its end is tol
     ::close(secured_server->fd);
   }
 
+  SECTION("not a TCP connection") {
+    int pair[2];
+    REQUIRE(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) == 0);
+    Outcome outcome;
+    server->secure_inbound(pair[0], std::nullopt, outcome.callback(), ends.watch(3));
+    auto result = outcome.wait();
+    REQUIRE_FALSE(result.has_value());
+    CHECK_THAT(result.error().message, Catch::Contains("not a TCP connection"));
+    CHECK(ends.wait_for(1) == 1);
+    ::close(pair[1]);
+  }
+
+  SECTION("a second connection handed over under an id in use is refused, the first kept") {
+    auto [first_dialler, first_accepted] = tcp_pair();
+    auto [second_dialler, second_accepted] = tcp_pair();
+    Outcome first;
+    Outcome second;
+    server->secure_inbound(first_accepted, std::nullopt, first.callback(), ends.watch(9));
+    server->secure_inbound(second_accepted, std::nullopt, second.callback(), ends.watch(9));
+    auto refused = second.wait();
+    REQUIRE_FALSE(refused.has_value());
+    CHECK_THAT(refused.error().message, Catch::Contains("already watched"));
+    CHECK(ends.wait_for(1) == 0);  // the first is still open and watched
+    server->close_watched(9);
+    CHECK_FALSE(first.wait().has_value());
+    CHECK(ends.wait_for(1) == 1);
+    ::close(first_dialler);
+    ::close(second_dialler);
+  }
+
   SECTION("unwatched connections and unknown ids are left alone") {
     auto client = test::make_transport();
     auto [dialler, accepted] = tcp_pair();
