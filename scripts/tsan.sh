@@ -14,9 +14,10 @@
 #
 # Left out by default, and run by scripts/test.sh in the ci and asan
 # presets: the integration tests labelled footprint instead, which bound a
-# daemon's RSS (TSan's shadow memory adds more than the bounds allow). The preset
-# gives the integration tests 4 times their timeouts (the 24-daemon ring
-# takes about 10 minutes under TSan on 2 cores).
+# daemon's RSS (TSan's shadow memory adds more than the bounds allow). The
+# preset sets P2PD_TEST_SLOWDOWN=4: the integration tests get 4 times their
+# timeouts and time bounds (the 24-daemon ring takes about 9 minutes under
+# TSan on 2 cores, against 2 in the ci preset).
 #
 # Not part of scripts/test.sh: the instrumented gRPC takes about 20 minutes
 # to build on 2 cores, and the tests run several times slower under TSan.

@@ -433,13 +433,15 @@ void SecureTransport::secure(int fd, bool server, std::optional<NodeId> expected
           open->lowest_layer().close(ignored);
         }
       };
-      if (!m_watched.try_emplace(watch->id, Watched{std::move(close_socket), std::move(watch->on_ended)}).second) {
+      if (m_watched.contains(watch->id)) {
         // The caller broke its promise of unique ids: keep the first, and
-        // refuse this one rather than lose track of either.
+        // end this one (telling its watcher) rather than lose track of either.
         log::error(log::Category::net, "a connection was handed over as {}, an id already watched", watch->id);
         stream->lowest_layer().close(ec);
+        if (watch->on_ended) watch->on_ended();
         return done(make_error(ErrorCode::internal, "connection id {} already watched", watch->id));
       }
+      m_watched.emplace(watch->id, Watched{std::move(close_socket), std::move(watch->on_ended)});
     }
     set_no_delay(fd);
     const std::string who = remote_of(fd);

@@ -72,11 +72,11 @@ class SecureTransport {
   [[nodiscard]] const NodeId& self() const { return m_self.id(); }
 
   // A connection its caller wants to close later and hear the end of:
-  // `id` is the caller's name for it (unique among the watched ones: a
-  // second connection handed over with an id in use is refused), and
-  // `on_ended` runs once, on this layer's thread, when it ends: handshake
-  // refused, tunnel closed by either side, or close_watched(). Not at
-  // shutdown(), which drops it unrun.
+  // `id` is the caller's name for it, unique among the watched ones (a
+  // second connection handed over with an id in use is refused, and its
+  // end told); `on_ended` runs once, on this layer's thread, when it ends:
+  // handshake refused, tunnel closed by either side, or close_watched().
+  // Not at shutdown(), which drops it unrun.
   struct Watch {
     std::uint64_t id = 0;
     std::function<void()> on_ended;

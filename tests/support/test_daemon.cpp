@@ -3,6 +3,7 @@
 #include <signal.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <thread>
 
 namespace p2pd::test {
@@ -12,6 +13,14 @@ std::string p2pd_binary() {
 }
 std::string p2pctl_binary() {
   return P2PD_TEST_P2PCTL_BINARY;
+}
+
+double slowdown() {
+  const char* text = std::getenv("P2PD_TEST_SLOWDOWN");
+  if (text == nullptr) return 1;
+  char* end = nullptr;
+  const double factor = std::strtod(text, &end);
+  return end != text && *end == '\0' && factor >= 1 && factor <= 20 ? factor : 1;
 }
 
 bool eventually(const std::function<bool()>& condition, std::chrono::milliseconds timeout) {

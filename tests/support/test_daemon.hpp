@@ -65,6 +65,12 @@ class TestDaemon {
 // Seconds of steady time since `start`, for the figures tests print.
 double seconds_since(std::chrono::steady_clock::time_point start);
 
+// How many times slower than a plain build the daemons run here: the
+// P2PD_TEST_SLOWDOWN environment variable (1 to 20; ctest sets it from the
+// CMake variable of that name, 4 in the tsan preset), else 1. Bounds on how
+// long something took are multiplied by it; the figures printed are not.
+double slowdown();
+
 // Polls `condition` until true or `timeout`; true when it held.
 bool eventually(const std::function<bool()>& condition, std::chrono::milliseconds timeout);
 
