@@ -27,6 +27,7 @@
 #include "common/host_port.hpp"
 #include "common/npy.hpp"
 #include "proto/peer.grpc.pb.h"
+#include "tests/support/loopback.hpp"
 #include "tests/support/process.hpp"
 #include "tests/support/secure_peer.hpp"
 
@@ -58,47 +59,10 @@ void send_all(int fd, std::string_view data) {
   }
 }
 
-// To 127.0.0.1:`port`, from `source` (another loopback address stands for another host).
-int connect_tcp(std::uint16_t port, const char* source = nullptr) {
-  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (source != nullptr) {
-    sockaddr_in from{};
-    from.sin_family = AF_INET;
-    ::inet_pton(AF_INET, source, &from.sin_addr);
-    if (::bind(fd, reinterpret_cast<sockaddr*>(&from), sizeof from) != 0) {
-      ::close(fd);
-      return -1;
-    }
-  }
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(port);
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
-    ::close(fd);
-    return -1;
-  }
-  return fd;
-}
-
 std::size_t open_fds(pid_t pid) {
   std::error_code ec;
   const std::filesystem::directory_iterator fds("/proc/" + std::to_string(pid) + "/fd", ec);
   return ec ? 0 : static_cast<std::size_t>(std::distance(fds, std::filesystem::directory_iterator{}));
-}
-
-// The peer closed this connection (EOF or reset) by `deadline`; what it
-// sent first (a gRPC server's SETTINGS) is read and dropped.
-bool closed_by_peer(int fd, std::chrono::steady_clock::time_point deadline) {
-  for (;;) {
-    const auto left =
-        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
-    pollfd p{fd, POLLIN, 0};
-    if (left.count() <= 0 || ::poll(&p, 1, static_cast<int>(left.count())) <= 0) return false;
-    char buffer[4096];
-    const ssize_t n = ::recv(fd, buffer, sizeof buffer, MSG_DONTWAIT);
-    if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) return true;
-  }
 }
 
 }  // namespace

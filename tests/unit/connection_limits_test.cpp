@@ -2,9 +2,6 @@
 // counted from its admission until its end is reported.
 #include <catch2/catch.hpp>
 
-#include <netinet/in.h>
-#include <poll.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -16,34 +13,15 @@
 
 #include "daemon/net/connection_limits.hpp"
 #include "daemon/net/peer_listener.hpp"
+#include "tests/support/loopback.hpp"
 
 using namespace p2pd::net;
 using Verdict = ConnectionLimits::Verdict;
 using namespace std::chrono_literals;
+using p2pd::test::closed_by_peer;
+using p2pd::test::connect_tcp;
 
 namespace {
-
-// A blocking TCP connection to 127.0.0.1:`port`; -1 on failure.
-int connect_to(std::uint16_t port) {
-  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_port = htons(port);
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) != 0) {
-    ::close(fd);
-    return -1;
-  }
-  return fd;
-}
-
-// The other end closed `fd` within `wait`.
-bool closed_by_peer(int fd, std::chrono::milliseconds wait) {
-  pollfd waiting{fd, POLLIN, 0};
-  if (::poll(&waiting, 1, static_cast<int>(wait.count())) <= 0) return false;
-  char byte = 0;
-  return ::recv(fd, &byte, 1, 0) <= 0;
-}
 
 // What the listener handed over, as its owner (the TLS layer) would keep it.
 class Owner {
@@ -174,31 +152,31 @@ TEST_CASE("the peer port hands over what it admits, counts it until its end, and
   REQUIRE(listener->start(owner.hand_over(), scores));
   std::vector<int> clients;
   for (int i = 0; i < 3; ++i) {
-    clients.push_back(connect_to(listener->port()));
+    clients.push_back(connect_tcp(listener->port()));
     REQUIRE(clients.back() >= 0);
   }
   // Two are handed over; the third, past the address's cap, is closed.
   REQUIRE(owner.wait_for(2));
-  CHECK(closed_by_peer(clients[2], 2s));
+  CHECK(closed_by_peer(clients[2], std::chrono::steady_clock::now() + 2s));
   CHECK(owner.count() == 2);
   CHECK(owner.from(0) == "127.0.0.1");
   CHECK(owner.id(0) != owner.id(1));
   // Once one's end is reported (twice, even), there is room for one more.
   owner.end(0);
   owner.ended(0)();
-  clients.push_back(connect_to(listener->port()));
+  clients.push_back(connect_tcp(listener->port()));
   REQUIRE(owner.wait_for(3));
   CHECK(owner.id(2) != owner.id(0));
-  clients.push_back(connect_to(listener->port()));
-  CHECK(closed_by_peer(clients.back(), 2s));
+  clients.push_back(connect_tcp(listener->port()));
+  CHECK(closed_by_peer(clients.back(), std::chrono::steady_clock::now() + 2s));
   // A ban names the connections still counted, for their owner to close;
   // the listener cuts nothing itself, and refuses new ones as they come.
   REQUIRE(scores.penalize("127.0.0.1", scores.rules().ban_score, PeerScores::Clock::now()));
   const auto named = listener->ban("127.0.0.1", "a test");
   CHECK(std::set<ConnectionId>(named.begin(), named.end()) == std::set<ConnectionId>{owner.id(1), owner.id(2)});
-  CHECK_FALSE(closed_by_peer(clients[1], 100ms));
-  clients.push_back(connect_to(listener->port()));
-  CHECK(closed_by_peer(clients.back(), 2s));
+  CHECK_FALSE(closed_by_peer(clients[1], std::chrono::steady_clock::now() + 100ms));
+  clients.push_back(connect_tcp(listener->port()));
+  CHECK(closed_by_peer(clients.back(), std::chrono::steady_clock::now() + 2s));
   CHECK(owner.count() == 3);
   CHECK(listener->ban("10.9.9.9", "a test").empty());
   // Ends reported after the listener is gone are harmless.
